@@ -1,0 +1,1 @@
+"""Frozen datasets: sources (generators and importers), manifests, verification, loading."""

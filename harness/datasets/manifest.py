@@ -1,0 +1,185 @@
+"""The frozen manifest of a dataset: split membership, per-file content digests, one digest.
+
+``datasets/<name>/manifest.json`` is committed. Its ``digest`` covers the task, the band
+names, the splits and every file's content digest (not the dataset's name, nor the
+``source`` and ``samples`` blocks, which only describe), so two copies of the same
+content have the same digest wherever and however they were made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.datasets.layout import KINDS, SPLIT_NAME, SUFFIX, check_sample_id, rel_path
+from harness.errors import ManifestError
+
+SCHEMA = "sarbench.manifest/1"
+
+
+@dataclass
+class Manifest:
+    name: str
+    task: str
+    bands: tuple[str, ...]
+    splits: dict[str, list[str]]
+    files: dict[str, str]
+    source: dict[str, Any] = field(default_factory=dict)
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        body = {
+            "task": self.task,
+            "bands": list(self.bands),
+            "splits": {k: sorted(v) for k, v in sorted(self.splits.items())},
+            "files": dict(sorted(self.files.items())),
+        }
+        raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    def split_of(self) -> dict[str, str]:
+        """Sample id -> split."""
+        return {sid: split for split, ids in self.splits.items() for sid in ids}
+
+    def count(self) -> dict[str, int]:
+        return {split: len(ids) for split, ids in self.splits.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "name": self.name,
+            "task": self.task,
+            "bands": list(self.bands),
+            "digest": self.digest,
+            "source": self.source,
+            "splits": {k: sorted(v) for k, v in self.splits.items()},
+            "samples": {k: self.samples[k] for k in sorted(self.samples)},
+            "files": dict(sorted(self.files.items())),
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Manifest:
+        path = Path(path)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ManifestError(f"{path}: manifest not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"{path}: not a readable JSON manifest ({exc})") from exc
+        return cls.from_dict(raw, origin=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, origin: str = "manifest") -> Manifest:
+        """Parse and check a manifest; every problem found is listed in one error."""
+        problems: list[str] = []
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{origin}: top level must be a JSON object")
+        if raw.get("schema") != SCHEMA:
+            problems.append(f"schema must be {SCHEMA!r}, found {raw.get('schema')!r}")
+        name, task = raw.get("name"), raw.get("task")
+        for key, val in (("name", name), ("task", task)):
+            if not isinstance(val, str) or not val:
+                problems.append(f"{key!r} must be a non-empty string")
+        bands = raw.get("bands")
+        if not isinstance(bands, list) or not all(isinstance(b, str) for b in bands) or not bands:
+            problems.append("'bands' must be a non-empty list of strings")
+            bands = []
+        splits = _check_splits(raw.get("splits"), problems)
+        files = _check_files(raw.get("files"), splits, problems)
+        source = raw.get("source", {})
+        samples = raw.get("samples", {})
+        if not isinstance(source, dict):
+            problems.append("'source' must be an object")
+            source = {}
+        if not isinstance(samples, dict) or not all(isinstance(v, dict) for v in samples.values()):
+            problems.append("'samples' must map sample ids to objects")
+            samples = {}
+        if problems:
+            raise ManifestError(f"{origin}: " + "; ".join(problems))
+        m = cls(
+            name=name,
+            task=task,
+            bands=tuple(bands),
+            splits=splits,
+            files=files,
+            source=source,
+            samples=samples,
+        )
+        stated = raw.get("digest")
+        if stated != m.digest:
+            raise ManifestError(
+                f"{origin}: stated digest {stated!r} does not match its content ({m.digest}); "
+                "the manifest was edited by hand or is corrupt"
+            )
+        return m
+
+
+def _check_splits(raw: Any, problems: list[str]) -> dict[str, list[str]]:
+    if not isinstance(raw, dict) or not raw:
+        problems.append("'splits' must be a non-empty object of split name -> list of ids")
+        return {}
+    splits: dict[str, list[str]] = {}
+    seen: dict[str, str] = {}
+    for split, ids in raw.items():
+        if not isinstance(split, str) or not SPLIT_NAME.match(split):
+            problems.append(f"bad split name {split!r}")
+            continue
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            problems.append(f"split {split!r} must be a list of sample ids")
+            continue
+        for sid in ids:
+            try:
+                check_sample_id(sid)
+            except ValueError as exc:
+                problems.append(str(exc))
+            if sid in seen:
+                problems.append(f"sample {sid!r} is in both {seen[sid]!r} and {split!r}")
+            seen[sid] = split
+        splits[split] = list(ids)
+    return splits
+
+
+def _check_files(raw: Any, splits: dict[str, list[str]], problems: list[str]) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        problems.append("'files' must be an object of relative path -> digest")
+        return {}
+    files: dict[str, str] = {}
+    for rel, digest in raw.items():
+        parts = rel.split("/") if isinstance(rel, str) else []
+        ok = (
+            len(parts) == 3
+            and parts[0] in splits
+            and parts[1] in KINDS
+            and parts[2].endswith(SUFFIX)
+            and parts[2][: -len(SUFFIX)] in splits[parts[0]]
+        )
+        if not ok:
+            problems.append(
+                f"file {rel!r} is not <split>/<inputs|targets|valid>/<id>.tif of a listed sample"
+            )
+            continue
+        if not isinstance(digest, str) or not digest.startswith("sha256:") or len(digest) != 71:
+            problems.append(f"file {rel!r} has a malformed digest")
+            continue
+        files[rel] = digest
+    for split, ids in splits.items():
+        for sid in ids:
+            if (
+                rel_path(split, "inputs", sid) not in files
+                and rel_path(split, "inputs", sid) not in raw
+            ):
+                problems.append(f"sample {sid!r} of split {split!r} has no inputs file")
+    return files

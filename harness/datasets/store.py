@@ -1,0 +1,182 @@
+"""Writing a source's samples into the layout, and checking files against a manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from harness.datasets.layout import (
+    BYTES_RECORD,
+    KINDS,
+    NOT_CONTENT,
+    SPLIT_NAME,
+    check_sample_id,
+    rel_path,
+)
+from harness.datasets.manifest import Manifest
+from harness.datasets.source import DatasetSource, SampleRecord
+from harness.errors import DataFileError, SarbenchError
+from harness.geo import content_digest, file_digest, write_raster
+from harness.tasks import get_task
+
+
+def raw_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_record(rec: SampleRecord, source: DatasetSource, target_dtype: str) -> None:
+    where = f"{source.name}: sample {rec.id!r} of split {rec.split!r}"
+    check_sample_id(rec.id)
+    if not SPLIT_NAME.match(rec.split):
+        raise ValueError(f"{where}: bad split name")
+    if rec.inputs.ndim != 3 or rec.inputs.shape[0] != len(source.bands):
+        raise ValueError(
+            f"{where}: inputs must be ({len(source.bands)}, H, W), got {rec.inputs.shape}"
+        )
+    if rec.inputs.shape[1:] != rec.grid.shape:
+        raise ValueError(f"{where}: inputs {rec.inputs.shape} do not fit grid {rec.grid.shape}")
+    if rec.inputs.dtype != np.float32:
+        raise ValueError(f"{where}: inputs must be float32, got {rec.inputs.dtype}")
+    if rec.target is not None and (
+        rec.target.shape != rec.grid.shape or rec.target.dtype != np.dtype(target_dtype)
+    ):
+        raise ValueError(
+            f"{where}: target must be {target_dtype} {rec.grid.shape}, "
+            f"got {rec.target.dtype} {rec.target.shape}"
+        )
+    if rec.valid is not None and rec.valid.shape != rec.grid.shape:
+        raise ValueError(f"{where}: valid mask {rec.valid.shape} does not fit {rec.grid.shape}")
+
+
+def write_source(source: DatasetSource, out_dir: Path, *, progress: bool = True) -> Manifest:
+    """Write every sample of ``source`` under ``out_dir`` and return its manifest.
+
+    ``out_dir`` must not exist yet (callers write into a staging folder and rename it).
+    """
+    task = get_task(source.task)
+    out_dir.mkdir(parents=True)
+    splits: dict[str, list[str]] = {}
+    files: dict[str, str] = {}
+    raw: dict[str, str] = {}
+    samples: dict[str, dict] = {}
+    counts = source.expected_counts()
+    total = sum(counts.values()) if counts else None
+    bar = tqdm(total=total, desc=f"{source.name}", unit="chip", disable=not progress)
+    try:
+        for rec in source.samples():
+            _check_record(rec, source, task.target_dtype)
+            if rec.id in samples:
+                raise ValueError(f"{source.name}: sample id {rec.id!r} produced twice")
+            parts: list[tuple[str, np.ndarray, float | None, tuple[str, ...]]] = [
+                ("inputs", rec.inputs, rec.input_nodata, source.bands)
+            ]
+            if rec.target is not None:
+                parts.append(("targets", rec.target, None, ("target",)))
+            if rec.valid is not None:
+                parts.append(("valid", rec.valid.astype(np.uint8), None, ("valid",)))
+            for kind, arr, nodata, names in parts:
+                rel = rel_path(rec.split, kind, rec.id)
+                path = out_dir / rel
+                write_raster(path, arr, rec.grid, nodata=nodata, band_names=names)
+                files[rel] = content_digest(arr, rec.grid, nodata)
+                raw[rel] = raw_sha256(path)
+            splits.setdefault(rec.split, []).append(rec.id)
+            samples[rec.id] = dict(rec.meta)
+            bar.update(1)
+    finally:
+        bar.close()
+    if counts and {k: len(v) for k, v in splits.items()} != counts:
+        got = {k: len(v) for k, v in splits.items()}
+        raise SarbenchError(f"{source.name}: expected {counts} samples per split, produced {got}")
+    write_bytes_record(out_dir, raw)
+    return Manifest(
+        name=source.name,
+        task=source.task,
+        bands=tuple(source.bands),
+        splits=splits,
+        files=files,
+        source=source.describe(),
+        samples=samples,
+    )
+
+
+def write_bytes_record(dataset_dir: Path, raw: dict[str, str]) -> None:
+    (dataset_dir / BYTES_RECORD).write_text(json.dumps(dict(sorted(raw.items())), indent=0))
+
+
+def list_content_files(dataset_dir: Path) -> list[str]:
+    """Every file under ``dataset_dir`` (relative POSIX paths), bookkeeping files excluded."""
+    found = []
+    for root, dirs, names in os.walk(dataset_dir):
+        dirs.sort()
+        for n in sorted(names):
+            rel = Path(root, n).relative_to(dataset_dir).as_posix()
+            if rel not in NOT_CONTENT:
+                found.append(rel)
+    return found
+
+
+def verify_files(manifest: Manifest, dataset_dir: Path, *, progress: bool = True) -> list[str]:
+    """Every difference between ``dataset_dir`` and ``manifest``, one line per file.
+
+    Content digests are checked against the manifest (portable across GDAL versions). Raw
+    bytes are checked against the record written when the data was prepared or imported,
+    so that any byte change is caught, also one that leaves the decoded pixels unchanged.
+    """
+    if not dataset_dir.is_dir():
+        return [f"{dataset_dir}: dataset folder is missing (run `sarbench datasets prepare`)"]
+    problems: list[str] = []
+    present = list_content_files(dataset_dir)
+    present_set = set(present)
+    for rel in sorted(set(manifest.files) - present_set):
+        problems.append(f"{rel}: missing")
+    for rel in present:
+        if rel not in manifest.files:
+            problems.append(f"{rel}: extra file, not in the manifest")
+    try:
+        recorded = json.loads((dataset_dir / BYTES_RECORD).read_text())
+        if not isinstance(recorded, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError) as exc:
+        recorded = None
+        problems.append(f"{BYTES_RECORD}: byte record unreadable ({exc}); re-run prepare")
+    checked = [rel for rel in sorted(manifest.files) if rel in present_set]
+    for rel in tqdm(checked, desc=f"verify {manifest.name}", unit="file", disable=not progress):
+        path = dataset_dir / rel
+        try:
+            digest = file_digest(path)
+        except DataFileError as exc:
+            problems.append(f"{rel}: unreadable ({exc.problem})")
+            continue
+        if digest != manifest.files[rel]:
+            problems.append(f"{rel}: content differs from the manifest")
+        elif recorded is not None and recorded.get(rel) != raw_sha256(path):
+            problems.append(
+                f"{rel}: bytes changed since it was prepared (decoded content still matches)"
+            )
+    return problems
+
+
+def replace_dir(staging: Path, final: Path) -> None:
+    """Move a finished staging folder into place, removing what was there only afterwards."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def kinds_present(split_dir: Path) -> tuple[str, ...]:
+    return tuple(k for k in KINDS if (split_dir / k).is_dir())

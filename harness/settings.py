@@ -1,0 +1,56 @@
+"""Settings, read once from the environment and CLI options, then passed in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "sarbench"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where SARBench keeps things.
+
+    - ``home``: the work folder (default ``$SARBENCH_HOME`` or ``~/.local/share/sarbench``).
+    - ``data_root``: data files of every dataset, one folder each (default
+      ``$SARBENCH_DATA_ROOT`` or ``<home>/data``). Never inside git.
+    - ``manifests_dir``: the committed ``datasets/<name>/`` folders with ``manifest.json``
+      and the dataset card (default ``$SARBENCH_DATASETS_DIR`` or the repository's
+      ``datasets/``).
+    """
+
+    home: Path
+    data_root: Path
+    manifests_dir: Path
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        data_root: str | os.PathLike[str] | None = None,
+        manifests_dir: str | os.PathLike[str] | None = None,
+    ) -> Settings:
+        env = os.environ
+        home_path = Path(home or env.get("SARBENCH_HOME") or _default_home()).expanduser()
+        data = Path(data_root or env.get("SARBENCH_DATA_ROOT") or home_path / "data").expanduser()
+        manifests = Path(
+            manifests_dir or env.get("SARBENCH_DATASETS_DIR") or REPO_ROOT / "datasets"
+        ).expanduser()
+        return cls(home=home_path, data_root=data, manifests_dir=manifests)
+
+    def dataset_dir(self, name: str) -> Path:
+        """Folder of a dataset's data files."""
+        return self.data_root / name
+
+    def manifest_path(self, name: str) -> Path:
+        """The committed manifest of a dataset."""
+        return self.manifests_dir / name / "manifest.json"
