@@ -115,17 +115,18 @@ def _report(out: Any) -> None:
 @click.argument("source_dir", type=click.Path(path_type=Path))
 @click.option("--name", help="Dataset name (default: the importer's or the folder's name).")
 @click.option("--task", help="Task of a folder import (flood or ndvi).")
-@click.option("--force", is_flag=True, help="Re-import even if the data verifies.")
 @click.pass_obj
 def datasets_import(
-    settings: Settings, kind: str, source_dir: Path, name: str | None, task: str | None, force: bool
+    settings: Settings, kind: str, source_dir: Path, name: str | None, task: str | None
 ) -> None:
-    """Import real data: KIND is `sen1floods11` or `folder`."""
+    """Import real data: KIND is `sen1floods11` or `folder`.
+
+    The first import freezes the dataset (manifest and card); an import under a frozen name
+    must reproduce its digest, else nothing is replaced and the differences are listed.
+    """
     from harness.datasets import ops
 
-    out = ops.import_dataset(
-        settings, kind, source_dir, name=name, task=task, force=force, progress=_progress()
-    )
+    out = ops.import_dataset(settings, kind, source_dir, name=name, task=task, progress=_progress())
     _report(out)
 
 

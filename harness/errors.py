@@ -33,6 +33,10 @@ class DataFileError(SarbenchError):
         self.path, self.problem = path, problem
 
 
+class SourceError(SarbenchError):
+    """A dataset source produced something that does not fit the layout or the task."""
+
+
 class ManifestError(SarbenchError):
     """A manifest that is missing, malformed or disagrees with what it should freeze."""
 

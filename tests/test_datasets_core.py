@@ -43,7 +43,7 @@ def test_freeze_then_reproduce_then_skip(settings: Settings) -> None:
     assert len(list((settings.manifests_dir / "tiny" / "quicklooks").glob("*.png"))) == 7
     again = ops.materialise(settings, TinySource(), progress=False)
     assert again.status == "skipped" and again.digest == first.digest
-    forced = ops.materialise(settings, TinySource(), force=True, progress=False)
+    forced = ops.materialise(settings, TinySource(), skip_if_verified=False, progress=False)
     assert forced.status == "prepared" and forced.digest == first.digest
 
 
@@ -53,7 +53,7 @@ def test_a_different_generation_is_refused_and_replaces_nothing(prepared) -> Non
     probe = path / "train" / "inputs" / "train_00.tif"
     stamp = probe.read_bytes()
     with pytest.raises(ManifestError) as err:
-        ops.materialise(settings, TinySource(seed=1), force=True, progress=False)
+        ops.materialise(settings, TinySource(seed=1), skip_if_verified=False, progress=False)
     msg = str(err.value)
     assert "nothing was replaced" in msg and "train/inputs/train_00.tif: content differs" in msg
     assert settings.manifest_path("tiny").read_bytes() == before

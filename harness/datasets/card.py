@@ -66,11 +66,15 @@ def quicklook(sample: Sample, task: str) -> Image.Image:
 
 
 def _source_doc(name: str, manifest: Manifest) -> str:
-    kind = GENERATORS.get(name) or IMPORTERS.get(str(manifest.source.get("importer", "")))
+    """A generator's module documentation, or the importer class's own docstring."""
+    if name in GENERATORS:
+        module = importlib.import_module(GENERATORS[name].factory.split(":")[0])
+        return inspect.cleandoc(module.__doc__ or "")
+    kind = IMPORTERS.get(str(manifest.source.get("importer", "")))
     if kind is None:
         return ""
-    module = importlib.import_module(kind.factory.split(":")[0])
-    return inspect.cleandoc(module.__doc__ or "")
+    module_name, attr = kind.factory.split(":")
+    return inspect.getdoc(getattr(importlib.import_module(module_name), attr)) or ""
 
 
 def _stats(split: SplitDir, task: str) -> str:
@@ -100,15 +104,16 @@ def _stats(split: SplitDir, task: str) -> str:
     )
 
 
-def write_card(settings: Settings, manifest: Manifest) -> Path:
-    """Write the card and quicklooks of a prepared dataset; returns the card's path."""
+def write_card(settings: Settings, manifest: Manifest, data_dir: Path | None = None) -> Path:
+    """Write the card and quicklooks of a dataset whose files are in ``data_dir`` (default:
+    its folder under the data root); returns the card's path."""
     name, task = manifest.name, get_task(manifest.task)
     out = settings.manifests_dir / name
     looks = out / "quicklooks"
     looks.mkdir(parents=True, exist_ok=True)
     for old in looks.glob("*.png"):
         old.unlink()
-    data = settings.dataset_dir(name)
+    data = data_dir or settings.dataset_dir(name)
     rows, images = [], []
     for split in manifest.splits:
         sd = SplitDir(data / split)

@@ -100,10 +100,9 @@ class SplitDir:
             target = t.data[0]
         if self.valid_dir is not None:
             vpath = self.valid_dir / f"{sample_id}{SUFFIX}"
-            if vpath.is_file():
-                v = read_raster(vpath)
-                _same_grid(v.grid, src.grid, vpath)
-                valid = v.data[0] != 0
+            v = read_raster(vpath)  # a split with valid/ needs a mask for every sample
+            _same_grid(v.grid, src.grid, vpath)
+            valid = v.data[0] != 0
         return Sample(
             id=sample_id,
             inputs=src.data,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.datasets.layout import LOCAL_COPY
+from harness.datasets.layout import LOCAL_COPY, check_dataset_name
 from harness.datasets.loader import SplitDir
 from harness.datasets.manifest import Manifest
 from harness.datasets.registry import (
@@ -69,7 +69,7 @@ def prepare(
     its manifest and dataset card are written to the manifests folder.
     """
     source = generator(name).build()
-    return materialise(settings, source, force=force, progress=progress)
+    return materialise(settings, source, skip_if_verified=not force, progress=progress)
 
 
 def import_dataset(
@@ -79,28 +79,41 @@ def import_dataset(
     *,
     name: str | None = None,
     task: str | None = None,
-    force: bool = False,
     progress: bool = True,
 ) -> Outcome:
-    """Import real data with an importer; freezing works exactly as for :func:`prepare`."""
+    """Import real data with an importer; freezing works exactly as for :func:`prepare`.
+
+    The source is always read again (never skipped), so importing another folder under a
+    frozen name fails with the differences instead of passing silently.
+    """
     src = Path(source_dir)
     if not src.is_dir():
         raise SarbenchError(f"{src}: source folder not found")
     source = importer(kind).build(source_dir=src, name=name, task=task)
     if source.name in GENERATORS:
         raise SarbenchError(f"{source.name!r} is an embedded dataset; import under another --name")
-    return materialise(settings, source, force=force, progress=progress)
+    return materialise(settings, source, skip_if_verified=False, progress=progress)
 
 
 def materialise(
-    settings: Settings, source: DatasetSource, *, force: bool = False, progress: bool = True
+    settings: Settings,
+    source: DatasetSource,
+    *,
+    skip_if_verified: bool = True,
+    progress: bool = True,
 ) -> Outcome:
+    """Write ``source`` under the data root, then reproduce or freeze its manifest.
+
+    Nothing under the data root or the manifests folder changes unless the whole dataset
+    was written and agrees with the committed manifest (or is being frozen).
+    """
+    check_dataset_name(source.name)
     final = settings.dataset_dir(source.name)
     committed = committed_manifest(settings, source.name)
     if (
-        committed is not None
+        skip_if_verified
+        and committed is not None
         and final.is_dir()
-        and not force
         and not verify_files(committed, final, progress=False)
     ):
         return Outcome(source.name, "skipped", committed.digest, final, committed.count())
@@ -121,16 +134,15 @@ def materialise(
                 )
             status: Literal["frozen", "prepared"] = "prepared"
         else:
+            from harness.datasets.card import write_card  # Pillow work, only when freezing
+
+            write_card(settings, manifest, data_dir=staging)
             manifest.save(settings.manifest_path(source.name))
             status = "frozen"
         manifest.save(staging / LOCAL_COPY)
         replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if status == "frozen":
-        from harness.datasets.card import write_card  # Pillow work, only when freezing
-
-        write_card(settings, manifest)
     return Outcome(source.name, status, manifest.digest, final, manifest.count())
 
 

@@ -21,7 +21,7 @@ from harness.datasets.layout import (
 )
 from harness.datasets.manifest import Manifest
 from harness.datasets.source import DatasetSource, SampleRecord
-from harness.errors import DataFileError, SarbenchError
+from harness.errors import DataFileError, SourceError
 from harness.geo import content_digest, file_digest, write_raster
 from harness.tasks import get_task
 
@@ -36,26 +36,29 @@ def raw_sha256(path: Path) -> str:
 
 def _check_record(rec: SampleRecord, source: DatasetSource, target_dtype: str) -> None:
     where = f"{source.name}: sample {rec.id!r} of split {rec.split!r}"
-    check_sample_id(rec.id)
+    try:
+        check_sample_id(rec.id)
+    except ValueError as exc:
+        raise SourceError(f"{where}: {exc}") from None
     if not SPLIT_NAME.match(rec.split):
-        raise ValueError(f"{where}: bad split name")
+        raise SourceError(f"{where}: bad split name")
     if rec.inputs.ndim != 3 or rec.inputs.shape[0] != len(source.bands):
-        raise ValueError(
+        raise SourceError(
             f"{where}: inputs must be ({len(source.bands)}, H, W), got {rec.inputs.shape}"
         )
     if rec.inputs.shape[1:] != rec.grid.shape:
-        raise ValueError(f"{where}: inputs {rec.inputs.shape} do not fit grid {rec.grid.shape}")
+        raise SourceError(f"{where}: inputs {rec.inputs.shape} do not fit grid {rec.grid.shape}")
     if rec.inputs.dtype != np.float32:
-        raise ValueError(f"{where}: inputs must be float32, got {rec.inputs.dtype}")
+        raise SourceError(f"{where}: inputs must be float32, got {rec.inputs.dtype}")
     if rec.target is not None and (
         rec.target.shape != rec.grid.shape or rec.target.dtype != np.dtype(target_dtype)
     ):
-        raise ValueError(
+        raise SourceError(
             f"{where}: target must be {target_dtype} {rec.grid.shape}, "
             f"got {rec.target.dtype} {rec.target.shape}"
         )
     if rec.valid is not None and rec.valid.shape != rec.grid.shape:
-        raise ValueError(f"{where}: valid mask {rec.valid.shape} does not fit {rec.grid.shape}")
+        raise SourceError(f"{where}: valid mask {rec.valid.shape} does not fit {rec.grid.shape}")
 
 
 def write_source(source: DatasetSource, out_dir: Path, *, progress: bool = True) -> Manifest:
@@ -76,7 +79,7 @@ def write_source(source: DatasetSource, out_dir: Path, *, progress: bool = True)
         for rec in source.samples():
             _check_record(rec, source, task.target_dtype)
             if rec.id in samples:
-                raise ValueError(f"{source.name}: sample id {rec.id!r} produced twice")
+                raise SourceError(f"{source.name}: sample id {rec.id!r} produced twice")
             parts: list[tuple[str, np.ndarray, float | None, tuple[str, ...]]] = [
                 ("inputs", rec.inputs, rec.input_nodata, source.bands)
             ]
@@ -95,9 +98,9 @@ def write_source(source: DatasetSource, out_dir: Path, *, progress: bool = True)
             bar.update(1)
     finally:
         bar.close()
-    if counts and {k: len(v) for k, v in splits.items()} != counts:
-        got = {k: len(v) for k, v in splits.items()}
-        raise SarbenchError(f"{source.name}: expected {counts} samples per split, produced {got}")
+    got = {k: len(v) for k, v in splits.items()}
+    if counts and got != {k: n for k, n in counts.items() if n}:
+        raise SourceError(f"{source.name}: expected {counts} samples per split, produced {got}")
     write_bytes_record(out_dir, raw)
     return Manifest(
         name=source.name,
