@@ -11,6 +11,7 @@ import click
 
 from harness import __version__
 from harness.errors import SarbenchError, VerificationError
+from harness.scoring.cli import score
 from harness.settings import Settings
 
 
@@ -192,6 +193,9 @@ def datasets_card(settings: Settings, name: str) -> None:
 
     manifest = ops.verify(settings, name, progress=_progress())
     click.echo(f"wrote {write_card(settings, manifest)}")
+
+
+main.add_command(score)
 
 
 @main.command()

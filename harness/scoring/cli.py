@@ -1,0 +1,135 @@
+"""`sarbench score PRED_DIR --dataset NAME --split val|test [--json]`.
+
+Exit codes: 0 scored; 1 the predictions break the contract (every problem is listed on
+stderr); 2 any other error the harness can explain (unknown dataset, dataset not
+prepared, split without labels...).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from harness.errors import SarbenchError
+from harness.scoring.metrics import rank_key
+from harness.settings import Settings
+
+if TYPE_CHECKING:
+    from harness.scoring.score import ScoreResult
+
+_WORST_SHOWN = 5
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "undefined"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.6g}"
+
+
+def render(result: ScoreResult) -> str:
+    """The human-readable report: pooled metrics, the primary metric's interval, and the
+    chips that did worst on the primary metric."""
+    iv = result.interval
+    where = f"{result.dataset} / {result.split}" if result.dataset else result.split
+    lines = [
+        f"{where} ({result.task}): {len(result.chip_ids)} chips, predictions in "
+        f"{result.predictions}",
+        "",
+        f"{'metric':<10} {'value':>12}   {f'{iv.level:.0%} CI':<26} better",
+    ]
+    for name, value in result.metrics.items():
+        star = " *" if name == result.primary_metric else ""
+        ci = f"[{_fmt(iv.low)}, {_fmt(iv.high)}]" if name == result.primary_metric else ""
+        lines.append(f"{name + star:<10} {_fmt(value):>12}   {ci:<26} {result.directions[name]}")
+    lines += [
+        "",
+        f"* primary metric. CI: percentile bootstrap over chips, {iv.n_resamples} resamples, "
+        f"seed {iv.seed}"
+        + (f" ({iv.n_undefined} resamples undefined, left out)" if iv.n_undefined else "")
+        + ".",
+        "Every metric pools all valid pixels of all chips; see docs/metrics.md.",
+    ]
+    per_chip = result.chip_metrics()[result.primary_metric]
+    defined = [
+        (float(v), sid)
+        for v, sid in zip(per_chip, result.chip_ids, strict=True)
+        if not math.isnan(v)
+    ]
+    direction = result.directions[result.primary_metric]
+    worst = sorted(defined, key=lambda d: rank_key(direction, d[0]), reverse=True)[:_WORST_SHOWN]
+    if worst:
+        shown = ", ".join(f"{sid} {_fmt(v)}" for v, sid in worst)
+        lines.append(f"Worst chips by {result.primary_metric}: {shown}")
+    undefined = len(per_chip) - len(defined)
+    if undefined:
+        lines.append(
+            f"{undefined} chip(s) have an undefined per-chip {result.primary_metric} "
+            "(e.g. no flood in target or prediction); they still count in the pooled value."
+        )
+    return "\n".join(lines)
+
+
+@click.command("score")
+@click.argument("pred_dir", type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="Name of a prepared dataset, e.g. flood-synth.")
+@click.option(
+    "--split",
+    type=click.Choice(["val", "test"]),
+    required=True,
+    help="The split the predictions are for (competitors have the val labels).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Bootstrap resamples for the confidence interval.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.pass_context
+def score(
+    ctx: click.Context,
+    pred_dir: Path,
+    dataset: str,
+    split: str,
+    as_json: bool,
+    resamples: int,
+    seed: int,
+) -> None:
+    """Validate and score PRED_DIR (one <id>.tif per input of the split)."""
+    # Imported here so that `sarbench --help` does not load rasterio and scipy.
+    from harness.datasets.ops import open_split, require_manifest
+    from harness.scoring.score import score_predictions
+    from harness.scoring.validate import PredictionError
+    from harness.tasks import get_task
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings.load()
+    try:
+        task = get_task(require_manifest(settings, dataset).task)
+        split_dir = open_split(settings, dataset, split)
+        result = score_predictions(
+            pred_dir, split_dir, task, dataset=dataset, n_resamples=resamples, seed=seed
+        )
+    except PredictionError as exc:
+        click.echo(
+            f"error: {len(exc.problems)} problem(s) with the predictions in {exc.pred_dir}; "
+            "nothing was scored:",
+            err=True,
+        )
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        ctx.exit(1)
+    except SarbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    else:
+        click.echo(render(result))
