@@ -11,6 +11,7 @@ import click
 
 from harness import __version__
 from harness.errors import SarbenchError, VerificationError
+from harness.runtime.cli import images
 from harness.scoring.cli import score
 from harness.settings import Settings
 
@@ -196,6 +197,7 @@ def datasets_card(settings: Settings, name: str) -> None:
 
 
 main.add_command(score)
+main.add_command(images)
 
 
 @main.command()

@@ -1,0 +1,60 @@
+"""``sarbench images ...``: a click group for the main CLI to register (``main.add_command``).
+
+A thin edge: it parses options, connects to the engine and calls :mod:`harness.runtime.images`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.runtime.images import BASE_IMAGE, DEFAULT_MIRROR
+
+
+@click.group()
+def images() -> None:
+    """Build and inspect the container images (offline: nothing is pulled)."""
+
+
+@images.command("base")
+@click.option("--name", default=BASE_IMAGE, show_default=True, help="Image name and tag.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the temporary root filesystem goes (about 400 MB) [default: system temp].",
+)
+@click.option("--mirror", default=DEFAULT_MIRROR, show_default=True, help="Debian mirror.")
+@click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
+@click.option(
+    "--docker-host",
+    metavar="URL",
+    help="Engine address, like unix:///var/run/docker.sock [default: $DOCKER_HOST or that].",
+)
+def images_base(
+    name: str, workdir: Path | None, mirror: str, rebuild: bool, docker_host: str | None
+) -> None:
+    """Build the Debian bookworm base image with debootstrap (needs root; about a minute).
+
+    Does nothing when the engine already has the image. Prints the name and image ID.
+    """
+    from harness.runtime.docker_backend import connect
+    from harness.runtime.images import build_base_image
+
+    client = connect(docker_host)
+    try:
+        image_id = build_base_image(
+            client,
+            name,
+            workdir=workdir,
+            progress=lambda message: click.echo(message, err=True),
+            mirror=mirror,
+            rebuild=rebuild,
+        )
+    finally:
+        client.close()
+    click.echo(f"{name} {image_id}")
+
+
+if __name__ == "__main__":  # python -m harness.runtime.cli base
+    images()

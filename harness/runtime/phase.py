@@ -1,0 +1,196 @@
+"""What both backends share: mounts, the environment they set, and the result of a phase.
+
+A phase is one run of an entry's command (``train`` or ``predict``) with some host folders
+mounted. Mounts are given as ``{host_path: (container_path, "ro" | "rw")}``.
+
+Every mount is also announced in an environment variable, in both backends, named from its
+container path: ``/data/train`` -> ``SARBENCH_DATA_TRAIN``, ``/config/run.json`` ->
+``SARBENCH_CONFIG_RUN_JSON``. In a container its value is the container path; in the local
+backend (no container, no mounts) it is the host path. Code that reads these variables,
+with the fixed paths as fallbacks, runs unchanged under both.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from harness.runtime.errors import MountError
+from harness.runtime.limits import Limits
+
+PhaseStatus = Literal["ok", "timeout", "oom", "crash", "output_limit", "error"]
+MountMode = Literal["ro", "rw"]
+Mounts = Mapping[str | os.PathLike[str], tuple[str, MountMode]]
+
+# Container paths that the runtime owns: a mount there would hide or replace them.
+_RESERVED = ("/tmp", "/proc", "/sys", "/dev", "/etc")
+ENV_PREFIX = "SARBENCH_"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One bind mount: a host path seen at ``target`` inside the container."""
+
+    host: Path
+    target: str
+    mode: MountMode
+
+    @property
+    def read_only(self) -> bool:
+        return self.mode == "ro"
+
+    @property
+    def env_name(self) -> str:
+        return mount_env_name(self.target)
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """How one phase ended.
+
+    - ``status``: ``ok`` (exit 0), ``timeout`` (killed at the wall-clock limit), ``oom``
+      (killed at the memory limit), ``crash`` (non-zero exit), ``output_limit`` (wrote more
+      than the output cap into its writable mounts; killed if still running), ``error``
+      (the command could not be started at all, e.g. no such executable in the image).
+    - ``exit_code``: the process's exit code (128 + signal when killed by one); ``None``
+      where it never ran.
+    - ``wall_s``: seconds from the process's start to its end.
+    - ``peak_memory_bytes``: the highest memory use seen (cgroup figure, page cache
+      included), ``None`` where the backend cannot tell.
+    - ``log_tail``: the last lines of stdout and stderr together.
+    - ``image_id``: the ID of the image it ran (``sha256:...``); ``None`` for ``local``.
+    - ``isolated``: ``False`` for the local backend; such results never enter the
+      official table.
+    - ``reason``: one line for people, saying why it ended as it did.
+    - ``output_bytes``: bytes in the writable mounts at the end.
+    """
+
+    status: PhaseStatus
+    exit_code: int | None
+    wall_s: float
+    peak_memory_bytes: int | None
+    log_tail: str
+    image_id: str | None
+    isolated: bool = True
+    reason: str = ""
+    output_bytes: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for a run record."""
+        return asdict(self)
+
+
+class PhaseRunner(Protocol):
+    """The signature both backends' ``run_phase`` share."""
+
+    def __call__(
+        self,
+        client: Any,
+        image: str,
+        command: Sequence[str],
+        mounts: Mounts,
+        limits: Limits,
+        labels: Mapping[str, str],
+        env: Mapping[str, str] | None = None,
+    ) -> PhaseResult: ...
+
+
+def mount_env_name(target: str) -> str:
+    """The environment variable that announces a mount: ``/data/train`` -> ``SARBENCH_DATA_TRAIN``."""
+    return ENV_PREFIX + re.sub(r"[^A-Z0-9]+", "_", target.upper()).strip("_")
+
+
+def check_mounts(mounts: Mounts) -> list[Mount]:
+    """Turn the mapping into checked :class:`Mount` objects, or raise :class:`MountError`.
+
+    Host paths must exist; writable ones must be folders. Container paths must be absolute,
+    distinct, and outside the paths the runtime owns (``/tmp``, ``/proc``, ``/sys``,
+    ``/dev``, ``/etc``).
+    """
+    checked: list[Mount] = []
+    seen: dict[str, Path] = {}
+    for host_path, spec in mounts.items():
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise MountError(
+                f"mount of {host_path}: give (container_path, 'ro' | 'rw'), got {spec!r}"
+            )
+        target, mode = spec
+        host = Path(host_path).absolute()
+        if mode not in ("ro", "rw"):
+            raise MountError(f"mount of {host}: mode must be 'ro' or 'rw', got {mode!r}")
+        norm = posixpath.normpath(target) if isinstance(target, str) else ""
+        if not norm.startswith("/") or norm != target or norm == "/":
+            raise MountError(
+                f"mount of {host}: container path must be absolute and normalised "
+                f"(like /data/train), got {target!r}"
+            )
+        if any(norm == r or norm.startswith(r + "/") for r in _RESERVED):
+            raise MountError(
+                f"mount of {host} at {target}: that path belongs to the runtime "
+                f"({', '.join(_RESERVED)}); choose another"
+            )
+        if norm in seen:
+            raise MountError(f"{host} and {seen[norm]} are both mounted at {target}")
+        if mount_env_name(norm) in {m.env_name for m in checked}:
+            raise MountError(f"mount at {target} has the same variable name as another")
+        if not host.exists():
+            raise MountError(f"mount of {host} at {target}: the host path does not exist")
+        if mode == "rw" and not host.is_dir():
+            raise MountError(f"writable mount {host} at {target} must be a folder")
+        seen[norm] = host
+        checked.append(Mount(host=host, target=norm, mode=mode))
+    return checked
+
+
+def mount_env(mounts: Iterable[Mount], *, host_paths: bool) -> dict[str, str]:
+    """``SARBENCH_*`` variables for the mounts: container paths, or host paths if asked."""
+    return {m.env_name: str(m.host) if host_paths else m.target for m in mounts}
+
+
+def prepare_writable(folder: Path, uid: int, gid: int) -> str:
+    """Make ``folder`` writable for ``uid:gid``; return what was done.
+
+    - the harness runs as root: ``chown -R uid:gid`` the folder (files the container
+      writes are then owned by ``uid``, and root can still remove them): ``"chown"``;
+    - the folder already belongs to ``uid``: nothing: ``"none"``;
+    - otherwise: ``chmod 0777`` on the folder itself: ``"chmod"`` (what the container
+      creates inside belongs to ``uid``; removing its subfolders later may need root).
+    """
+    if os.geteuid() == 0:
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        return "chown"
+    if folder.stat().st_uid == uid:
+        return "none"
+    folder.chmod(0o777)
+    return "chmod"
+
+
+def tree_size(folders: Iterable[Path]) -> int:
+    """Apparent size in bytes of every file below the folders (links not followed)."""
+    total = 0
+    for folder in folders:
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                try:
+                    st = os.lstat(os.path.join(root, name))
+                except FileNotFoundError:  # removed while the container runs
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+    return total
+
+
+def tail_lines(text: str, n: int) -> str:
+    """The last ``n`` lines of ``text``."""
+    return "\n".join(text.splitlines()[-n:]) if n > 0 else ""
