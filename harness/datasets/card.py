@@ -25,6 +25,17 @@ QUICKLOOKS_PER_SPLIT = 3
 LAYOUT_DOC = "docs/datasets.md"
 
 
+def _spread(ids: list[str], k: int) -> list[str]:
+    """Up to ``k`` ids spread evenly over the sorted list (first, ..., last)."""
+    if len(ids) <= k:
+        return ids
+    return [ids[round(i * (len(ids) - 1) / (k - 1))] for i in range(k)]
+
+
+def _date(manifest: Manifest, sample_id: str) -> str:
+    return str(manifest.samples.get(sample_id, {}).get("date", ""))
+
+
 def _gray(band: np.ndarray) -> np.ndarray:
     finite = np.isfinite(band)
     if not finite.any():
@@ -118,8 +129,9 @@ def write_card(settings: Settings, manifest: Manifest, data_dir: Path | None = N
     for split in manifest.splits:
         sd = SplitDir(data / split)
         rows.append(f"| {split} | {_stats(sd, task.name)} |")
-        for sid in sorted(manifest.splits[split])[:QUICKLOOKS_PER_SPLIT]:
-            fname = f"{split}_{sid}.png"
+        by_date = sorted(manifest.splits[split], key=lambda i: (_date(manifest, i), i))
+        for sid in _spread(by_date, QUICKLOOKS_PER_SPLIT):
+            fname = f"{sid}.png"
             quicklook(sd.load(sid), task.name).save(looks / fname, optimize=True)
             images.append(f"![{split} {sid}](quicklooks/{fname})")
     target_col = "flood share of valid pixels" if task.name == "flood" else "target values"
