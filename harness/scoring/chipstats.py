@@ -13,6 +13,7 @@ temporaries per chip cost more in page faults than the arithmetic itself.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
@@ -30,7 +31,7 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 @dataclass(frozen=True, eq=False)
-class ChipStats:
+class ChipStats(ABC):
     """Per-chip sufficient statistics of one task; every field is an array of equal shape.
 
     A table of ``C`` chips has fields of shape ``(C,)``; a pooled set has 0-d fields;
@@ -71,6 +72,7 @@ class ChipStats:
             }
         )
 
+    @abstractmethod
     def combine(self, weights: np.ndarray, only: Collection[str] | None = None) -> Self:
         """``B`` weighted sets of chips from a ``(B, C)`` matrix of non-negative weights.
 
@@ -79,7 +81,6 @@ class ChipStats:
         ``only``, just those fields are computed and the others are ``nan`` (the bootstrap
         passes a metric's :attr:`Metric.needs`).
         """
-        raise NotImplementedError
 
     def pooled(self) -> Self:
         """All chips of the table as one set (0-d fields)."""
