@@ -67,8 +67,9 @@ def _progress() -> bool:
 def datasets_list(settings: Settings) -> None:
     """Every dataset: embedded generators and frozen manifests."""
     from harness.datasets import ops
+    from harness.datasets.registry import known_names
 
-    rows = [ops.describe(settings, n) for n in ops.all_names(settings)]
+    rows = [ops.describe(settings, n) for n in known_names(settings)]
     click.echo(f"{'name':<16} {'task':<6} {'kind':<10} {'splits':<46} {'prepared':<8} digest")
     for r in rows:
         splits = " ".join(f"{k}={v}" for k, v in r.get("splits", {}).items()) or "(not frozen)"
@@ -140,10 +141,11 @@ def datasets_verify(settings: Settings, names: tuple[str, ...], all_: bool) -> N
     """Check data files against the committed manifest; list every changed, missing or
     extra file. Exit code 1 on any difference."""
     from harness.datasets import ops
+    from harness.datasets.registry import frozen_names
 
     chosen = list(names)
     if all_:
-        chosen = [n for n in ops.frozen_names(settings) if settings.dataset_dir(n).is_dir()]
+        chosen = [n for n in frozen_names(settings) if settings.dataset_dir(n).is_dir()]
     if not chosen:
         raise click.UsageError("name one or more datasets, or pass --all")
     failed: list[VerificationError] = []

@@ -232,6 +232,8 @@ def test_cli_list_show_verify(prepared) -> None:
     assert info["digest"] == manifest.digest and info["prepared"] is True
     res = _cli(settings, "datasets", "verify", "tiny")
     assert res.exit_code == 0 and "tiny: ok" in res.output
+    res = _cli(settings, "datasets", "verify", "--all")
+    assert res.exit_code == 0 and "tiny: ok" in res.output
     (path / "test" / "inputs" / "test_00.tif").unlink()
     res = _cli(settings, "datasets", "verify", "tiny")
     assert res.exit_code == 1

@@ -89,12 +89,13 @@ def _source_doc(name: str, manifest: Manifest) -> str:
 
 
 def _stats(split: SplitDir, task: str) -> str:
-    n = valid_px = 0
+    n = valid_px = total_px = 0
     pos = 0
     vals: list[np.ndarray] = []
     for s in split:
         v = s.valid_or_all()
         n += 1
+        total_px += v.size
         valid_px += int(v.sum())
         if s.target is None:
             continue
@@ -102,7 +103,6 @@ def _stats(split: SplitDir, task: str) -> str:
             pos += int((s.target[v] == 1).sum())
         else:
             vals.append(s.target[v].astype(np.float64))
-    total_px = n * int(np.prod(split.load(split.ids[0]).grid.shape)) if n else 0
     valid_pct = 100.0 * valid_px / max(total_px, 1)
     if task == "flood":
         return f"{n} | {valid_pct:.1f}% | {100.0 * pos / max(valid_px, 1):.1f}% flooded"

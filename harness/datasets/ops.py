@@ -14,10 +14,8 @@ from harness.datasets.manifest import Manifest
 from harness.datasets.registry import (
     GENERATORS,
     check_known,
-    frozen_names,
     generator,
     importer,
-    known_names,
 )
 from harness.datasets.source import DatasetSource
 from harness.datasets.store import replace_dir, verify_files, write_source
@@ -225,19 +223,3 @@ def describe(settings: Settings, name: str) -> dict[str, Any]:
             source=m.source,
         )
     return info
-
-
-def all_names(settings: Settings) -> list[str]:
-    return known_names(settings)
-
-
-__all__ = [
-    "Outcome",
-    "all_names",
-    "describe",
-    "frozen_names",
-    "import_dataset",
-    "open_split",
-    "prepare",
-    "verify",
-]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.datasets.source import DatasetSource
@@ -94,7 +93,3 @@ def check_known(settings: Settings, name: str) -> str:
     if name not in known_names(settings):
         raise UnknownNameError("dataset", name, known_names(settings))
     return name
-
-
-def manifest_dir(settings: Settings, name: str) -> Path:
-    return settings.manifests_dir / name

@@ -13,7 +13,6 @@ from tqdm import tqdm
 
 from harness.datasets.layout import (
     BYTES_RECORD,
-    KINDS,
     NOT_CONTENT,
     SPLIT_NAME,
     check_sample_id,
@@ -179,7 +178,3 @@ def replace_dir(staging: Path, final: Path) -> None:
     os.replace(staging, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def kinds_present(split_dir: Path) -> tuple[str, ...]:
-    return tuple(k for k in KINDS if (split_dir / k).is_dir())
