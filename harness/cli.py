@@ -11,6 +11,7 @@ import click
 
 from harness import __version__
 from harness.errors import SarbenchError, VerificationError
+from harness.runner.cli import run, validate
 from harness.runtime.cli import images
 from harness.scoring.cli import score
 from harness.settings import Settings
@@ -200,6 +201,8 @@ def datasets_card(settings: Settings, name: str) -> None:
 
 main.add_command(score)
 main.add_command(images)
+main.add_command(run)
+main.add_command(validate)
 
 
 @main.command()

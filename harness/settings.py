@@ -25,11 +25,17 @@ class Settings:
     - ``manifests_dir``: the committed ``datasets/<name>/`` folders with ``manifest.json``
       and the dataset card (default ``$SARBENCH_DATASETS_DIR`` or the repository's
       ``datasets/``).
+    - ``submissions_dir``: the entry registry, one ``<name>.toml`` per entry (default
+      ``$SARBENCH_SUBMISSIONS_DIR`` or the repository's ``submissions/``).
+    - ``profiles_dir``: the conditions profiles, one ``<name>.toml`` each (default
+      ``$SARBENCH_PROFILES_DIR`` or the repository's ``profiles/``).
     """
 
     home: Path
     data_root: Path
     manifests_dir: Path
+    submissions_dir: Path = REPO_ROOT / "submissions"
+    profiles_dir: Path = REPO_ROOT / "profiles"
 
     @classmethod
     def load(
@@ -38,6 +44,8 @@ class Settings:
         home: str | os.PathLike[str] | None = None,
         data_root: str | os.PathLike[str] | None = None,
         manifests_dir: str | os.PathLike[str] | None = None,
+        submissions_dir: str | os.PathLike[str] | None = None,
+        profiles_dir: str | os.PathLike[str] | None = None,
     ) -> Settings:
         env = os.environ
         home_path = Path(home or env.get("SARBENCH_HOME") or _default_home()).expanduser()
@@ -45,7 +53,24 @@ class Settings:
         manifests = Path(
             manifests_dir or env.get("SARBENCH_DATASETS_DIR") or REPO_ROOT / "datasets"
         ).expanduser()
-        return cls(home=home_path, data_root=data, manifests_dir=manifests)
+        submissions = Path(
+            submissions_dir or env.get("SARBENCH_SUBMISSIONS_DIR") or REPO_ROOT / "submissions"
+        ).expanduser()
+        profiles = Path(
+            profiles_dir or env.get("SARBENCH_PROFILES_DIR") or REPO_ROOT / "profiles"
+        ).expanduser()
+        return cls(
+            home=home_path,
+            data_root=data,
+            manifests_dir=manifests,
+            submissions_dir=submissions,
+            profiles_dir=profiles,
+        )
+
+    @property
+    def runs_dir(self) -> Path:
+        """One folder per run: record, logs, artifacts, predictions."""
+        return self.home / "runs"
 
     def dataset_dir(self, name: str) -> Path:
         """Folder of a dataset's data files."""

@@ -1,0 +1,1 @@
+"""Reference entries run through the container contract (see README.md)."""

@@ -1,0 +1,361 @@
+"""The entry registry: one ``submissions/<name>.toml`` per entry, baselines included.
+
+An entry names its team and contact, the tasks and datasets it supports, its phases
+(``train`` + ``predict``, or ``predict`` alone), how its image is built (or which prebuilt
+image it is), how the local backend runs it, and its options: ``[options]`` for every
+variant, ``[profiles.<profile>]`` overrides under a conditions profile, and
+``[variants.<name>]`` overrides per variant (ablations are variants). The resolved options
+of a run are ``options | profiles[profile] | variants[variant]``, in that order.
+
+Every problem of a file is listed at once, naming the file (:class:`EntryError`).
+The format is documented in ``docs/contract.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.errors import SarbenchError, UnknownNameError
+from harness.tasks import TASKS
+
+Phase = Literal["train", "predict"]
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_TOP_KEYS = {
+    "name",
+    "team",
+    "contact",
+    "description",
+    "baseline",
+    "tasks",
+    "datasets",
+    "phases",
+    "default_variant",
+    "image",
+    "local",
+    "options",
+    "profiles",
+    "variants",
+}
+_IMAGE_KEYS = {"ref", "context", "dockerfile", "tag", "requirements", "build_args"}
+_LOCAL_KEYS = {"command", "cwd"}
+_OPTION_TYPES = (str, int, float, bool)
+
+
+class EntryError(SarbenchError):
+    """An entry file that is malformed; lists every problem and names the file."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: invalid entry ({len(problems)} problem(s)):\n{lines}")
+        self.path, self.problems = path, problems
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Either a prebuilt image (``ref``) or a build (``context`` + ``dockerfile`` -> ``tag``).
+
+    ``requirements``: a pip requirements file (relative to the context) whose wheels are
+    downloaded on the host into ``<context>/wheels/`` before the offline build.
+    """
+
+    ref: str | None = None
+    context: Path | None = None
+    dockerfile: str = "Dockerfile"
+    tag: str | None = None
+    requirements: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The image reference the runner starts (``ref``, or the tag of the build)."""
+        return self.ref or self.tag or ""
+
+    @property
+    def buildable(self) -> bool:
+        return self.context is not None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered entry (see the module docstring)."""
+
+    name: str
+    team: str
+    contact: str
+    description: str
+    baseline: bool
+    tasks: tuple[str, ...]
+    datasets: tuple[str, ...]
+    phases: tuple[Phase, ...]
+    image: ImageSpec
+    local_command: tuple[str, ...]
+    local_cwd: Path
+    options: Mapping[str, Any]
+    profile_options: Mapping[str, Mapping[str, Any]]
+    variants: Mapping[str, Mapping[str, Any]]
+    default_variant: str
+    path: Path
+
+    @property
+    def trains(self) -> bool:
+        return "train" in self.phases
+
+    def variant_names(self) -> list[str]:
+        return list(self.variants)
+
+    def check_variant(self, variant: str) -> str:
+        if variant not in self.variants:
+            raise UnknownNameError(f"variant of entry {self.name!r}", variant, self.variants)
+        return variant
+
+    def resolve_options(self, variant: str, profile: str) -> dict[str, Any]:
+        """``options | profiles[profile] | variants[variant]``."""
+        self.check_variant(variant)
+        return {
+            **self.options,
+            **self.profile_options.get(profile, {}),
+            **self.variants[variant],
+        }
+
+    def default_dataset(self) -> str:
+        return self.datasets[0]
+
+    def local_argv(self, phase: Phase) -> list[str]:
+        """The local backend's command line: ``{python}`` is this interpreter."""
+        return [part.replace("{python}", sys.executable) for part in self.local_command] + [phase]
+
+    def summary(self) -> dict[str, Any]:
+        """What a run record says about the entry."""
+        return {
+            "name": self.name,
+            "team": self.team,
+            "contact": self.contact,
+            "baseline": self.baseline,
+            "description": self.description,
+        }
+
+
+def load_entry(path: str | Path) -> Entry:
+    """Read and check one entry file; every problem is listed in one :class:`EntryError`."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EntryError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EntryError(path, [f"cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EntryError(path, [f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    entry = _parse(path, raw, problems)
+    if problems or entry is None:
+        raise EntryError(path, problems)
+    return entry
+
+
+def _str(raw: Mapping[str, Any], key: str, problems: list[str], *, required: bool = True) -> str:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            problems.append(f"`{key}` is required (a string)")
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"`{key}` must be a non-empty string, got {value!r}")
+        return ""
+    return value
+
+
+def _str_list(raw: Mapping[str, Any], key: str, problems: list[str]) -> tuple[str, ...]:
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        problems.append(f"`{key}` must be a non-empty list of strings, got {value!r}")
+        return ()
+    if len(set(value)) != len(value):
+        problems.append(f"`{key}` lists a name twice: {value!r}")
+    return tuple(value)
+
+
+def _option_table(where: str, value: Any, problems: list[str]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"`{where}` must be a table of options, got {value!r}")
+        return {}
+    for key, item in value.items():
+        ok = isinstance(item, _OPTION_TYPES) or (
+            isinstance(item, list) and all(isinstance(v, _OPTION_TYPES) for v in item)
+        )
+        if not ok:
+            problems.append(
+                f"option `{where}.{key}` must be a string, number, boolean or a list of "
+                f"them, got {item!r}"
+            )
+    return dict(value)
+
+
+def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None:
+    for key in sorted(set(raw) - _TOP_KEYS):
+        problems.append(f"unknown key `{key}` (known: {', '.join(sorted(_TOP_KEYS))})")
+    name = _str(raw, "name", problems)
+    if name and not NAME.match(name):
+        problems.append(f"`name` {name!r} must be lower-case letters, digits and '-'")
+    if name and name != path.stem:
+        problems.append(f"`name` {name!r} must equal the file name stem {path.stem!r}")
+    team = _str(raw, "team", problems)
+    contact = _str(raw, "contact", problems)
+    description = _str(raw, "description", problems, required=False)
+    baseline = raw.get("baseline", False)
+    if not isinstance(baseline, bool):
+        problems.append(f"`baseline` must be true or false, got {baseline!r}")
+    tasks = _str_list(raw, "tasks", problems)
+    for task in tasks:
+        if task not in TASKS:
+            problems.append(str(UnknownNameError("task", task, TASKS)))
+    datasets = _str_list(raw, "datasets", problems)
+    phases = _str_list(raw, "phases", problems) if "phases" in raw else ("train", "predict")
+    if phases and phases not in (("train", "predict"), ("predict",)):
+        problems.append(f'`phases` must be ["train", "predict"] or ["predict"], got {list(phases)}')
+    image = _image(path, raw.get("image"), problems)
+    local_command, local_cwd = _local(path, raw.get("local"), problems)
+    options = _option_table("options", raw.get("options"), problems)
+    profiles_raw = raw.get("profiles", {})
+    profile_options: dict[str, dict[str, Any]] = {}
+    if not isinstance(profiles_raw, dict):
+        problems.append(f"`profiles` must be a table of tables, got {profiles_raw!r}")
+    else:
+        for profile, table in profiles_raw.items():
+            profile_options[profile] = _option_table(f"profiles.{profile}", table, problems)
+    variants_raw = raw.get("variants", {"default": {}})
+    variants: dict[str, dict[str, Any]] = {}
+    if not isinstance(variants_raw, dict) or not variants_raw:
+        problems.append("`variants` must be a table with at least one [variants.<name>]")
+    else:
+        for variant, table in variants_raw.items():
+            if not NAME.match(variant):
+                problems.append(f"variant name {variant!r} must be lower-case letters, digits, '-'")
+            variants[variant] = _option_table(f"variants.{variant}", table, problems)
+    default_variant = raw.get("default_variant")
+    if default_variant is None:
+        default_variant = "default" if "default" in variants else next(iter(variants), "")
+    elif default_variant not in variants:
+        problems.append(
+            f"`default_variant` {default_variant!r} is not one of the variants "
+            f"({', '.join(variants)})"
+        )
+    if problems or image is None:
+        return None
+    return Entry(
+        name=name,
+        team=team,
+        contact=contact,
+        description=description,
+        baseline=baseline,
+        tasks=tasks,
+        datasets=datasets,
+        phases=phases,  # type: ignore[arg-type]
+        image=image,
+        local_command=local_command,
+        local_cwd=local_cwd,
+        options=options,
+        profile_options=profile_options,
+        variants=variants,
+        default_variant=default_variant,
+        path=path,
+    )
+
+
+def _image(path: Path, raw: Any, problems: list[str]) -> ImageSpec | None:
+    if not isinstance(raw, dict):
+        problems.append("`[image]` is required: `ref` (a prebuilt image) or `context` + `tag`")
+        return None
+    for key in sorted(set(raw) - _IMAGE_KEYS):
+        problems.append(f"unknown key `image.{key}` (known: {', '.join(sorted(_IMAGE_KEYS))})")
+    ref, context, tag = raw.get("ref"), raw.get("context"), raw.get("tag")
+    if (ref is None) == (context is None):
+        problems.append("`[image]` needs exactly one of `ref` (prebuilt) and `context` (build)")
+        return None
+    build_args = raw.get("build_args", {})
+    if not isinstance(build_args, dict) or not all(isinstance(v, str) for v in build_args.values()):
+        problems.append(f"`image.build_args` must be a table of strings, got {build_args!r}")
+        build_args = {}
+    if ref is not None:
+        if not isinstance(ref, str) or not ref:
+            problems.append(f"`image.ref` must be an image name, got {ref!r}")
+        return ImageSpec(ref=ref)
+    if not isinstance(context, str):
+        problems.append(f"`image.context` must be a folder path, got {context!r}")
+        return None
+    folder = (path.parent / context).resolve()
+    dockerfile = raw.get("dockerfile", "Dockerfile")
+    if not folder.is_dir():
+        problems.append(f"`image.context` {context!r}: no such folder ({folder})")
+    elif not (folder / dockerfile).is_file():
+        problems.append(f"`image.dockerfile` {dockerfile!r}: not found in {folder}")
+    requirements = raw.get("requirements")
+    if requirements is not None and not (folder / str(requirements)).is_file():
+        problems.append(f"`image.requirements` {requirements!r}: not found in {folder}")
+    if not isinstance(tag, str) or not tag:
+        problems.append("`image.tag` is required with `image.context` (the image's name:tag)")
+    return ImageSpec(
+        context=folder,
+        dockerfile=dockerfile,
+        tag=tag,
+        requirements=requirements,
+        build_args=build_args,
+    )
+
+
+def _local(path: Path, raw: Any, problems: list[str]) -> tuple[tuple[str, ...], Path]:
+    if raw is None:
+        return (), path.parent
+    if not isinstance(raw, dict):
+        problems.append(f"`[local]` must be a table, got {raw!r}")
+        return (), path.parent
+    for key in sorted(set(raw) - _LOCAL_KEYS):
+        problems.append(f"unknown key `local.{key}` (known: command, cwd)")
+    command = raw.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        problems.append(f"`local.command` must be a non-empty list of strings, got {command!r}")
+        command = []
+    cwd = (path.parent / str(raw.get("cwd", "."))).resolve()
+    if not cwd.is_dir():
+        problems.append(f"`local.cwd` {raw.get('cwd')!r}: no such folder ({cwd})")
+    return tuple(command), cwd
+
+
+def entry_files(submissions_dir: Path) -> list[Path]:
+    """Every ``*.toml`` of the registry, sorted."""
+    return sorted(submissions_dir.glob("*.toml"))
+
+
+def load_entries(submissions_dir: Path) -> dict[str, Entry]:
+    """Every entry of the registry; one bad file is an error naming it."""
+    problems: list[str] = []
+    entries: dict[str, Entry] = {}
+    for path in entry_files(submissions_dir):
+        try:
+            entry = load_entry(path)
+        except EntryError as exc:
+            problems.append(str(exc))
+            continue
+        entries[entry.name] = entry
+    if problems:
+        raise SarbenchError("\n".join(problems))
+    return entries
+
+
+def get_entry(submissions_dir: Path, name: str) -> Entry:
+    """The entry called ``name`` (or at the path ``name``); an unknown name gets a suggestion."""
+    if name.endswith(".toml") or "/" in name:
+        return load_entry(Path(name))
+    path = submissions_dir / f"{name}.toml"
+    if not path.is_file():
+        known = [p.stem for p in entry_files(submissions_dir)]
+        raise UnknownNameError("entry", name, known)
+    return load_entry(path)

@@ -1,0 +1,242 @@
+"""``sarbench run`` and ``sarbench validate``: thin edges over :mod:`harness.runner`.
+
+Exit codes: 0 every run ended ``ok`` (or ``validate`` found nothing wrong); 1 a run ended
+``failed`` (its record says why) or ``validate`` found problems; 2 the harness could not
+start (unknown names, a malformed entry, no engine, a tampered dataset, a conditions
+mismatch...).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import SarbenchError
+from harness.settings import Settings
+
+_BACKENDS = click.Choice(["docker", "local"])
+
+
+def _echo_progress(message: str) -> None:
+    click.echo(f"  {message}", err=True)
+
+
+def _context(
+    settings: Settings,
+    profile_name: str,
+    backend: str,
+    allow_mismatch: bool,
+    docker_host: str | None,
+    weights: Path | None,
+    build_args: tuple[str, ...],
+) -> Any:
+    from harness.conditions.probe import conditions
+    from harness.conditions.profiles import get_profile
+    from harness.runner.run import RunContext
+
+    profile = get_profile(settings.profiles_dir, profile_name)
+    cond = conditions(profile, allow_mismatch=allow_mismatch)
+    for mismatch in cond.mismatches:
+        click.echo(f"warning: conditions mismatch allowed: {mismatch}", err=True)
+    client = None
+    if backend == "docker":
+        from harness.runtime.docker_backend import connect
+
+        client = connect(docker_host)
+    else:
+        click.echo(
+            "warning: the local backend runs entries as plain subprocesses, without "
+            "isolation; its records are marked unisolated and never enter the official table",
+            err=True,
+        )
+    args = {}
+    for item in build_args:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise SarbenchError(f"--build-arg takes KEY=VALUE, got {item!r}")
+        args[k] = v
+    return RunContext(
+        settings=settings,
+        conditions=cond,
+        backend=backend,  # type: ignore[arg-type]
+        client=client,
+        weights_dir=weights,
+        build_args=args,
+        progress=_echo_progress,
+    )
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option(
+            "--backend", type=_BACKENDS, default="docker", show_default=True, help="How to run."
+        ),
+        click.option(
+            "--profile", default="quick", show_default=True, help="Conditions profile (profiles/)."
+        ),
+        click.option(
+            "--allow-mismatch",
+            is_flag=True,
+            help="Run even where this machine does not meet the profile (recorded).",
+        ),
+        click.option("--docker-host", metavar="URL", help="Docker engine address."),
+        click.option(
+            "--weights",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Folder mounted read-only at /weights in train [default <home>/weights/<entry>].",
+        ),
+        click.option(
+            "--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Image build arg."
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _summary_line(record: dict[str, Any], action: str) -> str:
+    key = f"{record['entry']['name']}/{record['variant']} seed {record['seed']}"
+    timings = record["timings"]
+    times = " ".join(
+        f"{p}={timings[f'{p}_s']:.1f}s" for p in ("train", "predict") if timings.get(f"{p}_s")
+    )
+    if record["status"] == "ok":
+        score = record["score"]
+        iv = score["interval"]
+        metric = score["primary_metric"]
+        verdict = f"{metric}={score['metrics'][metric]:.4f} [{iv['low']:.4f}, {iv['high']:.4f}]"
+    else:
+        verdict = f"FAILED ({record['reason']})"
+    note = " (recorded before; skipped)" if action == "skipped" else ""
+    return f"{key:<36} {verdict:<40} {times}{note}"
+
+
+@click.command("run")
+@click.argument("entries", nargs=-1)
+@click.option("--baselines", is_flag=True, help="Every registered baseline entry.")
+@click.option("--variant", "variants", multiple=True, help="Variant(s) [default: every one].")
+@click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) [default: the profile's].")
+@click.option("--dataset", help="Dataset [default: each entry's first].")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
+@click.pass_obj
+def run(
+    settings: Settings,
+    entries: tuple[str, ...],
+    baselines: bool,
+    variants: tuple[str, ...],
+    seeds: tuple[int, ...],
+    dataset: str | None,
+    backend: str,
+    profile: str,
+    allow_mismatch: bool,
+    docker_host: str | None,
+    weights: Path | None,
+    build_args: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run ENTRIES (names in submissions/, or paths to entry files) and record each run.
+
+    Runs every variant under the profile's seeds unless told otherwise. A run that has a
+    record already (same entry, variant, seed, dataset digest, image digest, conditions)
+    is skipped; an unfinished one (a killed harness) is started again.
+    """
+    from tqdm import tqdm
+
+    from harness.entries import get_entry, load_entries
+    from harness.runner.plan import make_plan
+    from harness.runner.run import run_one
+
+    chosen = [get_entry(settings.submissions_dir, name) for name in entries]
+    if baselines:
+        chosen += [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
+    ctx = _context(settings, profile, backend, allow_mismatch, docker_host, weights, build_args)
+    plan = make_plan(
+        chosen,
+        profile,
+        ctx.conditions.profile.seeds,
+        variants=variants,
+        seeds=seeds,
+        dataset=dataset,
+    )
+    by_name = {e.name: e for e in chosen}
+    failed = 0
+    try:
+        for spec in tqdm(plan, desc="runs", unit="run", disable=not sys.stderr.isatty()):
+            outcome = run_one(ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset)
+            failed += outcome.record["status"] != "ok"
+            if as_json:
+                click.echo(json.dumps(outcome.record))
+            else:
+                tqdm.write(_summary_line(outcome.record, outcome.action), file=sys.stdout)
+    finally:
+        if ctx.client is not None:
+            ctx.client.close()
+    if not as_json:
+        click.echo(f"\n{len(plan)} run(s), {failed} failed; records under {settings.runs_dir}")
+    if failed:
+        sys.exit(1)
+
+
+@click.command("validate")
+@click.argument("target")
+@click.option(
+    "--task", type=click.Choice(["flood", "ndvi"]), help="Task (for a folder or an image)."
+)
+@click.option("--variant", help="Variant [default: the entry's default].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dataset", help="Dataset [default: the entry's first, or the task's embedded].")
+@_common
+@click.pass_obj
+def validate(
+    settings: Settings,
+    target: str,
+    task: str | None,
+    variant: str | None,
+    seed: int,
+    dataset: str | None,
+    backend: str,
+    profile: str,
+    allow_mismatch: bool,
+    docker_host: str | None,
+    weights: Path | None,
+    build_args: tuple[str, ...],
+) -> None:
+    """Run TARGET on the val split exactly as the harness would, and list what is wrong.
+
+    TARGET is an entry file (``submissions/x.toml``), an entry name, a folder with a
+    Dockerfile (an entry with train and predict), or an image name. Training sees every
+    split but val and test; predict sees the val inputs; the harness scores them against
+    the val targets. Nothing is added to the official run records.
+    """
+    from harness.runner.validate import adhoc_entry, check_entry, render_problems
+
+    entry = adhoc_entry(settings, target, task)
+    ctx = _context(settings, profile, backend, True, docker_host, weights, build_args)
+    try:
+        problems, record = check_entry(
+            ctx,
+            entry,
+            variant or entry.default_variant,
+            seed,
+            dataset or entry.default_dataset(),
+            runs_dir=Path(
+                tempfile.mkdtemp(prefix="validate-", dir=_mkdir(settings.home / "validate"))
+            ),
+        )
+    finally:
+        if ctx.client is not None:
+            ctx.client.close()
+    click.echo(render_problems(entry, record, problems))
+    if problems:
+        sys.exit(1)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

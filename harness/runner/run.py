@@ -1,0 +1,451 @@
+"""One run: an entry's variant and seed on a dataset, under a conditions profile.
+
+Lifecycle of :func:`run_one`: key (dataset digest, image digest, conditions) -> skip when a
+record exists -> lock -> prepare the run folder and its configs -> ``train`` container ->
+``predict`` container -> keep artifacts -> validate and score on the harness side -> keep
+the predictions -> write the record atomically; the working folder and any container of
+the run are removed in ``finally``, whatever happened.
+
+Staging mounts the frozen dataset's folders read-only, without copying: every non-test split
+for ``train`` and the test split's ``inputs/`` alone for ``predict``. The test targets are
+never mounted. With ``eval_split="val"`` (``sarbench validate``) the val split plays the
+test split's part and is left out of training.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from harness import __version__
+from harness.conditions.probe import Conditions, GpuSampler
+from harness.datasets import ops
+from harness.datasets.manifest import Manifest
+from harness.entries import Entry, Phase
+from harness.errors import SarbenchError
+from harness.runner.records import (
+    SCHEMA,
+    RunKey,
+    read_record,
+    run_lock,
+    save_record,
+    write_json_atomic,
+)
+from harness.runtime.phase import Mounts, PhaseResult
+from harness.scoring.score import score_predictions
+from harness.scoring.validate import PredictionError
+from harness.settings import Settings
+from harness.tasks import Task, get_task
+
+Backend = Literal["docker", "local"]
+Progress = Callable[[str], None]
+ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
+DETAIL_LINES = 20
+
+
+class EntryMismatchError(SarbenchError):
+    """The entry does not support the task or dataset it was asked to run on."""
+
+
+def _quiet(_: str) -> None:
+    """The default progress callback: says nothing."""
+
+
+@dataclass
+class RunContext:
+    """What every run of one ``sarbench run`` shares.
+
+    ``client`` is the Docker client (``None`` for the local backend); ``weights_dir`` is
+    mounted at ``/weights`` for entries that train (``<home>/weights/<entry>`` when absent
+    and that folder exists). Dataset verification and image builds happen once per context.
+    """
+
+    settings: Settings
+    conditions: Conditions
+    backend: Backend = "docker"
+    client: Any = None
+    weights_dir: Path | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    progress: Progress = _quiet
+    verified: dict[str, Manifest] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+
+    def manifest(self, dataset: str) -> Manifest:
+        """The dataset's committed manifest, its files verified against it once."""
+        if dataset not in self.verified:
+            self.progress(f"verifying {dataset}")
+            self.verified[dataset] = ops.verify(self.settings, dataset, progress=False)
+        return self.verified[dataset]
+
+    def image_id(self, entry: Entry) -> str | None:
+        """The entry's image ID (built offline once per context); None for ``local``."""
+        if self.backend == "local":
+            return None
+        if entry.name not in self.images:
+            from harness.runtime.builds import ensure_entry_image
+
+            self.images[entry.name] = ensure_entry_image(
+                self.client, entry, build_args=self.build_args, progress=self.progress
+            )
+        return self.images[entry.name]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What :func:`run_one` did: ``ran`` or ``skipped`` (a record existed), and the record."""
+
+    action: Literal["ran", "skipped"]
+    run_dir: Path
+    record: dict[str, Any]
+
+
+def check_supported(entry: Entry, task: Task, dataset: str) -> None:
+    if task.name not in entry.tasks:
+        raise EntryMismatchError(
+            f"entry {entry.name!r} is for task(s) {', '.join(entry.tasks)}; dataset "
+            f"{dataset!r} is a {task.name} dataset"
+        )
+    if dataset not in entry.datasets:
+        raise EntryMismatchError(
+            f"entry {entry.name!r} supports dataset(s) {', '.join(entry.datasets)}, not "
+            f"{dataset!r} (add it to `datasets` in {entry.path})"
+        )
+
+
+def run_one(
+    ctx: RunContext,
+    entry: Entry,
+    variant: str,
+    seed: int,
+    dataset: str,
+    *,
+    eval_split: Literal["test", "val"] = "test",
+    runs_dir: Path | None = None,
+) -> Outcome:
+    """Run one (entry, variant, seed) on ``dataset``; see the module docstring."""
+    started = time.monotonic()
+    started_at = _now()
+    manifest = ctx.manifest(dataset)
+    task = get_task(manifest.task)
+    check_supported(entry, task, dataset)
+    options = entry.resolve_options(variant, ctx.conditions.profile.name)
+    image_id = ctx.image_id(entry)
+    key = RunKey(
+        entry=entry.name,
+        variant=variant,
+        seed=seed,
+        dataset=dataset,
+        dataset_digest=manifest.digest,
+        image_digest=image_id,
+        conditions=ctx.conditions.fingerprint,
+        backend=ctx.backend if eval_split == "test" else f"{ctx.backend}-validate",
+        options=options,
+    )
+    runs_dir = runs_dir or ctx.settings.runs_dir
+    run_dir = runs_dir / key.run_id
+    done = read_record(run_dir)
+    if done is not None:
+        return Outcome("skipped", run_dir, done)
+    with run_lock(runs_dir, key.run_id):
+        done = read_record(run_dir)  # finished by another process while we waited
+        if done is not None:
+            return Outcome("skipped", run_dir, done)
+        _fresh_run_dir(ctx, run_dir, key.run_id)
+        record = _base_record(ctx, entry, key, task, manifest, eval_split, started_at)
+        record["options"] = options
+        try:
+            _execute(ctx, entry, key, task, manifest, eval_split, run_dir, record)
+        finally:
+            _cleanup(ctx, run_dir, key.run_id)
+        record["finished_at"] = _now()
+        record["timings"]["total_s"] = round(time.monotonic() - started, 3)
+        record["artifacts"] = _listing(run_dir)
+        save_record(run_dir, record)
+    return Outcome("ran", run_dir, record)
+
+
+def _execute(
+    ctx: RunContext,
+    entry: Entry,
+    key: RunKey,
+    task: Task,
+    manifest: Manifest,
+    eval_split: str,
+    run_dir: Path,
+    record: dict[str, Any],
+) -> None:
+    """The phases, the artifacts and the score; fills ``record`` in place."""
+    data = ctx.settings.dataset_dir(key.dataset)
+    train_splits = [s for s in manifest.splits if s not in ("test", eval_split)]
+    work = run_dir / "work"
+    model, output = work / "model", work / "output"
+    for folder in (model, output, run_dir / "logs", run_dir / "config"):
+        folder.mkdir(parents=True)
+    budgets = {p: ctx.conditions.profile.limits(p).timeout_s for p in ("train", "predict")}
+    configs = {
+        phase: _write_config(run_dir, phase, key, task, manifest, record, train_splits, budgets)
+        for phase in entry.phases
+    }
+    phases: list[tuple[Phase, Mounts]] = []
+    if entry.trains:
+        train_mounts: dict[Any, tuple[str, Any]] = {
+            data / s: (f"/data/{s}", "ro") for s in train_splits
+        }
+        weights = _weights_dir(ctx, entry)
+        if weights is not None:
+            train_mounts[weights] = ("/weights", "ro")
+            record["weights"] = _weights_listing(weights)
+        train_mounts[model] = ("/model", "rw")
+        train_mounts[configs["train"]] = ("/config/run.json", "ro")
+        phases.append(("train", train_mounts))
+    phases.append(
+        (
+            "predict",
+            {
+                data / eval_split / "inputs": ("/data/test/inputs", "ro"),
+                model: ("/model", "ro"),
+                output: ("/output", "rw"),
+                configs["predict"]: ("/config/run.json", "ro"),
+            },
+        )
+    )
+    for phase, mounts in phases:
+        ctx.progress(f"{key.run_id}: {phase}")
+        result, gpu = _run_phase(ctx, entry, key, phase, mounts, run_dir)
+        record["phases"][phase] = {**result.to_dict(), "gpu": gpu}
+        record["timings"][f"{phase}_s"] = round(result.wall_s, 3)
+        if gpu:
+            for name in ("gpu_seconds", "energy_j"):
+                if gpu.get(name) is not None:
+                    record["timings"][name] = (record["timings"][name] or 0.0) + gpu[name]
+        if phase == "train":
+            _keep_artifacts(model / "artifacts", run_dir / "artifacts")
+        if not result.ok:
+            _fail(record, result.status, f"{phase}: {result.reason}", result.log_tail)
+            return
+    ctx.progress(f"{key.run_id}: scoring")
+    split = ops.open_split(ctx.settings, key.dataset, eval_split)
+    try:
+        score = score_predictions(output, split, task, dataset=key.dataset, seed=key.seed)
+    except PredictionError as exc:
+        problems = [str(p) for p in exc.problems]
+        _fail(record, "invalid-output", f"{len(problems)} problem(s) with the predictions", "")
+        record["problems"] = problems
+        return
+    record["score"] = score.to_dict()
+    record["score"]["predictions"] = "predictions"
+    os.replace(output, run_dir / "predictions")
+    record["status"] = "ok"
+
+
+def _run_phase(
+    ctx: RunContext, entry: Entry, key: RunKey, phase: Phase, mounts: Mounts, run_dir: Path
+) -> tuple[PhaseResult, dict[str, Any] | None]:
+    limits = ctx.conditions.profile.limits(phase, ctx.conditions.gpu_uuid)
+    labels = {"sarbench.run": key.run_id, "sarbench.phase": phase, "sarbench.entry": entry.name}
+    log_path = run_dir / "logs" / f"{phase}.log"
+    sampler = GpuSampler(ctx.conditions.gpu_uuid) if ctx.conditions.gpu_uuid else None
+    if sampler is not None:
+        sampler.start()
+    try:
+        if ctx.backend == "docker":
+            from harness.runtime import docker_backend
+
+            result = docker_backend.run_phase(
+                ctx.client,
+                key.image_digest or entry.image.name,
+                [phase],
+                mounts,
+                limits,
+                labels,
+                log_path=log_path,
+            )
+        else:
+            from harness.runtime import local_backend
+
+            result = local_backend.run_phase(
+                None,
+                "",
+                entry.local_argv(phase),
+                mounts,
+                limits,
+                labels,
+                cwd=entry.local_cwd,
+                log_path=log_path,
+            )
+    finally:
+        gpu = sampler.stop() if sampler is not None else None
+    return result, gpu
+
+
+def _fail(record: dict[str, Any], reason: str, detail: str, log_tail: str) -> None:
+    record["status"] = "failed"
+    record["reason"] = reason
+    tail = "\n".join(log_tail.splitlines()[-DETAIL_LINES:])
+    record["detail"] = detail + (f"\n{tail}" if tail else "")
+
+
+def _base_record(
+    ctx: RunContext,
+    entry: Entry,
+    key: RunKey,
+    task: Task,
+    manifest: Manifest,
+    eval_split: str,
+    started_at: str,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "run_id": key.run_id,
+        "key": key.to_dict(),
+        "entry": entry.summary(),
+        "variant": key.variant,
+        "options": {},
+        "seed": key.seed,
+        "task": task.name,
+        "primary_metric": task.primary_metric,
+        "higher_is_better": task.higher_is_better,
+        "dataset": {"name": key.dataset, "digest": manifest.digest, "split": eval_split},
+        "profile": ctx.conditions.profile.to_dict(),
+        "conditions": ctx.conditions.to_dict(),
+        "backend": ctx.backend,
+        "isolated": ctx.backend == "docker",
+        "image": {"ref": entry.image.name or None, "digest": key.image_digest},
+        "status": "failed",
+        "reason": "error",
+        "detail": "",
+        "phases": {},
+        "timings": {
+            "train_s": None,
+            "predict_s": None,
+            "total_s": None,
+            "gpu_seconds": None,
+            "energy_j": None,
+        },
+        "score": None,
+        "artifacts": [],
+        "host": socket.gethostname(),
+        "started_at": started_at,
+        "finished_at": None,
+        "harness_version": __version__,
+    }
+
+
+def _write_config(
+    run_dir: Path,
+    phase: Phase,
+    key: RunKey,
+    task: Task,
+    manifest: Manifest,
+    record: dict[str, Any],
+    train_splits: list[str],
+    budgets: dict[str, float],
+) -> Path:
+    """``config/<phase>.json``: what the container reads at ``/config/run.json``."""
+    profile = record["profile"]
+    doc = {
+        "contract": 1,
+        "phase": phase,
+        "task": {
+            "name": task.name,
+            "input_bands": task.input_bands,
+            "prediction": {"dtype": task.prediction_dtype, "range": list(task.prediction_range)},
+        },
+        "dataset": {
+            "name": key.dataset,
+            "digest": manifest.digest,
+            "bands": list(manifest.bands),
+            "splits": train_splits,
+        },
+        "entry": key.entry,
+        "variant": key.variant,
+        "options": record["options"],
+        "seed": key.seed,
+        "profile": profile["name"],
+        "time_budget_s": budgets[phase],
+        "resources": {
+            "cpus": profile["cpus"],
+            "memory_bytes": profile["memory_bytes"],
+            "gpu": profile["gpu_model"] is not None,
+        },
+    }
+    path = run_dir / "config" / f"{phase}.json"
+    write_json_atomic(path, doc)
+    return path
+
+
+def _weights_dir(ctx: RunContext, entry: Entry) -> Path | None:
+    if ctx.weights_dir is not None:
+        return ctx.weights_dir
+    default = ctx.settings.home / "weights" / entry.name
+    return default if default.is_dir() else None
+
+
+def _weights_listing(folder: Path) -> dict[str, Any]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        "path": str(folder),
+        "files": [{"name": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in files],
+    }
+
+
+def _keep_artifacts(src: Path, dest: Path) -> None:
+    """Copy the regular files the entry left in ``/model/artifacts`` (no links, size-capped)."""
+    if not src.is_dir() or src.is_symlink():
+        return
+    total = 0
+    for path in sorted(src.rglob("*")):
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or any(p.is_symlink() for p in path.parents):
+            continue
+        total += st.st_size
+        if total > ARTIFACT_CAP_BYTES:
+            break
+        target = dest / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb", opener=_no_follow) as fsrc, open(target, "wb") as fdst:
+            shutil.copyfileobj(fsrc, fdst)
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _fresh_run_dir(ctx: RunContext, run_dir: Path, run_id: str) -> None:
+    """An unfinished run's leftovers (a killed harness) are removed before it starts again."""
+    if ctx.backend == "docker":
+        from harness.runtime.docker_backend import remove_leftovers
+
+        remove_leftovers(ctx.client, {"sarbench.run": run_id})
+    if run_dir.exists():
+        ctx.progress(f"{run_id}: removing an unfinished earlier attempt")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+
+
+def _cleanup(ctx: RunContext, run_dir: Path, run_id: str) -> None:
+    if ctx.backend == "docker":
+        from harness.runtime.docker_backend import remove_leftovers
+
+        remove_leftovers(ctx.client, {"sarbench.run": run_id})
+    shutil.rmtree(run_dir / "work", ignore_errors=True)
+
+
+def _listing(run_dir: Path) -> list[str]:
+    return sorted(
+        str(p.relative_to(run_dir))
+        for p in run_dir.rglob("*")
+        if p.is_file() and p.name != "record.json"
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

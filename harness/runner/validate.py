@@ -1,0 +1,132 @@
+"""``sarbench validate``: a competitor's dress rehearsal on the val split.
+
+The entry runs exactly as :func:`harness.runner.run.run_one` runs it, with the val split in
+the test split's place (left out of training; its inputs at ``/data/test/inputs``) and the
+records kept in a throwaway folder. Every problem found is listed: a malformed entry file,
+an image that does not build, a phase that crashed, timed out or ran out of memory (with
+the log's tail), and each broken prediction.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.datasets.registry import GENERATORS
+from harness.entries import Entry, ImageSpec, get_entry, load_entry
+from harness.errors import SarbenchError
+from harness.runner.run import RunContext, run_one
+from harness.settings import Settings
+
+_WARN_FRACTION = 0.8
+
+
+def _embedded_dataset(task: str) -> str:
+    for name, generator in GENERATORS.items():
+        if generator.task == task:
+            return name
+    raise SarbenchError(f"no embedded dataset for task {task!r}")
+
+
+def adhoc_entry(settings: Settings, target: str, task: str | None) -> Entry:
+    """The entry that ``target`` names: an entry file, a registered name, a folder with a
+    Dockerfile, or an image reference (the last two need ``task``)."""
+    path = Path(target)
+    if target.endswith(".toml") or path.is_file():
+        return load_entry(path)
+    if path.is_dir():
+        if not (path / "Dockerfile").is_file():
+            raise SarbenchError(f"{path}: a folder to validate must hold a Dockerfile")
+        folder = path.resolve()
+        name = re.sub(r"[^a-z0-9-]+", "-", folder.name.lower()).strip("-") or "entry"
+        requirements = "requirements.txt" if (folder / "requirements.txt").is_file() else None
+        image = ImageSpec(
+            context=folder, tag=f"sarbench-validate-{name}:latest", requirements=requirements
+        )
+        return _adhoc(name, image, task, folder)
+    if (settings.submissions_dir / f"{target}.toml").is_file():
+        return get_entry(settings.submissions_dir, target)
+    return _adhoc(
+        re.sub(r"[^a-z0-9-]+", "-", target.lower()).strip("-"),
+        ImageSpec(ref=target),
+        task,
+        Path.cwd(),
+    )
+
+
+def _adhoc(name: str, image: ImageSpec, task: str | None, where: Path) -> Entry:
+    if task is None:
+        raise SarbenchError(
+            f"{name}: give --task (flood or ndvi) to validate a folder or an image; an entry "
+            "file says its tasks itself"
+        )
+    return Entry(
+        name=name,
+        team="(validate)",
+        contact="(validate)",
+        description="validated without an entry file",
+        baseline=False,
+        tasks=(task,),
+        datasets=(_embedded_dataset(task),),
+        phases=("train", "predict"),
+        image=image,
+        local_command=(),
+        local_cwd=where,
+        options={},
+        profile_options={},
+        variants={"default": {}},
+        default_variant="default",
+        path=where / f"{name}.toml",
+    )
+
+
+def check_entry(
+    ctx: RunContext, entry: Entry, variant: str, seed: int, dataset: str, *, runs_dir: Path
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Run the entry on val; every problem found, and the record (None if it never ran)."""
+    if ctx.backend == "local" and not entry.local_command:
+        return [f"{entry.path}: no [local] command, so the local backend cannot run it"], None
+    try:
+        outcome = run_one(ctx, entry, variant, seed, dataset, eval_split="val", runs_dir=runs_dir)
+    except SarbenchError as exc:
+        return [str(exc)], None
+    record = outcome.record
+    problems: list[str] = []
+    if record["status"] != "ok":
+        if record["reason"] == "invalid-output":
+            problems += [f"invalid output: {p}" for p in record.get("problems", [])]
+        else:
+            problems.append(f"{record['reason']}: {record['detail']}")
+    for phase, result in record["phases"].items():
+        budget = ctx.conditions.profile.limits(phase).timeout_s
+        if result["status"] == "ok" and result["wall_s"] > _WARN_FRACTION * budget:
+            problems.append(
+                f"{phase} took {result['wall_s']:.0f} s of its {budget:.0f} s budget on val; "
+                "the test split may push it over"
+            )
+    return problems, {**record, "run_dir": str(outcome.run_dir)}
+
+
+def render_problems(entry: Entry, record: dict[str, Any] | None, problems: list[str]) -> str:
+    """The report ``sarbench validate`` prints."""
+    lines = []
+    if record is not None:
+        for phase, result in record["phases"].items():
+            memory = result.get("peak_memory_bytes")
+            mem = f", peak memory {memory / 2**20:.0f} MiB" if memory else ""
+            lines.append(f"{phase}: {result['status']} in {result['wall_s']:.1f} s{mem}")
+        if record.get("score"):
+            score = record["score"]
+            metric, iv = score["primary_metric"], score["interval"]
+            lines.append(
+                f"val {metric} = {score['metrics'][metric]:.4f} "
+                f"[{iv['low']:.4f}, {iv['high']:.4f}] over {score['n_chips']} chips"
+            )
+        lines.append(f"run folder (logs, predictions): {record['run_dir']}")
+    if problems:
+        lines.append(f"FAIL: {entry.name}: {len(problems)} problem(s):")
+        lines += [f"  {i}. {p}" for i, p in enumerate(problems, 1)]
+    else:
+        lines.append(f"PASS: {entry.name} runs under the contract and its predictions score")
+    return "\n".join(lines)
