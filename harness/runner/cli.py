@@ -216,7 +216,7 @@ def validate(
     """
     from harness.runner.validate import adhoc_entry, check_entry, render_problems
 
-    entry = adhoc_entry(settings, target, task)
+    entry = adhoc_entry(settings, target, task, dataset)
     ctx = _context(settings, profile, backend, True, docker_host, weights, build_args)
     try:
         problems, record = check_entry(

@@ -229,7 +229,12 @@ def _execute(
         if phase == "train":
             _keep_artifacts(model / "artifacts", run_dir / "artifacts")
         if not result.ok:
-            _fail(record, result.status, f"{phase}: {result.reason}", result.log_tail)
+            _fail(
+                record,
+                result.status,
+                f"{phase}: {result.reason}",
+                result.stderr_tail or result.log_tail,
+            )
             return
     ctx.progress(f"{key.run_id}: scoring")
     split = ops.open_split(ctx.settings, key.dataset, eval_split)
@@ -243,7 +248,7 @@ def _execute(
     record["score"] = score.to_dict()
     record["score"]["predictions"] = "predictions"
     os.replace(output, run_dir / "predictions")
-    record["status"] = "ok"
+    record["status"], record["reason"] = "ok", None
 
 
 def _run_phase(

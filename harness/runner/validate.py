@@ -29,9 +29,12 @@ def _embedded_dataset(task: str) -> str:
     raise SarbenchError(f"no embedded dataset for task {task!r}")
 
 
-def adhoc_entry(settings: Settings, target: str, task: str | None) -> Entry:
+def adhoc_entry(
+    settings: Settings, target: str, task: str | None, dataset: str | None = None
+) -> Entry:
     """The entry that ``target`` names: an entry file, a registered name, a folder with a
-    Dockerfile, or an image reference (the last two need ``task``)."""
+    Dockerfile, or an image reference (the last two need ``task``, and run on ``dataset``,
+    by default the task's embedded dataset)."""
     path = Path(target)
     if target.endswith(".toml") or path.is_file():
         return load_entry(path)
@@ -44,7 +47,7 @@ def adhoc_entry(settings: Settings, target: str, task: str | None) -> Entry:
         image = ImageSpec(
             context=folder, tag=f"sarbench-validate-{name}:latest", requirements=requirements
         )
-        return _adhoc(name, image, task, folder)
+        return _adhoc(name, image, task, dataset, folder)
     if (settings.submissions_dir / f"{target}.toml").is_file():
         return get_entry(settings.submissions_dir, target)
     return _adhoc(
@@ -55,7 +58,9 @@ def adhoc_entry(settings: Settings, target: str, task: str | None) -> Entry:
     )
 
 
-def _adhoc(name: str, image: ImageSpec, task: str | None, where: Path) -> Entry:
+def _adhoc(
+    name: str, image: ImageSpec, task: str | None, dataset: str | None, where: Path
+) -> Entry:
     if task is None:
         raise SarbenchError(
             f"{name}: give --task (flood or ndvi) to validate a folder or an image; an entry "
@@ -68,7 +73,7 @@ def _adhoc(name: str, image: ImageSpec, task: str | None, where: Path) -> Entry:
         description="validated without an entry file",
         baseline=False,
         tasks=(task,),
-        datasets=(_embedded_dataset(task),),
+        datasets=(dataset or _embedded_dataset(task),),
         phases=("train", "predict"),
         image=image,
         local_command=(),

@@ -309,6 +309,11 @@ def _start_and_collect(
     container.reload()
     state = container.attrs["State"]
     log = container.logs(stdout=True, stderr=True)
+    # stdout and stderr reach the log through separate pipes, so their lines interleave
+    # in no guaranteed order: a traceback can land before the last stdout lines. Keep
+    # stderr's own tail too, where the reason for a crash usually is.
+    # (The engine applies `tail` before it filters by stream, so take all and cut here.)
+    errors = container.logs(stdout=False, stderr=True)
     if log_path is not None:
         log_path.write_bytes(log)
     text = log.decode("utf-8", errors="replace")
@@ -333,6 +338,7 @@ def _start_and_collect(
         image_id=container.attrs.get("Image"),
         reason=reason,
         output_bytes=output_bytes,
+        stderr_tail=tail_lines(errors.decode("utf-8", errors="replace"), tail),
     )
 
 

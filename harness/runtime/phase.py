@@ -69,6 +69,8 @@ class PhaseResult:
       official table.
     - ``reason``: one line for people, saying why it ended as it did.
     - ``output_bytes``: bytes in the writable mounts at the end.
+    - ``stderr_tail``: the last lines of stderr alone, where the backend keeps the streams
+      apart (docker); empty otherwise (local merges them in order into ``log_tail``).
     """
 
     status: PhaseStatus
@@ -80,6 +82,7 @@ class PhaseResult:
     isolated: bool = True
     reason: str = ""
     output_bytes: int | None = None
+    stderr_tail: str = ""
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,280 @@
+"""The runner end to end with real containers: the template entry is run, scored and
+recorded; misbehaving entries are recorded with the right reason and touch nothing else;
+the local backend gives the docker backend's score; ``sarbench validate`` passes the
+template and lists a broken copy's problems."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.conditions.probe import conditions
+from harness.conditions.profiles import get_profile
+from harness.datasets import ops
+from harness.entries import get_entry
+from harness.runner.records import load_records
+from harness.runner.run import RunContext, run_one
+from harness.settings import REPO_ROOT, Settings
+from tests.helpers import TinySource
+
+pytestmark = pytest.mark.docker
+pytest_plugins = ["tests.docker_support"]
+
+TEST_PROFILE = """
+name = "test"
+seeds = [0]
+[resources]
+cpus = 1.0
+memory = "1GiB"
+[limits]
+pids = 256
+output_cap = "64MiB"
+[limits.train]
+timeout_s = 120
+[limits.predict]
+timeout_s = 120
+"""
+TIGHT_PROFILE = (
+    TEST_PROFILE.replace('name = "test"', 'name = "tight"')
+    .replace('memory = "1GiB"', 'memory = "256MiB"')
+    .replace("timeout_s = 120", "timeout_s = 4", 1)
+)
+HOSTILE = """
+name = "hostile"
+team = "red team"
+contact = "nobody@example.org"
+tasks = ["flood"]
+datasets = ["tiny"]
+[image]
+context = "{context}"
+tag = "sarbench-test-hostile:latest"
+[image.build_args]
+BASE_IMAGE = "sarbench-template:latest"
+[variants.probe]
+behaviour = "probe"
+[variants.sleep]
+behaviour = "sleep"
+[variants.hog]
+behaviour = "hog"
+[variants.crash]
+behaviour = "crash"
+[variants.bad-output]
+behaviour = "bad-output"
+"""
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Settings:
+    """A work folder with two tiny datasets, the template and a hostile entry, two profiles."""
+    root = tmp_path_factory.mktemp("bench")
+    subs, profiles = root / "submissions", root / "profiles"
+    shutil.copytree(REPO_ROOT / "submissions" / "template", subs / "template")
+    toml = (REPO_ROOT / "submissions" / "template.toml").read_text()
+    toml = toml.replace(
+        'datasets = ["flood-synth", "ndvi-synth"]', 'datasets = ["tiny", "tiny-ndvi"]'
+    )
+    (subs / "template.toml").write_text(toml)
+    (subs / "hostile.toml").write_text(
+        HOSTILE.format(context=REPO_ROOT / "tests" / "entries" / "hostile")
+    )
+    profiles.mkdir()
+    (profiles / "test.toml").write_text(TEST_PROFILE)
+    (profiles / "tight.toml").write_text(TIGHT_PROFILE)
+    settings = Settings(
+        home=root / "home",
+        data_root=root / "data",
+        manifests_dir=root / "manifests",
+        submissions_dir=subs,
+        profiles_dir=profiles,
+    )
+    ops.materialise(settings, TinySource(), progress=False)
+    ops.materialise(settings, TinySource(name="tiny-ndvi", task="ndvi", seed=3), progress=False)
+    return settings
+
+
+def _ctx(settings: Settings, client: Any, profile: str = "test", backend: str = "docker"):
+    cond = conditions(get_profile(settings.profiles_dir, profile))
+    return RunContext(
+        settings=settings,
+        conditions=cond,
+        backend=backend,  # type: ignore[arg-type]
+        client=client if backend == "docker" else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def template_run(bench: Settings, docker_client: docker.DockerClient):
+    entry = get_entry(bench.submissions_dir, "template")
+    return run_one(_ctx(bench, docker_client), entry, "default", 0, "tiny")
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(bench: Settings, docker_client: docker.DockerClient, template_run) -> dict:
+    """Every hostile variant, run after the template; the template's record bytes before."""
+    before = (template_run.run_dir / "record.json").read_bytes()
+    entry = get_entry(bench.submissions_dir, "hostile")
+    runs = {}
+    for variant in ("probe", "crash", "bad-output"):
+        runs[variant] = run_one(_ctx(bench, docker_client), entry, variant, 0, "tiny")
+    for variant in ("sleep", "hog"):
+        runs[variant] = run_one(_ctx(bench, docker_client, "tight"), entry, variant, 0, "tiny")
+    return {"runs": runs, "template_before": before}
+
+
+def test_template_runs_end_to_end_and_is_scored(template_run, docker_client) -> None:
+    record = template_run.record
+    assert template_run.action == "ran"
+    assert record["status"] == "ok" and record["reason"] is None
+    assert record["schema"] == "sarbench.run/1" and record["isolated"] is True
+    assert record["image"]["digest"].startswith("sha256:")
+    assert (
+        record["dataset"]["digest"].startswith("sha256:") and record["dataset"]["split"] == "test"
+    )
+    # the tiny dataset's flood label is exactly (post - pre < -2 dB): the template learns it
+    assert record["score"]["metrics"]["iou"] > 0.9
+    assert record["score"]["n_chips"] == 2
+    assert set(record["phases"]) == {"train", "predict"}
+    assert all(p["status"] == "ok" and p["image_id"] for p in record["phases"].values())
+    assert record["conditions"]["machine"]["cpus"] >= 1
+    run_dir = template_run.run_dir
+    for rel in (
+        "record.json",
+        "logs/train.log",
+        "logs/predict.log",
+        "config/train.json",
+        "artifacts/fit.json",
+        "predictions/test_00.tif",
+    ):
+        assert (run_dir / rel).is_file(), rel
+    assert not (run_dir / "work").exists()
+    config = json.loads((run_dir / "config" / "train.json").read_text())
+    assert config["phase"] == "train" and config["dataset"]["splits"] == ["train", "val"]
+    assert config["task"]["prediction"] == {"dtype": "uint8", "range": [0, 1]}
+    left = docker_client.containers.list(
+        all=True, filters={"label": f"sarbench.run={record['run_id']}"}
+    )
+    assert left == []
+
+
+def test_running_again_skips_and_keeps_the_record(bench, docker_client, template_run) -> None:
+    before = (template_run.run_dir / "record.json").read_bytes()
+    entry = get_entry(bench.submissions_dir, "template")
+    again = run_one(_ctx(bench, docker_client), entry, "default", 0, "tiny")
+    assert again.action == "skipped" and again.run_dir == template_run.run_dir
+    assert (template_run.run_dir / "record.json").read_bytes() == before
+
+
+def test_container_sees_no_network_read_only_root_no_targets(hostile_runs) -> None:
+    outcome = hostile_runs["runs"]["probe"]
+    assert outcome.record["status"] == "ok"
+    probe = json.loads((outcome.run_dir / "artifacts" / "probe.json").read_text())
+    assert probe["uid"] == 65532 and probe["gid"] == 65532
+    assert int(probe["cap_eff"], 16) == 0
+    assert probe["network"].startswith("refused") and probe["dns"].startswith("refused")
+    assert "Read-only file system" in probe["root_write"]
+    assert "Read-only file system" in probe["data_write"]
+    assert probe["tmp_write"] == "allowed"
+    assert probe["test_targets_exist"] is False
+    assert not any("/test" in p for p in probe["data_paths"])  # train sees train and val only
+    assert any(p.startswith("/data/train/targets/") for p in probe["data_paths"])
+
+
+@pytest.mark.parametrize(
+    ("variant", "reason", "phrase"),
+    [
+        ("sleep", "timeout", "4"),
+        ("hog", "oom", "memory"),
+        ("crash", "crash", "boom: the model diverged"),
+    ],
+)
+def test_misbehaviour_is_recorded_with_its_reason(hostile_runs, variant, reason, phrase) -> None:
+    record = hostile_runs["runs"][variant].record
+    assert record["status"] == "failed" and record["reason"] == reason, record
+    assert phrase in record["detail"]
+    assert record["score"] is None and "predict" not in record["phases"]
+
+
+def test_bad_output_is_invalid_output_listing_each_problem(hostile_runs) -> None:
+    record = hostile_runs["runs"]["bad-output"].record
+    assert record["status"] == "failed" and record["reason"] == "invalid-output"
+    problems = "\n".join(record["problems"])
+    assert "test_00" in problems and "missing" in problems
+    assert "float64" in problems and "notes.txt" in problems
+
+
+def test_other_records_are_untouched(bench, hostile_runs, template_run) -> None:
+    assert (template_run.run_dir / "record.json").read_bytes() == hostile_runs["template_before"]
+    records = list(load_records(bench.runs_dir))
+    assert len({r["run_id"] for r in records}) == len(records) == 6
+
+
+def test_local_and_docker_backends_give_the_same_score(bench, docker_client) -> None:
+    entry = get_entry(bench.submissions_dir, "template")
+    got = {}
+    for backend in ("docker", "local"):
+        outcome = run_one(
+            _ctx(bench, docker_client, backend=backend), entry, "default", 0, "tiny-ndvi"
+        )
+        assert outcome.record["status"] == "ok", outcome.record["detail"]
+        got[backend] = outcome.record
+    assert got["local"]["isolated"] is False and got["docker"]["isolated"] is True
+    assert got["local"]["run_id"] != got["docker"]["run_id"]
+    assert got["local"]["score"]["metrics"] == got["docker"]["score"]["metrics"]
+    assert got["local"]["score"]["chips"] == got["docker"]["score"]["chips"]
+
+
+def _cli(settings: Settings, *args: str):
+    return CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(settings.home),
+            "--data-root",
+            str(settings.data_root),
+            "--datasets-dir",
+            str(settings.manifests_dir),
+            *args,
+        ],
+        env={
+            "SARBENCH_SUBMISSIONS_DIR": str(settings.submissions_dir),
+            "SARBENCH_PROFILES_DIR": str(settings.profiles_dir),
+        },
+    )
+
+
+def test_cli_run_prints_the_score_and_exits_0(bench, template_run) -> None:
+    result = _cli(bench, "run", "template", "--dataset", "tiny", "--profile", "test")
+    assert result.exit_code == 0, result.output
+    assert "iou=" in result.output and "skipped" in result.output
+
+
+def test_validate_passes_the_template(bench) -> None:
+    result = _cli(
+        bench, "validate", str(bench.submissions_dir / "template.toml"), "--profile", "test"
+    )
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "val iou" in result.output
+
+
+def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(bench.submissions_dir / "template", broken)
+    code = (broken / "entry.py").read_text()
+    code = code.replace('dtype = "uint8"', 'dtype = "float32"').replace(
+        "for i, path in enumerate(inputs, 1):", "for i, path in enumerate(inputs[1:], 1):"
+    )
+    (broken / "entry.py").write_text(code)
+    result = _cli(
+        bench, "validate", str(broken), "--task", "flood", "--dataset", "tiny", "--profile", "test"
+    )
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output
+    assert "val_00" in result.output and "missing" in result.output
+    assert "float32" in result.output
