@@ -1,0 +1,290 @@
+"""Entry files, conditions profiles, the machine probe, run keys, records and plans: the
+parts of the runner that need no engine."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.conditions.probe import (
+    ConditionsMismatchError,
+    GpuSampler,
+    Machine,
+    check,
+    conditions,
+    parse_gpus,
+    probe,
+)
+from harness.conditions.profiles import ProfileError, get_profile, load_profile, parse_size
+from harness.entries import EntryError, get_entry, load_entries, load_entry
+from harness.errors import SarbenchError, UnknownNameError
+from harness.runner.plan import make_plan
+from harness.runner.records import (
+    RecordError,
+    RunBusyError,
+    RunKey,
+    load_records,
+    read_record,
+    run_lock,
+    save_record,
+)
+from harness.settings import REPO_ROOT
+
+SMI = (
+    "NVIDIA H100 80GB HBM3, GPU-6f0c1a2b-1111-2222-3333-444455556666, 550.54.15, 1980, 81559\n"
+    "NVIDIA A100-SXM4-40GB, GPU-aaaa, 535.1, [N/A], 40960\n"
+)
+
+
+def _machine(cpus: int = 16, gib: int = 128, smi: str = SMI) -> Machine:
+    return Machine(cpu_model="Test CPU", cpus=cpus, memory_bytes=gib * 2**30, gpus=parse_gpus(smi))
+
+
+def test_every_committed_entry_and_profile_loads() -> None:
+    entries = load_entries(REPO_ROOT / "submissions")
+    assert "template" in entries
+    for entry in entries.values():
+        for variant in entry.variants:
+            for profile in ("quick", "paper"):
+                entry.resolve_options(variant, profile)
+    for name in ("quick", "paper"):
+        get_profile(REPO_ROOT / "profiles", name)
+
+
+def test_options_resolve_base_then_profile_then_variant(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        """
+name = "m"
+team = "t"
+contact = "c"
+tasks = ["flood"]
+datasets = ["flood-synth"]
+[image]
+ref = "m:1"
+[options]
+epochs = 30
+tta = true
+[profiles.quick]
+epochs = 2
+[variants.full]
+[variants.no-tta]
+tta = false
+epochs = 5
+"""
+    )
+    entry = load_entry(path)
+    assert entry.default_variant == "full"
+    assert entry.resolve_options("full", "quick") == {"epochs": 2, "tta": True}
+    assert entry.resolve_options("full", "paper") == {"epochs": 30, "tta": True}
+    assert entry.resolve_options("no-tta", "quick") == {"epochs": 5, "tta": False}
+    with pytest.raises(UnknownNameError, match="Did you mean 'no-tta'"):
+        entry.check_variant("no-ta")
+
+
+def test_a_malformed_entry_lists_every_problem_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+name = "Bad Name"
+team = ""
+tasks = ["floood"]
+datasets = "flood-synth"
+phases = ["predict", "train"]
+colour = "blue"
+[image]
+ref = "x:1"
+context = "."
+[options]
+nested = { a = 1 }
+"""
+    )
+    with pytest.raises(EntryError) as info:
+        load_entry(path)
+    text = str(info.value)
+    assert str(path) in text
+    for phrase in (
+        "unknown key `colour`",
+        "lower-case",
+        "must equal the file name stem",
+        "`team` must be a non-empty string",
+        "`contact` is required",
+        "unknown task 'floood'",
+        "`datasets` must be a non-empty list",
+        "`phases` must be",
+        "exactly one of `ref`",
+        "option `options.nested`",
+    ):
+        assert phrase in text, phrase
+
+
+def test_entry_file_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(EntryError, match="file not found"):
+        load_entry(tmp_path / "none.toml")
+    (tmp_path / "x.toml").write_text("name = [")
+    with pytest.raises(EntryError, match="not valid TOML"):
+        load_entry(tmp_path / "x.toml")
+    with pytest.raises(UnknownNameError, match="Did you mean 'template'"):
+        get_entry(REPO_ROOT / "submissions", "templat")
+
+
+def test_a_build_needs_its_context_and_dockerfile(tmp_path: Path) -> None:
+    path = tmp_path / "b.toml"
+    path.write_text(
+        'name = "b"\nteam = "t"\ncontact = "c"\ntasks = ["ndvi"]\ndatasets = ["ndvi-synth"]\n'
+        '[image]\ncontext = "nowhere"\n'
+    )
+    with pytest.raises(EntryError) as info:
+        load_entry(path)
+    assert "no such folder" in str(info.value) and "`image.tag` is required" in str(info.value)
+
+
+def test_sizes_and_profile_limits(tmp_path: Path) -> None:
+    assert parse_size("8GiB") == 8 * 2**30 and parse_size("512MiB") == 512 * 2**20
+    assert parse_size(1234) == 1234
+    with pytest.raises(ValueError):
+        parse_size("lots")
+    quick = get_profile(REPO_ROOT / "profiles", "quick")
+    assert quick.limits("train").timeout_s == 900 and quick.limits("predict").timeout_s == 300
+    assert quick.limits("train").memory_bytes == 8 * 2**30 and quick.gpu_model is None
+    paper = get_profile(REPO_ROOT / "profiles", "paper")
+    assert paper.limits("train", "GPU-abc").gpu_uuid == "GPU-abc"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "other"\nseeds = []\n[resources]\nmemory = "lots"\n[limits]\nfoo = 1\n')
+    with pytest.raises(ProfileError) as info:
+        load_profile(bad)
+    for phrase in ("file name stem", "`seeds`", "`resources.memory`", "unknown limit `foo`"):
+        assert phrase in str(info.value)
+
+
+def test_gpu_query_is_parsed_and_the_profile_gpu_is_chosen_by_uuid() -> None:
+    gpus = parse_gpus(SMI)
+    assert gpus[0].name == "NVIDIA H100 80GB HBM3" and gpus[0].sm_clock_max_mhz == 1980
+    assert gpus[0].memory_bytes == 81559 * 2**20 and gpus[1].sm_clock_max_mhz is None
+    paper = get_profile(REPO_ROOT / "profiles", "paper")
+    mismatches, uuid = check(paper, _machine())
+    assert mismatches == [] and uuid == "GPU-6f0c1a2b-1111-2222-3333-444455556666"
+
+
+def test_a_mismatch_is_refused_unless_allowed_and_then_recorded() -> None:
+    paper = get_profile(REPO_ROOT / "profiles", "paper")
+    small = _machine(cpus=2, gib=24, smi="")
+    with pytest.raises(ConditionsMismatchError) as info:
+        conditions(paper, small)
+    text = str(info.value)
+    assert "8 CPUs" in text and "64.0 GiB" in text and "NVIDIA H100 80GB HBM3" in text
+    assert "--allow-mismatch" in text
+    allowed = conditions(paper, small, allow_mismatch=True)
+    assert allowed.mismatch_allowed and len(allowed.mismatches) == 3 and allowed.gpu_uuid is None
+    same = conditions(paper, _machine())
+    assert same.fingerprint != allowed.fingerprint  # the GPU model is part of the conditions
+    assert same.fingerprint == conditions(paper, _machine(gib=256)).fingerprint
+
+
+def test_this_machine_is_probed() -> None:
+    machine = probe()
+    assert machine.cpus >= 1 and machine.memory_bytes > 0 and machine.cpu_model
+
+
+def test_gpu_sampler_integrates_power_into_energy() -> None:
+    sampler = GpuSampler("GPU-x")
+    for t, mem, power in ((0.0, 100, 200.0), (1.0, 300, 300.0), (2.0, 200, 100.0)):
+        sampler.add(t, f"GPU-x, {mem}, 50, {power}\nGPU-y, 1, 1, 1\n")
+    summary = sampler.summary()
+    assert summary["peak_memory_bytes"] == 300 * 2**20
+    assert summary["energy_j"] == pytest.approx(250 + 200)
+    assert summary["gpu_seconds"] == 2.0 and summary["mean_utilization"] == 50
+
+
+def _key(**changes: object) -> RunKey:
+    base = dict(
+        entry="unet",
+        variant="default",
+        seed=0,
+        dataset="flood-synth",
+        dataset_digest="sha256:aa",
+        image_digest="sha256:bb",
+        conditions="sha256:cc",
+        backend="docker",
+        options={"epochs": 2},
+    )
+    return RunKey(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_run_ids_follow_the_key() -> None:
+    key = _key()
+    assert key.run_id.startswith("unet.default.s0.flood-synth.")
+    assert key.run_id == _key().run_id
+    for change in (
+        {"seed": 1},
+        {"image_digest": "sha256:other"},
+        {"conditions": "sha256:other"},
+        {"backend": "local"},
+        {"options": {"epochs": 3}},
+        {"dataset_digest": "sha256:other"},
+    ):
+        assert _key(**change).run_id != key.run_id, change
+
+
+def test_records_are_written_once_and_read_back(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    assert read_record(run_dir) is None
+    save_record(run_dir, {"schema": "sarbench.run/1", "run_id": "r1"})
+    with pytest.raises(RecordError, match="never overwritten"):
+        save_record(run_dir, {"schema": "sarbench.run/1", "run_id": "other"})
+    assert [r["run_id"] for r in load_records(tmp_path / "runs")] == ["r1"]
+    assert not list(run_dir.glob(".*.tmp"))
+    (run_dir / "record.json").write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(RecordError, match=r"not a sarbench\.run/1"):
+        read_record(run_dir)
+
+
+def _hold(runs: str, seconds: float) -> None:
+    with run_lock(Path(runs), "r1"):
+        time.sleep(seconds)
+
+
+def test_a_run_lock_is_held_across_processes_and_freed_when_its_holder_dies(
+    tmp_path: Path,
+) -> None:
+    ctx = multiprocessing.get_context("fork")
+    holder = ctx.Process(target=_hold, args=(str(tmp_path), 30))
+    holder.start()
+    try:
+        for _ in range(100):  # wait until the child holds it
+            try:
+                with run_lock(tmp_path, "r1", wait=False):
+                    time.sleep(0.05)
+            except RunBusyError:
+                break
+        with (
+            pytest.raises(RunBusyError, match="another sarbench process"),
+            run_lock(tmp_path, "r1", wait=False),
+        ):
+            pass
+    finally:
+        holder.kill()
+        holder.join()
+    with run_lock(tmp_path, "r1", wait=False):  # the kernel freed it with the dead holder
+        pass
+
+
+def test_plans_expand_variants_and_seeds() -> None:
+    entry = get_entry(REPO_ROOT / "submissions", "template")
+    plan = make_plan([entry], "quick", [0], seeds=[1, 2])
+    assert [(s.variant, s.seed, s.dataset) for s in plan] == [
+        ("default", 1, "flood-synth"),
+        ("default", 2, "flood-synth"),
+    ]
+    assert make_plan([entry], "quick", [0], dataset="ndvi-synth")[0].dataset == "ndvi-synth"
+    with pytest.raises(UnknownNameError):
+        make_plan([entry], "quick", [0], variants=["nope"])
+    with pytest.raises(SarbenchError, match="supports dataset"):
+        make_plan([entry], "quick", [0], dataset="sen1floods11")
+    with pytest.raises(SarbenchError, match="nothing to run"):
+        make_plan([], "quick", [0])
