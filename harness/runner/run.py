@@ -425,22 +425,21 @@ def _no_follow(path: str, flags: int) -> int:
 
 
 def _fresh_run_dir(ctx: RunContext, run_dir: Path, run_id: str) -> None:
-    """An unfinished run's leftovers (a killed harness) are removed before it starts again."""
-    if ctx.backend == "docker":
-        from harness.runtime.docker_backend import remove_leftovers
-
-        remove_leftovers(ctx.client, {"sarbench.run": run_id})
+    """An unfinished run's leftovers (a killed harness) are removed before it starts again:
+    its folder, and any container still labelled with its run ID (the folder is made before
+    any container starts, so no folder means no container)."""
     if run_dir.exists():
         ctx.progress(f"{run_id}: removing an unfinished earlier attempt")
+        if ctx.backend == "docker":
+            from harness.runtime.docker_backend import remove_leftovers
+
+            remove_leftovers(ctx.client, {"sarbench.run": run_id})
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
 
 
 def _cleanup(ctx: RunContext, run_dir: Path, run_id: str) -> None:
-    if ctx.backend == "docker":
-        from harness.runtime.docker_backend import remove_leftovers
-
-        remove_leftovers(ctx.client, {"sarbench.run": run_id})
+    """The working folder goes; each phase's container was removed by ``run_phase``."""
     shutil.rmtree(run_dir / "work", ignore_errors=True)
 
 

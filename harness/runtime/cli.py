@@ -56,5 +56,58 @@ def images_base(
     click.echo(f"{name} {image_id}")
 
 
+@images.command("torch")
+@click.option("--rebuild", is_flag=True, help="Build again even if the image exists.")
+@click.option("--docker-host", metavar="URL", help="Engine address.")
+def images_torch(rebuild: bool, docker_host: str | None) -> None:
+    """Build sarbench-torch:bookworm: the base image plus a CPU PyTorch (offline).
+
+    The baselines' image builds on it where no registry is reachable; on a GPU machine, pass
+    a CUDA PyTorch image as BASE_IMAGE instead (see the README).
+    """
+    from harness.runtime.builds import TORCH_IMAGE, build_torch_image
+    from harness.runtime.docker_backend import connect
+
+    client = connect(docker_host)
+    try:
+        image_id = build_torch_image(
+            client, progress=lambda m: click.echo(m, err=True), rebuild=rebuild
+        )
+    finally:
+        client.close()
+    click.echo(f"{TORCH_IMAGE} {image_id}")
+
+
+@images.command("build")
+@click.argument("entry")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE")
+@click.option("--docker-host", metavar="URL", help="Engine address.")
+@click.pass_obj
+def images_build(obj: object, entry: str, build_args: tuple[str, ...], docker_host: str | None):
+    """Build ENTRY's image (a name in submissions/ or an entry file) with the network off."""
+    from harness.entries import get_entry
+    from harness.errors import SarbenchError
+    from harness.runtime.builds import ensure_entry_image
+    from harness.runtime.docker_backend import connect
+    from harness.settings import Settings
+
+    settings = obj if isinstance(obj, Settings) else Settings.load()
+    chosen = get_entry(settings.submissions_dir, entry)
+    args = {}
+    for item in build_args:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SarbenchError(f"--build-arg takes KEY=VALUE, got {item!r}")
+        args[key] = value
+    client = connect(docker_host)
+    try:
+        image_id = ensure_entry_image(
+            client, chosen, build_args=args, progress=lambda m: click.echo(m, err=True)
+        )
+    finally:
+        client.close()
+    click.echo(f"{chosen.image.name} {image_id}")
+
+
 if __name__ == "__main__":  # python -m harness.runtime.cli base
     images()

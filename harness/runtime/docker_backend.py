@@ -76,10 +76,19 @@ def connect(base_url: str | None = None, timeout: float = 120.0) -> docker.Docke
     return client
 
 
+def _host_resources(client: docker.DockerClient) -> tuple[int, int]:
+    """The engine host's CPU count and memory, asked once per client (an API round trip)."""
+    cached = getattr(client, "_sarbench_host", None)
+    if cached is None:
+        info = client.info()
+        cached = (int(info.get("NCPU", 0)), int(info.get("MemTotal", 0)))
+        client._sarbench_host = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def check_host(client: docker.DockerClient, limits: Limits) -> None:
     """Refuse limits that this engine's host cannot give (CPUs, cores, memory)."""
-    info = client.info()
-    ncpu, mem_total = int(info.get("NCPU", 0)), int(info.get("MemTotal", 0))
+    ncpu, mem_total = _host_resources(client)
     problems = []
     if ncpu and limits.cpus > ncpu:
         problems.append(f"cpus={limits.cpus} but the engine's host has {ncpu} CPUs")
