@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint clean
 
-$(BIN)/sarbench: pyproject.toml
+$(BIN)/sarbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,baselines]' -c constraints.txt
 	touch $@
 
 install: $(BIN)/sarbench

@@ -1,0 +1,1 @@
+"""The static leaderboard site, built from MLflow only (see ``docs/leaderboard.md``)."""

@@ -1,0 +1,292 @@
+"""What a leaderboard page shows, computed from published runs: pure, no MLflow, no files.
+
+A board is one task and dataset. Its ranked rows are (entry, variant) pairs; a row with
+several seeds pools them chip by chip (each chip's statistics summed over the seeds, via
+:meth:`ChipStats.combine`), so its score is the metric of all its predictions and its
+interval a bootstrap over chips, seeds kept together. With one seed, the row shows the
+run's own published metrics and interval. Adjacent rows are compared with the paired
+permutation test of :func:`harness.scoring.stats.paired_test` on those per-chip statistics.
+
+Official rows come from isolated runs only; unisolated (local backend) runs form their own
+rows, never mixed in; failed runs are listed with their reason, never ranked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from harness.errors import SarbenchError
+from harness.leaderboard.source import ChipTable, PublishedRun
+from harness.scoring.metrics import ChipStats, Direction, get_metric, rank_key
+from harness.scoring.stats import (
+    DEFAULT_LEVEL,
+    ChipMismatchError,
+    PairedComparison,
+    SeedSummary,
+    across_seeds,
+    align_chips,
+    bootstrap_ci,
+    paired_test,
+)
+from harness.tasks import get_task
+
+ALPHA = 1.0 - DEFAULT_LEVEL
+COMPONENTS = ("pretrain", "finetune", "sar_indexes", "train_aug", "tta")
+"""The pix2pix ablation's components (Table 3 of the SAR-to-NDVI study), as option names."""
+COMPONENT_LABELS = {
+    "pretrain": "Pre-training",
+    "finetune": "Fine-tuning",
+    "sar_indexes": "SAR indexes",
+    "train_aug": "Training aug",
+    "tta": "Test-time aug",
+}
+FULL = "full"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ranked (entry, variant): its seeds pooled."""
+
+    entry: str
+    variant: str
+    runs: tuple[PublishedRun, ...]
+    chip_ids: tuple[str, ...]
+    stats: ChipStats
+    primary: float
+    ci_low: float
+    ci_high: float
+    metrics: dict[str, float]
+    seeds: SeedSummary
+    rank: int = 0
+    versus_next: PairedComparison | None = None
+    versus_next_note: str = ""
+
+    @property
+    def team(self) -> str:
+        return self.runs[0].tag("team")
+
+    @property
+    def baseline(self) -> bool:
+        return self.runs[0].baseline
+
+    @property
+    def image_digests(self) -> tuple[str, ...]:
+        return tuple(sorted({r.tag("image_digest") for r in self.runs}))
+
+    def mean_metric(self, name: str) -> float | None:
+        """Mean of a run metric (a timing) over the seeds that have it."""
+        vals = [r.metrics[name] for r in self.runs if name in r.metrics]
+        return float(np.mean(vals)) if vals else None
+
+    @property
+    def similar_to_next(self) -> bool:
+        """Not significantly different from the next row (or not comparable)."""
+        v = self.versus_next
+        return v is not None and not (v.p_value < ALPHA)
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One variant of the ablation matrix, against ``full``."""
+
+    row: Row
+    label: str
+    components: dict[str, bool]
+    versus_full: PairedComparison | None
+
+    @property
+    def change(self) -> float:
+        return math.nan if self.versus_full is None else self.versus_full.difference
+
+
+@dataclass(frozen=True)
+class Board:
+    """One task and dataset."""
+
+    task: str
+    dataset: str
+    primary_metric: str
+    direction: Direction
+    secondary_metrics: tuple[str, ...]
+    official: tuple[Row, ...]
+    unofficial: tuple[Row, ...]
+    failed: tuple[PublishedRun, ...]
+    ablations: dict[str, tuple[AblationRow, ...]]
+    runs: tuple[PublishedRun, ...]
+
+    @property
+    def last_update(self) -> int | None:
+        times = [r.end_time for r in self.runs if r.end_time]
+        return max(times) if times else None
+
+
+def pool_seeds(tables: Sequence[ChipTable]) -> tuple[tuple[str, ...], ChipStats]:
+    """Chip ids of the first table and each chip's statistics summed over all tables
+    (chips matched by id; different chip sets are a ``ChipMismatchError``)."""
+    first = tables[0]
+    aligned = [first.stats] + [
+        align_chips(first.ids, first.stats, t.ids, t.stats) for t in tables[1:]
+    ]
+    if len(aligned) == 1:
+        return first.ids, first.stats
+    stacked = aligned[0]
+    for t in aligned[1:]:
+        stacked = stacked.concat(t)
+    select = np.tile(np.eye(len(first.ids)), len(aligned))
+    return first.ids, stacked.combine(select)
+
+
+def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_resamples: int) -> Row:
+    """A row from the ok runs of one (entry, variant)."""
+    runs = sorted(runs, key=lambda r: r.seed)
+    task = get_task(runs[0].task)
+    primary = task.primary_metric
+    names = (primary, *task.secondary_metrics)
+    ids, stats = pool_seeds([chips[r.mlflow_id] for r in runs])
+    if len(runs) == 1:
+        m = runs[0].metrics
+        metrics = {n: m.get(n, math.nan) for n in names}
+        low, high = m.get(f"{primary}_ci_low", math.nan), m.get(f"{primary}_ci_high", math.nan)
+    else:
+        pooled = stats.pooled()
+        metrics = {n: float(get_metric(task.name, n)(pooled)) for n in names}
+        ci = bootstrap_ci(stats, primary, n_resamples=n_resamples)
+        low, high = ci.low, ci.high
+    seeds = across_seeds({r.seed: r.metrics.get(primary, math.nan) for r in runs})
+    return Row(
+        entry=runs[0].entry,
+        variant=runs[0].variant,
+        runs=tuple(runs),
+        chip_ids=ids,
+        stats=stats,
+        primary=metrics[primary],
+        ci_low=low,
+        ci_high=high,
+        metrics=metrics,
+        seeds=seeds,
+    )
+
+
+def compare_rows(a: Row, b: Row, metric: str, n_resamples: int) -> PairedComparison:
+    return paired_test(
+        a.chip_ids,
+        a.stats,
+        b.chip_ids,
+        b.stats,
+        metric,
+        n_resamples=n_resamples,
+        n_permutations=n_resamples,
+    )
+
+
+def rank(rows: Sequence[Row], direction: Direction, n_resamples: int) -> tuple[Row, ...]:
+    """Rows best first (undefined scores last), each compared with the next one."""
+
+    def key(r: Row) -> tuple[bool, float, str, str]:
+        undefined = math.isnan(r.primary)
+        return (undefined, 0.0 if undefined else rank_key(direction, r.primary), r.entry, r.variant)
+
+    ordered = sorted(rows, key=key)
+    out: list[Row] = []
+    for i, row in enumerate(ordered):
+        versus, note = None, ""
+        if i + 1 < len(ordered):
+            nxt = ordered[i + 1]
+            metric = row.runs[0].primary_metric
+            try:
+                versus = compare_rows(row, nxt, metric, n_resamples)
+            except ChipMismatchError as exc:
+                note = f"not comparable: {exc}"
+        out.append(replace(row, rank=i + 1, versus_next=versus, versus_next_note=note))
+    return tuple(out)
+
+
+def _component(run: PublishedRun, name: str) -> bool | None:
+    value = run.params.get(name, "").strip().lower()
+    return {"true": True, "false": False}.get(value)
+
+
+def ablation(rows: Sequence[Row], n_resamples: int) -> tuple[AblationRow, ...]:
+    """The ablation matrix of one entry's rows (Table 3 form), or ``()`` where the entry
+    has no ``full`` variant or its variants do not all carry the five component options."""
+    comps: dict[str, dict[str, bool]] = {}
+    if len(rows) < 2:
+        return ()
+    for row in rows:
+        values = {c: _component(row.runs[0], c) for c in COMPONENTS}
+        if any(v is None for v in values.values()):
+            return ()
+        comps[row.variant] = {c: bool(v) for c, v in values.items()}
+    full = next((r for r in rows if r.variant == FULL), None)
+    if full is None:
+        return ()
+
+    def order(r: Row) -> tuple[int, str]:
+        off = [i for i, c in enumerate(COMPONENTS) if not comps[r.variant][c]]
+        return (0 if r is full else 1 + (off[0] if len(off) == 1 else len(COMPONENTS)), r.variant)
+
+    out: list[AblationRow] = []
+    for n, row in enumerate(sorted(rows, key=order)):
+        versus = None
+        if row is not full:
+            try:
+                versus = compare_rows(row, full, row.runs[0].primary_metric, n_resamples)
+            except ChipMismatchError:
+                versus = None
+        label = "Ours (full)" if row is full else f"Ablation {n}"
+        out.append(AblationRow(row, label, comps[row.variant], versus))
+    return tuple(out)
+
+
+def _rows(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n: int) -> list[Row]:
+    groups: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    for r in runs:
+        groups[(r.entry, r.variant)].append(r)
+    return [make_row(g, chips, n) for _, g in sorted(groups.items())]
+
+
+def build_boards(
+    runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_resamples: int = 10_000
+) -> list[Board]:
+    """One board per (task, dataset), sorted by task then dataset."""
+    by_board: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    for r in runs:
+        by_board[(r.task, r.dataset)].append(r)
+    boards = []
+    for (task_name, dataset), group in sorted(by_board.items()):
+        task = get_task(task_name)
+        direction = get_metric(task.name, task.primary_metric).direction
+        ok = [r for r in group if r.ok]
+        missing = [r.run_id for r in ok if r.mlflow_id not in chips]
+        if missing:
+            raise SarbenchError(f"per-chip scores missing for published run(s) {missing}")
+        official = rank(
+            _rows([r for r in ok if r.official], chips, n_resamples), direction, n_resamples
+        )
+        unofficial = rank(
+            _rows([r for r in ok if not r.official], chips, n_resamples), direction, n_resamples
+        )
+        by_entry: dict[str, list[Row]] = defaultdict(list)
+        for row in official:
+            by_entry[row.entry].append(row)
+        ablations = {e: a for e, rows in by_entry.items() if (a := ablation(rows, n_resamples))}
+        boards.append(
+            Board(
+                task=task.name,
+                dataset=dataset,
+                primary_metric=task.primary_metric,
+                direction=direction,
+                secondary_metrics=task.secondary_metrics,
+                official=official,
+                unofficial=unofficial,
+                failed=tuple(r for r in group if not r.ok),
+                ablations=ablations,
+                runs=tuple(group),
+            )
+        )
+    return boards

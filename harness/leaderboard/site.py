@@ -1,0 +1,156 @@
+"""Building the static leaderboard site from MLflow.
+
+    >>> build_site(connect(uri), Path("site"))          # doctest: +SKIP
+
+The site works from ``file://`` with no network: pages, CSS and the sorting script are
+local files, plots are inline SVG. Templates and assets live in the repository's
+``leaderboard/`` folder. The site is built in a sibling folder and moved into place at the
+end, so a failed build leaves the previous site as it was. The output folder is only ever
+replaced when it is empty or holds a site built here (the marker file ``.sarbench-site``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import SarbenchError
+from harness.leaderboard import pages
+from harness.leaderboard.board import build_boards
+from harness.leaderboard.source import ChipTable, download, published_runs, read_chips
+from harness.leaderboard.tables import Table
+from harness.settings import REPO_ROOT
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from mlflow.tracking import MlflowClient
+
+TEMPLATES = REPO_ROOT / "leaderboard"
+MARKER = ".sarbench-site"
+
+
+class SiteError(SarbenchError):
+    """The site cannot be written where it was asked to go, or its templates are missing."""
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    out: Path
+    boards: int
+    runs: int
+    pages: int
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise SiteError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise SiteError(
+            f"{out}: folder is not empty and holds no site built by sarbench ({MARKER} is "
+            "missing); it is never replaced: choose an empty or new --out"
+        )
+
+
+def _environment(templates: Path) -> Environment:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    if not (templates / "templates" / "base.html").is_file():
+        raise SiteError(f"{templates}: no templates/base.html; pass the leaderboard/ folder")
+    env = Environment(
+        loader=FileSystemLoader(templates / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["when"] = pages.when
+    return env
+
+
+class _Writer:
+    def __init__(self, env: Environment, root: Path) -> None:
+        self.env, self.root, self.pages = env, root, 0
+
+    def page(self, rel: str, template: str, **context: Any) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        depth = rel.count("/")
+        html = self.env.get_template(template).render(root="../" * depth, **context)
+        path.write_text(html, encoding="utf-8")
+        self.pages += 1
+
+    def tables(self, folder: str, tables: list[Table]) -> None:
+        for t in tables:
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
+            (self.root / folder / f"{t.name}.csv").write_text(t.csv(), encoding="utf-8")
+            (self.root / folder / f"{t.name}.json").write_text(t.json(), encoding="utf-8")
+
+
+def build_site(
+    client: MlflowClient,
+    out: Path,
+    *,
+    templates: Path = TEMPLATES,
+    n_resamples: int = 10_000,
+) -> SiteSummary:
+    """Read every published run from MLflow and write the site to ``out``."""
+    out = out.resolve()
+    _check_out(out)
+    env = _environment(templates)
+    runs = published_runs(client)
+    work = out.parent / f".{out.name}.building"
+    if work.exists():
+        shutil.rmtree(work)
+    done = False
+    try:
+        chips: dict[str, ChipTable] = {}
+        for run in runs:
+            dest = download(client, run, work / pages.run_dir(run))
+            if run.ok:
+                chips[run.mlflow_id] = read_chips(dest, run.task)
+        boards = build_boards(runs, chips, n_resamples)
+        writer = _Writer(env, work)
+        board_pages = [pages.board_page(b) for b in boards]
+        for bp in board_pages:
+            folder = pages.board_dir(bp.board.task, bp.board.dataset)
+            writer.page(f"{folder}/index.html", "board.html", page=bp)
+            writer.tables(folder, bp.tables)
+            for entry, variant, _ in bp.entries:
+                sections = [
+                    pages.run_section(r, work, chips.get(r.mlflow_id))
+                    for r in bp.board.runs
+                    if (r.entry, r.variant) == (entry, variant)
+                ]
+                efolder = pages.entry_dir(bp.board.task, bp.board.dataset, entry, variant)
+                writer.page(
+                    f"{efolder}/index.html",
+                    "entry.html",
+                    board=bp.board,
+                    entry=entry,
+                    variant=variant,
+                    sections=sections,
+                )
+                writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
+        last = max((b.last_update or 0 for b in boards), default=0) or None
+        boards_table = pages.boards_table(board_pages)
+        writer.tables("", [boards_table])
+        writer.page(
+            "index.html",
+            "index.html",
+            boards=boards_table,
+            conditions=pages.conditions(runs, work),
+            last_update=pages.when(last),
+            n_runs=len(runs),
+        )
+        shutil.copytree(templates / "assets", work / "assets")
+        (work / MARKER).write_text("built by sarbench leaderboard build\n")
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+        done = True
+    finally:
+        if not done and work.exists():
+            shutil.rmtree(work)
+    return SiteSummary(out, len(boards), len(runs), writer.pages)

@@ -1,0 +1,277 @@
+"""Run folders with realistic ``sarbench.run/1`` records, made by code for publish tests.
+
+Each record's score is real: tiny test chips (inputs, targets, valid masks) are written
+under the data root, predictions are made from the targets with seeded noise, and
+:func:`harness.scoring.score.score_predictions` scores them, so the per-chip statistics
+are exactly what the harness produces.
+
+:func:`standard_runs` makes the scenario the publish and leaderboard tests share:
+flood-synth (threshold, unet with two seeds, prithvi, a competitor, a failed run and an
+unisolated local run) and ndvi-synth (pix2pix with its six ablation variants, a second
+seed of ``full`` and a failed seed of ``no-tta``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.datasets.loader import SplitDir
+from harness.geo import Grid, write_raster
+from harness.scoring.score import score_predictions
+from harness.settings import Settings
+from harness.tasks import get_task
+
+SIZE = 16
+N_CHIPS = 12
+CONDITIONS = "sha256:" + hashlib.sha256(b"quick-conditions").hexdigest()
+PROFILE = {
+    "name": "quick",
+    "cpus": 2.0,
+    "memory_bytes": 8 * 2**30,
+    "gpu": None,
+    "train_timeout_s": 1800,
+    "predict_timeout_s": 600,
+    "seeds": [0, 1],
+}
+MACHINE = {"cpu_model": "Test CPU @ 2.0GHz", "cpus": 2, "memory_bytes": 24 * 2**30, "gpus": []}
+ABLATION_NOISE = {
+    "full": 0.08,
+    "no-pretrain": 0.16,
+    "no-finetune": 0.09,
+    "no-sar-indexes": 0.1,
+    "no-train-aug": 0.14,
+    "no-tta": 0.085,
+}
+COMPONENTS = ("pretrain", "finetune", "sar_indexes", "train_aug", "tta")
+
+
+def digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_test_split(settings: Settings, dataset: str, task: str, seed: int = 7) -> SplitDir:
+    """``<data root>/<dataset>/test`` with inputs, targets and valid masks of tiny chips."""
+    rng = np.random.default_rng(seed)
+    root = settings.dataset_dir(dataset) / "test"
+    for i in range(N_CHIPS):
+        grid = Grid.from_origin("EPSG:32630", 600000.0 + i * SIZE * 10, 4300000.0, 10.0, SIZE, SIZE)
+        x = rng.normal(-12, 3, (2, SIZE, SIZE)).astype(np.float32)
+        valid = np.ones((SIZE, SIZE), np.uint8)
+        valid[:2, :3] = 0
+        if task == "flood":
+            y = (x[1] - x[0] < -1.5).astype(np.uint8)
+        else:
+            y = np.clip(rng.normal(0.5, 0.25, (SIZE, SIZE)), -1, 1).astype(np.float32)
+        sid = f"chip_{i:02d}"
+        write_raster(root / "inputs" / f"{sid}.tif", x, grid, band_names=("VV_pre", "VV_post"))
+        write_raster(root / "targets" / f"{sid}.tif", y, grid)
+        write_raster(root / "valid" / f"{sid}.tif", valid, grid)
+    return SplitDir(root)
+
+
+def write_predictions(split: SplitDir, task: str, out: Path, noise: float, seed: int) -> None:
+    """Predictions from the targets: flood flips a ``noise`` fraction of pixels; ndvi adds
+    Gaussian noise of that standard deviation."""
+    rng = np.random.default_rng(seed)
+    for sample in split:
+        assert sample.target is not None
+        if task == "flood":
+            flip = rng.random(sample.target.shape) < noise
+            pred = np.where(flip, 1 - sample.target, sample.target).astype(np.uint8)
+        else:
+            noisy = sample.target + rng.normal(0.0, noise, sample.target.shape)
+            pred = np.clip(noisy, -1, 1).astype(np.float32)
+        write_raster(out / f"{sample.id}.tif", pred, sample.grid)
+
+
+@dataclass
+class RunSpec:
+    """One run to make; ``noise`` sets its quality (smaller is better)."""
+
+    entry: str
+    dataset: str
+    task: str
+    variant: str = "default"
+    seed: int = 0
+    noise: float = 0.1
+    options: dict[str, Any] = field(default_factory=dict)
+    baseline: bool = True
+    team: str = "SARBench maintainers"
+    status: str = "ok"
+    reason: str | None = None
+    backend: str = "docker"
+    gpu_seconds: float | None = None
+    phases: tuple[str, ...] = ("train", "predict")
+
+    @property
+    def isolated(self) -> bool:
+        return self.backend == "docker"
+
+    @property
+    def run_id(self) -> str:
+        key = digest(f"{self.entry}{self.variant}{self.seed}{self.dataset}{self.backend}")
+        return f"{self.entry}.{self.variant}.s{self.seed}.{self.dataset}.{key[7:19]}"
+
+
+def _phase(name: str, wall: float, ok: bool, isolated: bool) -> dict[str, Any]:
+    return {
+        "status": "ok" if ok else "failed",
+        "exit_code": 0 if ok else 137,
+        "wall_s": wall,
+        "peak_memory_bytes": int(wall * 10_000_000),
+        "log_tail": f"{name} done" if ok else "killed after the time limit",
+        "image_id": digest("image-id"),
+        "isolated": isolated,
+        "reason": "" if ok else "timeout",
+        "output_bytes": 4096,
+        "gpu": None,
+    }
+
+
+def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
+    """Write one run folder under ``<home>/runs`` and return it."""
+    task = get_task(spec.task)
+    folder = settings.home / "runs" / spec.run_id
+    ok = spec.status == "ok"
+    score = None
+    if ok:
+        write_predictions(split, spec.task, folder / "predictions", spec.noise, spec.seed + 11)
+        result = score_predictions(
+            folder / "predictions", split, task, dataset=spec.dataset, n_resamples=300
+        )
+        score = result.to_dict()
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    (folder / "artifacts").mkdir(exist_ok=True)
+    artifacts = []
+    phases = {}
+    walls = {"train": 10.0 + 5 * spec.noise, "predict": 2.0 + spec.noise}
+    for phase in spec.phases:
+        failed_here = not ok and phase == "train"
+        phases[phase] = _phase(phase, walls[phase], not failed_here, spec.isolated)
+        (folder / "logs" / f"{phase}.log").write_text(f"[00:00:01] {phase} <started>\n")
+        artifacts.append(f"logs/{phase}.log")
+    options = {"model": spec.entry, "epochs": 2, **spec.options}
+    if "train" in spec.phases:
+        lines = ["epoch,train_loss,val_loss"] + [
+            f"{e},{1.0 / (e + 1):.4f},{1.2 / (e + 1):.4f}" for e in range(5)
+        ]
+        (folder / "artifacts" / "loss.csv").write_text("\n".join(lines) + "\n")
+        (folder / "artifacts" / "options.json").write_text(json.dumps({"options": options}))
+        artifacts += ["artifacts/loss.csv", "artifacts/options.json"]
+    (folder / "run.json").write_text(json.dumps({"train": {"contract": 1, "options": options}}))
+    train_s = walls["train"] if "train" in spec.phases else None
+    record = {
+        "schema": "sarbench.run/1",
+        "run_id": spec.run_id,
+        "key": {
+            "entry": spec.entry,
+            "variant": spec.variant,
+            "seed": spec.seed,
+            "dataset_digest": digest(spec.dataset),
+            "image_digest": digest(f"image-{spec.entry}"),
+            "conditions": CONDITIONS,
+        },
+        "entry": {
+            "name": spec.entry,
+            "team": spec.team,
+            "contact": "https://example.invalid/issues",
+            "baseline": spec.baseline,
+            "description": f"{spec.entry} <test entry>",
+        },
+        "variant": spec.variant,
+        "options": options,
+        "seed": spec.seed,
+        "task": spec.task,
+        "primary_metric": task.primary_metric,
+        "higher_is_better": task.higher_is_better,
+        "dataset": {"name": spec.dataset, "digest": digest(spec.dataset), "split": "test"},
+        "profile": PROFILE,
+        "conditions": {
+            "fingerprint": CONDITIONS,
+            "machine": MACHINE,
+            "mismatches": [],
+            "mismatch_allowed": False,
+        },
+        "backend": spec.backend,
+        "isolated": spec.isolated,
+        "image": {"ref": "sarbench-baselines:latest", "digest": digest(f"image-{spec.entry}")},
+        "status": spec.status,
+        "reason": spec.reason,
+        "detail": "" if ok else "train: killed after 1800 s",
+        "phases": phases,
+        "timings": {
+            "train_s": train_s if ok else 1800.0,
+            "predict_s": walls["predict"] if ok else None,
+            "total_s": (train_s or 0.0) + walls["predict"] + 1.0,
+            "gpu_seconds": spec.gpu_seconds,
+            "energy_j": None if spec.gpu_seconds is None else spec.gpu_seconds * 250,
+        },
+        "score": score,
+        "artifacts": artifacts,
+        "started_at": f"2026-11-21T10:{spec.seed:02d}:00Z",
+        "finished_at": f"2026-11-21T11:{spec.seed:02d}:00Z",
+        "harness_version": "0.1.0",
+    }
+    (folder / "record.json").write_text(json.dumps(record, indent=1))
+    return folder
+
+
+def pix2pix_options(variant: str) -> dict[str, Any]:
+    """Resolved pix2pix options of an ablation variant (``no-x`` turns component x off)."""
+    off = variant.removeprefix("no-").replace("-", "_")
+    opts: dict[str, Any] = {c: c != off for c in COMPONENTS}
+    opts["optim"] = {"lr": 0.0002, "betas": [0.5, 0.999]}
+    return opts
+
+
+def standard_specs() -> list[RunSpec]:
+    """The shared scenario (see the module docstring)."""
+    flood = {"dataset": "flood-synth", "task": "flood"}
+    ndvi = {"dataset": "ndvi-synth", "task": "ndvi"}
+    specs = [
+        RunSpec("threshold", noise=0.3, phases=("predict",), **flood),
+        RunSpec("unet", noise=0.1, **flood),
+        RunSpec("unet", seed=1, noise=0.12, **flood),
+        RunSpec("prithvi", noise=0.095, gpu_seconds=42.0, **flood),
+        RunSpec("acme-seg", noise=0.05, baseline=False, team="Acme <Labs>", **flood),
+        RunSpec("unet", seed=2, status="failed", reason="timeout", **flood),
+        RunSpec("acme-seg", noise=0.01, baseline=False, team="Acme", backend="local", **flood),
+    ]
+    for variant, noise in ABLATION_NOISE.items():
+        specs.append(
+            RunSpec(
+                "pix2pix", variant=variant, noise=noise, options=pix2pix_options(variant), **ndvi
+            )
+        )
+    specs.append(
+        RunSpec(
+            "pix2pix", variant="full", seed=1, noise=0.082, options=pix2pix_options("full"), **ndvi
+        )
+    )
+    specs.append(
+        RunSpec(
+            "pix2pix",
+            variant="no-tta",
+            seed=1,
+            status="failed",
+            reason="oom",
+            options=pix2pix_options("no-tta"),
+            **ndvi,
+        )
+    )
+    return specs
+
+
+def standard_runs(settings: Settings) -> list[Path]:
+    """Make the test splits and every run folder of :func:`standard_specs`."""
+    splits = {
+        "flood-synth": make_test_split(settings, "flood-synth", "flood"),
+        "ndvi-synth": make_test_split(settings, "ndvi-synth", "ndvi"),
+    }
+    return [make_run(settings, spec, splits[spec.dataset]) for spec in standard_specs()]

@@ -1,0 +1,359 @@
+"""The leaderboard site, built from a real MLflow SQLite store in tmp, read back as files
+and in headless Chromium (Debian's, at /usr/bin/chromium, driven by Playwright)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.leaderboard.cli import leaderboard
+from harness.leaderboard.site import MARKER, SiteError, SiteSummary, build_site
+from harness.publish.mlflow_store import Publisher, connect, tracking_uri
+from harness.scoring.metrics import FloodStats, iou
+from harness.scoring.stats import paired_test
+from harness.settings import Settings
+from tests.records_factory import COMPONENTS, standard_runs
+
+CHROMIUM = Path("/usr/bin/chromium")
+RESAMPLES = 2000
+
+
+@dataclass
+class Built:
+    settings: Settings
+    uri: str
+    out: Path
+    summary: SiteSummary
+    records: list[dict[str, Any]]
+
+    def json(self, rel: str) -> Any:
+        return json.loads((self.out / rel).read_text())
+
+    def html(self, rel: str) -> str:
+        return (self.out / rel).read_text()
+
+    def records_of(self, entry: str, variant: str = "default", backend: str = "docker") -> list:
+        return sorted(
+            (
+                r
+                for r in self.records
+                if (r["entry"]["name"], r["variant"], r["backend"]) == (entry, variant, backend)
+                and r["status"] == "ok"
+            ),
+            key=lambda r: r["seed"],
+        )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """Publish the standard runs, then remove the run folders and the data: the site must
+    be built from MLflow alone."""
+    home = tmp_path_factory.mktemp("leaderboard")
+    settings = Settings(home=home, data_root=home / "data", manifests_dir=home / "manifests")
+    dirs = standard_runs(settings)
+    records = [json.loads((d / "record.json").read_text()) for d in dirs]
+    uri = tracking_uri(settings)
+    publisher = Publisher(settings, uri)
+    for d in dirs:
+        publisher.publish(d)
+    shutil.rmtree(home / "runs")
+    shutil.rmtree(home / "data")
+    out = home / "site"
+    summary = build_site(connect(uri), out, n_resamples=RESAMPLES)
+    yield Built(settings, uri, out, summary, records)
+
+
+def test_site_layout(built: Built) -> None:
+    assert built.summary.boards == 2 and built.summary.runs == 15
+    for rel in (
+        "index.html",
+        "boards.csv",
+        "boards.json",
+        "assets/style.css",
+        "assets/sort.js",
+        MARKER,
+        "flood/flood-synth/index.html",
+        "flood/flood-synth/ranking.csv",
+        "flood/flood-synth/ranking.json",
+        "flood/flood-synth/unisolated.json",
+        "flood/flood-synth/failed.csv",
+        "ndvi/ndvi-synth/ablation-pix2pix.csv",
+        "ndvi/ndvi-synth/ablation-pix2pix.json",
+        "ndvi/ndvi-synth/pix2pix/full/index.html",
+        "flood/flood-synth/unet/default/index.html",
+    ):
+        assert (built.out / rel).is_file(), rel
+
+
+def test_index_lists_boards_update_and_conditions(built: Built) -> None:
+    page = built.html("index.html")
+    assert 'href="flood/flood-synth/index.html"' in page
+    assert 'href="ndvi/ndvi-synth/index.html"' in page
+    assert "Last update: <strong>2026-11-21 11:02 UTC</strong>" in page  # latest finished_at
+    assert "Profile <code>quick</code>" in page
+    assert built.records[0]["conditions"]["fingerprint"] in page
+    assert "Test CPU @ 2.0GHz" in page and "memory_bytes" in page
+
+
+def test_official_ranking_has_isolated_ok_runs_only(built: Built) -> None:
+    ranking = built.json("flood/flood-synth/ranking.json")
+    assert [(r["entry"], r["variant"]) for r in ranking] == [
+        ("acme-seg", "default"),
+        ("prithvi", "default"),
+        ("unet", "default"),
+        ("threshold", "default"),
+    ]
+    assert [r["rank"] for r in ranking] == [1, 2, 3, 4]
+    ious = [r["iou"] for r in ranking]
+    assert ious == sorted(ious, reverse=True)
+    local_ids = {r["run_id"] for r in built.records if r["backend"] == "local"}
+    ranked_ids = {i for r in ranking for i in r["run_ids"]}
+    assert not local_ids & ranked_ids
+    assert not any("s2" in i for i in ranked_ids)  # the failed unet seed
+    (unofficial,) = built.json("flood/flood-synth/unisolated.json")
+    assert unofficial["entry"] == "acme-seg" and set(unofficial["run_ids"]) == local_ids
+    (failed,) = built.json("flood/flood-synth/failed.json")
+    assert (failed["entry"], failed["seed"], failed["reason"]) == ("unet", 2, "timeout")
+    board = built.html("flood/flood-synth/index.html")
+    assert "Unisolated runs (not official)" in board and "timeout" in board
+
+
+def test_single_seed_rows_show_the_published_score(built: Built) -> None:
+    by_entry = {r["entry"]: r for r in built.json("flood/flood-synth/ranking.json")}
+    for entry in ("acme-seg", "prithvi", "threshold"):
+        (record,) = built.records_of(entry)
+        row, score = by_entry[entry], record["score"]
+        assert row["iou"] == pytest.approx(score["metrics"]["iou"])
+        assert row["iou_ci_low"] == pytest.approx(score["interval"]["low"])
+        assert row["iou_ci_high"] == pytest.approx(score["interval"]["high"])
+        assert row["miou"] == pytest.approx(score["metrics"]["miou"])
+        assert row["seeds"] == [0]
+    assert by_entry["prithvi"]["gpu_seconds"] == pytest.approx(42.0)
+    assert by_entry["threshold"]["train_s"] is None
+
+
+def _flood_stats(records: list[dict[str, Any]]) -> tuple[list[str], FloodStats]:
+    """Per-chip confusion counts summed over the records (seeds), straight from the records."""
+    ids = [c["id"] for c in records[0]["score"]["chips"]]
+    fields = {}
+    for name in ("tp", "fp", "fn", "tn"):
+        fields[name] = np.sum(
+            [[c["stats"][name] for c in r["score"]["chips"]] for r in records], axis=0
+        ).astype(np.float64)
+    return ids, FloodStats(**fields)
+
+
+def test_several_seeds_pool_chip_by_chip(built: Built) -> None:
+    unet = next(r for r in built.json("flood/flood-synth/ranking.json") if r["entry"] == "unet")
+    records = built.records_of("unet")
+    assert unet["seeds"] == [0, 1]
+    _, stats = _flood_stats(records)
+    assert unet["iou"] == pytest.approx(iou(stats.pooled()))
+    per_seed = [r["score"]["metrics"]["iou"] for r in records]
+    assert unet["seed_mean"] == pytest.approx(np.mean(per_seed))
+    assert unet["seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert unet["iou_ci_low"] < unet["iou"] < unet["iou_ci_high"]
+
+
+def test_adjacent_rows_are_marked_by_a_paired_test(built: Built) -> None:
+    ranking = built.json("flood/flood-synth/ranking.json")
+    for a, b in itertools.pairwise(ranking):
+        ids_a, sa = _flood_stats(built.records_of(a["entry"]))
+        ids_b, sb = _flood_stats(built.records_of(b["entry"]))
+        test = paired_test(
+            ids_a, sa, ids_b, sb, "iou", n_resamples=RESAMPLES, n_permutations=RESAMPLES
+        )
+        assert a["vs_next_p_value"] == pytest.approx(test.p_value)
+        assert a["vs_next_difference"] == pytest.approx(test.difference)
+        assert a["similar_to_next"] == (test.p_value >= 0.05)
+    assert ranking[-1]["vs_next_p_value"] is None
+    board = built.html("flood/flood-synth/index.html")
+    marks = re.findall(r"(≈|&gt;) p=", board)
+    assert len(marks) == len(ranking) - 1  # the unisolated table has a single row
+    assert marks.count("≈") == sum(r["similar_to_next"] for r in ranking)
+
+
+def test_ablation_matrix_in_table_3_form(built: Built) -> None:
+    rows = built.json("ndvi/ndvi-synth/ablation-pix2pix.json")
+    assert [r["variant"] for r in rows] == [
+        "full",
+        "no-pretrain",
+        "no-finetune",
+        "no-sar-indexes",
+        "no-train-aug",
+        "no-tta",
+    ]
+    assert rows[0]["label"] == "Ours (full)" and rows[1]["label"] == "Ablation 1"
+    for row in rows:
+        off = row["variant"].removeprefix("no-").replace("-", "_")
+        assert {c: row[c] for c in COMPONENTS} == {c: c != off for c in COMPONENTS}
+    full = rows[0]
+    assert full["seeds"] == [0, 1] and full["change_vs_full"] is None
+    for row in rows[1:]:
+        assert row["change_vs_full"] == pytest.approx(row["mse"] - full["mse"])
+        assert 0 < row["p_value_vs_full"] <= 1
+    (no_tta,) = built.records_of("pix2pix", "no-tta")
+    assert rows[-1]["mse"] == pytest.approx(no_tta["score"]["metrics"]["mse"])
+    assert rows[-1]["seeds"] == [0]  # seed 1 failed (oom): listed, never ranked
+    (failed,) = built.json("ndvi/ndvi-synth/failed.json")
+    assert (failed["variant"], failed["reason"]) == ("no-tta", "oom")
+    chips = [c["stats"] for r in built.records_of("pix2pix", "full") for c in r["score"]["chips"]]
+    pooled_mse = sum(c["sum_sq_err"] for c in chips) / sum(c["n"] for c in chips)
+    assert full["mse"] == pytest.approx(pooled_mse)
+    page = built.html("ndvi/ndvi-synth/index.html")
+    assert page.count("✓") == 25 and "Ablation matrix: pix2pix" in page
+
+
+def test_entry_page_shows_runs_chips_quicklooks_logs_config(built: Built) -> None:
+    folder = built.out / "ndvi/ndvi-synth/pix2pix/full"
+    page = (folder / "index.html").read_text()
+    assert page.count('<section class="run"') == 2
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == 8
+    assert all((folder / src).is_file() for src in images)
+    for run in built.records_of("pix2pix", "full"):
+        rid = run["run_id"]
+        assert (folder / f"chips-{rid}.csv").is_file() and (folder / f"chips-{rid}.json").is_file()
+        chips = json.loads((folder / f"chips-{rid}.json").read_text())
+        assert [c["id"] for c in chips] == [c["id"] for c in run["score"]["chips"]]
+        assert chips[0]["mse"] == pytest.approx(run["score"]["chips"][0]["metrics"]["mse"])
+        assert f'href="{rid}/logs/train.log"' in page
+        assert (folder / rid / "config" / "run.json").is_file()
+    assert "optim.betas" in page and "Loss curves" in page
+
+
+def test_text_is_escaped(built: Built) -> None:
+    board = built.html("flood/flood-synth/index.html")
+    assert "Acme &lt;Labs&gt;" in board and "<Labs>" not in board
+    log_page = built.html("flood/flood-synth/unet/default/index.html")
+    assert "&lt;started&gt;" in log_page and "<started>" not in log_page
+
+
+def test_no_page_refers_outside_the_site(built: Built) -> None:
+    for path in built.out.rglob("*"):
+        if path.suffix not in (".html", ".css", ".js"):
+            continue
+        text = path.read_text()
+        refs = re.findall(r'(?:src|href)="([^"]*)"', text) + re.findall(r"url\(([^)]*)\)", text)
+        for ref in refs:
+            assert not re.match(r"^(?:[a-z]+:|//)", ref), f"{path}: {ref}"
+            if ref and not ref.startswith("#"):
+                assert (path.parent / ref).resolve().is_file(), f"{path}: broken link {ref}"
+
+
+def test_output_folder_guard_and_rebuild(built: Built, tmp_path: Path) -> None:
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "mine.txt").write_text("keep me")
+    with pytest.raises(SiteError, match="never replaced"):
+        build_site(connect(built.uri), precious, n_resamples=200)
+    assert (precious / "mine.txt").read_text() == "keep me"
+    result = CliRunner().invoke(
+        leaderboard,
+        [
+            "build",
+            "--out",
+            str(tmp_path / "site"),
+            "--tracking-uri",
+            built.uri,
+            "--resamples",
+            "200",
+        ],
+        obj=built.settings,
+    )
+    assert result.exit_code == 0, result.output
+    again = build_site(connect(built.uri), tmp_path / "site", n_resamples=200)
+    assert again.runs == 15 and (tmp_path / "site" / "index.html").is_file()
+    assert not list(tmp_path.glob(".site.building"))
+
+
+# ---------------------------------------------------------------------------------------
+# In a real browser
+# ---------------------------------------------------------------------------------------
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Fail under CI (``CI=true``), skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the browser test cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        _unavailable("Playwright for Python is not installed (pip install playwright)")
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        except Error as exc:
+            _unavailable(f"Chromium at {CHROMIUM} does not start: {exc}")
+        yield b
+        b.close()
+
+
+def _column(page: Any, table: str, col: int) -> list[str]:
+    return page.eval_on_selector_all(
+        f"{table} tbody tr", f"rows => rows.map(r => r.cells[{col}].dataset.sort)"
+    )
+
+
+def test_in_chromium(built: Built, browser: Any) -> None:
+    page = browser.new_page()
+    requests: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((built.out / "index.html").as_uri())
+    assert page.locator("#t-boards tbody tr").count() == 2
+    page.click("text=flood-synth")
+    assert page.url.endswith("/flood/flood-synth/index.html")
+    assert page.locator("#t-ranking tbody tr").count() == 4
+    assert page.locator("#t-unisolated tbody tr").count() == 1
+    assert page.locator("#t-failed tbody tr").count() == 1
+    assert page.locator("svg.plot circle").count() == 5
+    best_first = [float(v) for v in _column(page, "#t-ranking", 3)]
+    assert best_first == sorted(best_first, reverse=True)
+    header = page.locator("#t-ranking thead th").nth(3)
+    header.locator("button").click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    assert [float(v) for v in _column(page, "#t-ranking", 3)] == sorted(best_first)
+    header.locator("button").click()
+    assert header.get_attribute("aria-sort") == "descending"
+    assert [float(v) for v in _column(page, "#t-ranking", 3)] == best_first
+    page.locator("#t-ranking thead th").nth(1).locator("button").click()
+    entries = _column(page, "#t-ranking", 1)
+    assert entries == sorted(entries)
+
+    page.click("#t-ranking >> text=unet")
+    assert page.url.endswith("/flood/flood-synth/unet/default/index.html")
+    images = page.locator(".quicklooks img")
+    assert images.count() == 8
+    widths = page.eval_on_selector_all(
+        ".quicklooks img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+    )
+    assert all(w > 0 for w in widths), widths
+
+    page.goto((built.out / "ndvi/ndvi-synth/index.html").as_uri())
+    assert page.locator("#t-ablation-pix2pix tbody tr").count() == 6
+    assert page.locator("#t-ablation-pix2pix tbody td.check").count() == 30
+    page.close()
+    assert errors == []
+    assert requests and all(u.startswith("file://") for u in requests), [
+        u for u in requests if not u.startswith("file://")
+    ]

@@ -1,0 +1,304 @@
+"""Publishing run records to a real MLflow SQLite store in tmp (no stubs)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from harness.publish.cli import publish
+from harness.publish.content import COMPLETE, KEY, PUBLISHED, loss_points, params_of
+from harness.publish.errors import RecordError
+from harness.publish.mlflow_store import (
+    Publisher,
+    PublishResult,
+    default_tracking_uri,
+    tracking_uri,
+)
+from harness.publish.quicklooks import write_quicklooks
+from harness.publish.records import key_hash, read_run_folder
+from harness.settings import Settings
+from tests.records_factory import standard_runs
+
+
+@dataclass
+class Store:
+    settings: Settings
+    uri: str
+    client: MlflowClient
+    dirs: list[Path]
+    results: list[PublishResult]
+
+    def record(self, run_dir: Path) -> dict[str, Any]:
+        return json.loads((run_dir / "record.json").read_text())
+
+    def run_of(self, name: str, backend: str = "docker") -> tuple[Any, dict[str, Any]]:
+        """The MLflow run and the record of the run folder whose name starts with ``name``."""
+        (folder,) = [
+            d for d in self.dirs if d.name.startswith(name) and self.record(d)["backend"] == backend
+        ]
+        (result,) = [r for r in self.results if r.run_dir == folder]
+        return self.client.get_run(result.mlflow_run_id), self.record(folder)
+
+    def all_runs(self) -> list[Any]:
+        exps = self.client.search_experiments()
+        return list(self.client.search_runs([e.experiment_id for e in exps], max_results=1000))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    home = tmp_path_factory.mktemp("publish")
+    settings = Settings(home=home, data_root=home / "data", manifests_dir=home / "manifests")
+    dirs = standard_runs(settings)
+    uri = tracking_uri(settings)
+    publisher = Publisher(settings, uri)
+    results = [publisher.publish(d) for d in dirs]
+    yield Store(settings, uri, publisher.client, dirs, results)
+
+
+def test_default_store_is_sqlite_under_home(store: Store) -> None:
+    db = store.settings.home / "mlflow" / "mlflow.db"
+    assert default_tracking_uri(store.settings) == f"sqlite:///{db.resolve()}"
+    assert store.uri == default_tracking_uri(store.settings)
+    assert tracking_uri(store.settings, "sqlite:////elsewhere.db") == "sqlite:////elsewhere.db"
+    assert db.is_file()
+
+
+def test_one_experiment_per_task_and_dataset_one_run_per_record(store: Store) -> None:
+    names = sorted(e.name for e in store.client.search_experiments())
+    assert names == ["Default", "sarbench/flood/flood-synth", "sarbench/ndvi/ndvi-synth"]
+    assert [r.action for r in store.results] == ["created"] * len(store.dirs)
+    assert len(store.all_runs()) == len(store.dirs) == 15
+    artifact_root = (store.settings.home / "mlflow" / "artifacts").resolve().as_uri()
+    assert all(r.info.artifact_uri.startswith(artifact_root) for r in store.all_runs())
+
+
+def test_params_are_flattened_resolved_options(store: Store) -> None:
+    run, record = store.run_of("pix2pix.no-tta.s0")
+    p = run.data.params
+    assert p["entry"] == "pix2pix" and p["variant"] == "no-tta" and p["seed"] == "0"
+    assert p["profile"] == "quick"
+    assert (p["pretrain"], p["tta"], p["train_aug"]) == ("true", "false", "true")
+    assert p["optim.lr"] == "0.0002" and p["optim.betas"] == "[0.5, 0.999]"
+    assert p["model"] == "pix2pix" and p["epochs"] == "2"
+    assert p == params_of(record)
+
+
+def test_an_option_named_like_a_reserved_param_is_prefixed() -> None:
+    record = {
+        "entry": {"name": "e"},
+        "variant": "v",
+        "seed": 3,
+        "profile": {"name": "quick"},
+        "options": {"seed": 99, "nested": {"a": {"b": None}}},
+    }
+    p = params_of(record)
+    assert p["seed"] == "3" and p["options.seed"] == "99" and p["nested.a.b"] == "null"
+
+
+def test_metrics_scores_intervals_timings(store: Store) -> None:
+    run, record = store.run_of("prithvi.default.s0")
+    m, score = run.data.metrics, record["score"]
+    for name, value in score["metrics"].items():
+        assert m[name] == pytest.approx(value), name
+    assert m["iou_ci_low"] == pytest.approx(score["interval"]["low"])
+    assert m["iou_ci_high"] == pytest.approx(score["interval"]["high"])
+    assert m["iou_ci_low"] <= m["iou"] <= m["iou_ci_high"]
+    timings = record["timings"]
+    for name in ("train_s", "predict_s", "total_s", "gpu_seconds", "energy_j"):
+        assert m[name] == pytest.approx(timings[name])
+    peaks = [p["peak_memory_bytes"] for p in record["phases"].values()]
+    assert m["peak_memory_bytes"] == max(peaks)
+    assert m["train_peak_memory_bytes"] == record["phases"]["train"]["peak_memory_bytes"]
+    unet, _ = store.run_of("unet.default.s0")
+    assert "gpu_seconds" not in unet.data.metrics and "energy_j" not in unet.data.metrics
+
+
+def test_ndvi_undefined_and_every_secondary_metric(store: Store) -> None:
+    run, record = store.run_of("pix2pix.full.s0")
+    for name, value in record["score"]["metrics"].items():
+        if value is None:
+            assert math.isnan(run.data.metrics[name])
+        else:
+            assert run.data.metrics[name] == pytest.approx(value)
+    assert set(record["score"]["metrics"]) <= set(run.data.metrics)
+
+
+def test_loss_curves_are_metrics_with_steps(store: Store) -> None:
+    run, _ = store.run_of("unet.default.s1")
+    history = store.client.get_metric_history(run.info.run_id, "loss/train_loss")
+    assert [h.step for h in history] == [0, 1, 2, 3, 4]
+    assert [h.value for h in history] == pytest.approx([1.0, 0.5, 0.3333, 0.25, 0.2])
+    assert store.client.get_metric_history(run.info.run_id, "loss/val_loss")
+
+
+def test_loss_points_parse_rules() -> None:
+    text = "step,g_loss,note\n10,0.5,x\n20,,y\n30,0.25,z\n"
+    assert loss_points("loss_gan", text) == [
+        ("loss_gan/g_loss", 10, 0.5),
+        ("loss_gan/g_loss", 30, 0.25),
+    ]
+    assert loss_points("loss", "a\n1\n2\n") == [("loss/a", 0, 1.0), ("loss/a", 1, 2.0)]
+    assert loss_points("loss", "") == []
+
+
+def test_tags(store: Store) -> None:
+    run, record = store.run_of("acme-seg.default.s0.flood-synth")
+    t = run.data.tags
+    local = t["sarbench.backend"] == "local"
+    assert not local
+    assert t["sarbench.entry"] == "acme-seg" and t["sarbench.baseline"] == "false"
+    assert t["sarbench.status"] == "ok" and t["sarbench.reason"] == ""
+    assert t["sarbench.dataset_digest"] == record["dataset"]["digest"]
+    assert t["sarbench.image_digest"] == record["image"]["digest"]
+    assert t["sarbench.conditions"] == record["conditions"]["fingerprint"]
+    assert t["sarbench.isolated"] == ("false" if local else "true")
+    assert t["sarbench.run_id"] == record["run_id"] == run.info.run_name
+    assert t[KEY] == key_hash(record) and t[PUBLISHED] == COMPLETE
+    assert t["sarbench.team"] == record["entry"]["team"]
+    assert t["sarbench.profile"] == "quick" and t["sarbench.n_chips"] == "12"
+
+
+def test_unisolated_run_is_its_own_run_marked_local(store: Store) -> None:
+    runs = [r for r in store.all_runs() if r.data.tags["sarbench.entry"] == "acme-seg"]
+    assert sorted(r.data.tags["sarbench.backend"] for r in runs) == ["docker", "local"]
+    local = next(r for r in runs if r.data.tags["sarbench.backend"] == "local")
+    assert local.data.tags["sarbench.isolated"] == "false"
+    assert len({r.data.tags[KEY] for r in runs}) == 2
+
+
+def _artifacts(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    out: set[str] = set()
+    for info in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, info.path) if info.is_dir else {info.path}
+    return out
+
+
+def test_artifacts(store: Store, tmp_path: Path) -> None:
+    run, record = store.run_of("unet.default.s0")
+    names = _artifacts(store.client, run.info.run_id)
+    expected = {
+        "record.json",
+        "config/run.json",
+        "config/options.json",
+        "logs/train.log",
+        "logs/predict.log",
+        "artifacts/loss.csv",
+        "artifacts/options.json",
+        "scores/chips.csv",
+    }
+    assert expected <= names
+    looks = sorted(n for n in names if n.startswith("quicklooks/"))
+    assert looks == [f"quicklooks/chip_{i:02d}.png" for i in (0, 4, 7, 11)]
+    local = Path(
+        store.client.download_artifacts(run.info.run_id, "scores/chips.csv", str(tmp_path))
+    )
+    rows = list(csv.DictReader(io.StringIO(local.read_text())))
+    chips = record["score"]["chips"]
+    assert [r["id"] for r in rows] == [c["id"] for c in chips]
+    for row, chip in zip(rows, chips, strict=True):
+        for name, value in {**chip["metrics"], **chip["stats"]}.items():
+            assert float(row[name]) == pytest.approx(value), name
+    png = Path(store.client.download_artifacts(run.info.run_id, looks[0], str(tmp_path)))
+    from PIL import Image
+
+    with Image.open(png) as img:
+        assert img.size[0] > 3 * img.size[1] > 300
+
+
+def test_failed_record_has_status_and_reason_no_metrics(store: Store) -> None:
+    run, record = store.run_of("unet.default.s2")
+    assert record["status"] == "failed"
+    assert run.data.tags["sarbench.status"] == "failed"
+    assert run.data.tags["sarbench.reason"] == "timeout"
+    assert run.data.tags["sarbench.detail"] == record["detail"]
+    assert run.data.metrics == {}
+    assert run.info.status == "FAILED"
+    names = _artifacts(store.client, run.info.run_id)
+    assert "record.json" in names and "logs/train.log" in names
+    assert not any(n.startswith(("scores/", "quicklooks/")) for n in names)
+
+
+def test_publishing_again_creates_nothing(store: Store) -> None:
+    before = len(store.all_runs())
+    again = Publisher(store.settings, store.uri)
+    assert [again.publish(d).action for d in store.dirs] == ["exists"] * len(store.dirs)
+    result = CliRunner().invoke(publish, ["--tracking-uri", store.uri], obj=store.settings)
+    assert result.exit_code == 0, result.output
+    assert "15 exists" in result.output
+    assert len(store.all_runs()) == before
+
+
+def test_a_cut_off_publish_is_replaced_and_missing_data_is_noted(
+    store: Store, tmp_path: Path
+) -> None:
+    source = next(d for d in store.dirs if d.name.startswith("threshold"))
+    folder = tmp_path / "runs" / "threshold.default.s0.flood-other.000000000000"
+    shutil.copytree(source, folder)
+    record = json.loads((folder / "record.json").read_text())
+    record["dataset"]["name"] = "flood-other"  # no test data for it under the data root
+    record["run_id"] = folder.name
+    (folder / "record.json").write_text(json.dumps(record))
+    key = key_hash(record)
+    where = (tmp_path / "artifacts").as_uri()
+    exp_id = store.client.create_experiment("sarbench/flood/flood-other", artifact_location=where)
+    half = store.client.create_run(exp_id, tags={KEY: key})
+
+    result = Publisher(store.settings, store.uri).publish(folder)
+
+    assert result.action == "replaced"
+    assert store.client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
+    (run,) = store.client.search_runs([exp_id], f"tags.`{KEY}` = '{key}'")
+    assert run.info.run_id == result.mlflow_run_id
+    assert result.notes and "no quicklooks: test targets not found" in result.notes[0]
+    assert "no quicklooks" in run.data.tags["sarbench.publish_notes"]
+    assert run.data.metrics["iou"] == pytest.approx(record["score"]["metrics"]["iou"])
+
+
+def test_quicklooks_note_when_predictions_are_missing(store: Store, tmp_path: Path) -> None:
+    looks = write_quicklooks(
+        store.settings, "flood-synth", "flood", ["chip_00"], tmp_path / "nothing", tmp_path / "q"
+    )
+    assert looks.files == () and "is missing" in looks.note
+
+
+def test_a_malformed_record_is_refused_naming_file_and_field(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "record.json").write_text(json.dumps({"schema": "sarbench.run/1", "run_id": "x"}))
+    with pytest.raises(RecordError, match=r"record\.json: field 'variant' is missing"):
+        read_run_folder(folder)
+    (folder / "record.json").write_text("{not json")
+    with pytest.raises(RecordError, match="cannot read the record"):
+        read_run_folder(folder)
+    with pytest.raises(RecordError, match=r"has no record\.json"):
+        read_run_folder(tmp_path)
+
+
+def test_publish_without_runs_says_what_to_do(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, data_root=tmp_path / "d", manifests_dir=tmp_path / "m")
+    result = CliRunner().invoke(publish, [], obj=settings)
+    assert result.exit_code != 0
+    assert "no run folders under" in str(result.exception)
+
+
+def test_a_bad_record_does_not_stop_the_others(store: Store, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "record.json").write_text(json.dumps({"schema": "sarbench.run/0"}))
+    args = ["--tracking-uri", store.uri, str(bad), str(store.dirs[0])]
+    result = CliRunner().invoke(publish, args, obj=store.settings)
+    assert result.exit_code != 0
+    assert "1 exists" in result.output
+    message = str(result.exception)
+    assert "1 record(s) not published" in message and "sarbench.run/0" in message
