@@ -210,23 +210,48 @@ main.add_command(leaderboard)
 
 
 @main.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["docker", "local"]),
+    help="Force a backend [default: docker when an engine answers, else local with a warning].",
+)
+@click.option("--profile", default="quick", show_default=True, help="Conditions profile.")
+@click.option(
+    "--tracking-uri",
+    metavar="URI",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking URI [default sqlite:///<home>/mlflow/mlflow.db].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the site goes [default <home>/site].",
+)
+@click.option("--docker-host", metavar="URL", help="Docker engine address.")
 @click.pass_obj
-def demo(settings: Settings) -> None:
-    """The main job on the embedded default: prepare and verify both embedded datasets.
+def demo(
+    settings: Settings,
+    backend: str | None,
+    profile: str,
+    tracking_uri: str | None,
+    out: Path | None,
+    docker_host: str | None,
+) -> None:
+    """The main job: prepare the embedded datasets, run every baseline (quick profile),
+    publish to MLflow and build the leaderboard. Rerunning skips what is done."""
+    from harness.demo import run_demo
 
-    Running the baselines, publishing to MLflow and building the leaderboard join this
-    command as those parts of SARBench land (see the README's status section).
-    """
-    from harness.datasets import ops
-    from harness.datasets.registry import GENERATORS
-
-    for name in GENERATORS:
-        _report(ops.prepare(settings, name, progress=_progress()))
-        ops.verify(settings, name, progress=_progress())
-        click.echo(f"{name}: verified")
-    click.echo(
-        f"\nDatasets are under {settings.data_root}. Try `sarbench datasets show flood-synth`."
+    result = run_demo(
+        settings,
+        echo=click.echo,
+        backend=backend,
+        profile=profile,
+        tracking_uri=tracking_uri,
+        out=out,
+        docker_host=docker_host,
     )
+    if result.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

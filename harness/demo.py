@@ -1,0 +1,146 @@
+"""``sarbench demo``: from nothing to a leaderboard on the embedded default.
+
+1. prepare and verify the embedded datasets (skipped when already verified);
+2. run every registered baseline entry, every variant, under the ``quick`` profile, through
+   the docker backend when an engine answers, otherwise locally with a warning (local runs
+   are unisolated and stay out of the official table); runs with a record are skipped;
+3. publish every run to MLflow (idempotent);
+4. build the static site, and say where to open it and how to start ``mlflow ui``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import SarbenchError
+from harness.settings import Settings
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    runs: int
+    failed: int
+    site: Path
+    tracking_uri: str
+    wall_s: float
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    echo: Echo,
+    backend: str | None = None,
+    profile: str = "quick",
+    tracking_uri: str | None = None,
+    out: Path | None = None,
+    docker_host: str | None = None,
+) -> DemoResult:
+    """The whole demo; see the module docstring."""
+    from tqdm import tqdm
+
+    from harness.conditions.probe import conditions
+    from harness.conditions.profiles import get_profile
+    from harness.datasets import ops
+    from harness.datasets.registry import GENERATORS
+    from harness.entries import load_entries
+    from harness.leaderboard.site import build_site
+    from harness.publish.mlflow_store import Publisher
+    from harness.publish.mlflow_store import connect as mlflow_connect
+    from harness.publish.mlflow_store import tracking_uri as resolve_uri
+    from harness.runner.plan import make_plan
+    from harness.runner.run import RunContext, run_one
+
+    started = time.monotonic()
+    bars = sys.stderr.isatty()
+    echo("1/4 datasets")
+    for name in GENERATORS:
+        outcome = ops.prepare(settings, name, progress=bars)
+        echo(f"  {name}: {outcome.status} {outcome.digest[:19]}")
+
+    echo("2/4 baselines")
+    client, chosen_backend = _engine(backend, docker_host, echo)
+    cond = conditions(get_profile(settings.profiles_dir, profile), allow_mismatch=True)
+    for mismatch in cond.mismatches:
+        echo(f"  warning: this machine does not meet the {profile!r} profile: {mismatch}")
+    entries = [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
+    if not entries:
+        raise SarbenchError(f"no baseline entries in {settings.submissions_dir}")
+    plan = make_plan(entries, profile, cond.profile.seeds)
+    by_name = {e.name: e for e in entries}
+    ctx = RunContext(
+        settings=settings,
+        conditions=cond,
+        backend=chosen_backend,  # type: ignore[arg-type]
+        client=client,
+        progress=lambda m: tqdm.write(f"    {m}", file=sys.stderr) if bars else None,
+    )
+    run_dirs, failed = [], 0
+    try:
+        for spec in tqdm(plan, desc="runs", unit="run", disable=not bars):
+            outcome = run_one(ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset)
+            run_dirs.append(outcome.run_dir)
+            record = outcome.record
+            failed += record["status"] != "ok"
+            tqdm.write(f"  {_line(record, outcome.action)}", file=sys.stdout)
+    finally:
+        if client is not None:
+            client.close()
+
+    echo("3/4 MLflow")
+    uri = resolve_uri(settings, tracking_uri)
+    publisher = Publisher(settings, uri)
+    actions: dict[str, int] = {}
+    for run_dir in tqdm(run_dirs, desc="publish", unit="run", disable=not bars):
+        action = publisher.publish(run_dir).action
+        actions[action] = actions.get(action, 0) + 1
+    echo("  " + ", ".join(f"{n} {a}" for a, n in sorted(actions.items())) + f" in {uri}")
+
+    echo("4/4 leaderboard")
+    summary = build_site(mlflow_connect(uri), out or settings.home / "site")
+    wall = time.monotonic() - started
+    echo(
+        f"\nDone in {wall / 60:.1f} min: {len(plan)} run(s), {failed} failed.\n"
+        f"Leaderboard: open file://{summary.out / 'index.html'}\n"
+        f"MLflow:      mlflow ui --backend-store-uri {uri} --port 5000  "
+        "(then http://127.0.0.1:5000)"
+    )
+    return DemoResult(len(plan), failed, summary.out, uri, wall)
+
+
+def _engine(backend: str | None, docker_host: str | None, echo: Echo) -> tuple[object, str]:
+    """A Docker client and ``"docker"``, or ``None`` and ``"local"`` with a warning."""
+    from harness.runtime.docker_backend import connect
+    from harness.runtime.errors import EngineUnavailableError
+
+    if backend == "local":
+        return None, "local"
+    try:
+        return connect(docker_host), "docker"
+    except EngineUnavailableError as exc:
+        if backend == "docker":
+            raise
+        echo(
+            f"  WARNING: {exc}\n  Running the baselines locally instead: unisolated, so "
+            "their records stay out of the official table."
+        )
+        return None, "local"
+
+
+def _line(record: dict, action: str) -> str:
+    name = f"{record['entry']['name']}/{record['variant']}"
+    if record["status"] != "ok":
+        verdict = f"FAILED ({record['reason']})"
+    else:
+        score = record["score"]
+        metric, iv = score["primary_metric"], score["interval"]
+        verdict = f"{metric} {score['metrics'][metric]:.4f} [{iv['low']:.4f}, {iv['high']:.4f}]"
+    times = record["timings"]
+    spent = (times.get("train_s") or 0) + (times.get("predict_s") or 0)
+    done = "recorded before" if action == "skipped" else f"{spent:.0f} s"
+    return f"{name:<28} {verdict:<36} ({done})"
