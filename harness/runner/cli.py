@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from harness.errors import SarbenchError
 from harness.settings import Settings
 
 _BACKENDS = click.Choice(["docker", "local"])
@@ -54,19 +53,15 @@ def _context(
             "isolation; its records are marked unisolated and never enter the official table",
             err=True,
         )
-    args = {}
-    for item in build_args:
-        k, sep, v = item.partition("=")
-        if not sep:
-            raise SarbenchError(f"--build-arg takes KEY=VALUE, got {item!r}")
-        args[k] = v
+    from harness.runtime.builds import parse_build_args
+
     return RunContext(
         settings=settings,
         conditions=cond,
         backend=backend,  # type: ignore[arg-type]
         client=client,
         weights_dir=weights,
-        build_args=args,
+        build_args=parse_build_args(build_args),
         progress=_echo_progress,
     )
 

@@ -44,6 +44,19 @@ WHEELS = "wheels"
 _STAMP = ".requirements.sha256"
 
 
+def parse_build_args(items: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``("KEY=VALUE", ...)`` from the command line as a mapping."""
+    from harness.errors import SarbenchError
+
+    args = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SarbenchError(f"--build-arg takes KEY=VALUE, got {item!r}")
+        args[key] = value
+    return args
+
+
 def download_wheels(
     requirements: Path, dest: Path, *, progress: Progress = _quiet, force: bool = False
 ) -> bool:

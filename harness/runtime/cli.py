@@ -86,19 +86,13 @@ def images_torch(rebuild: bool, docker_host: str | None) -> None:
 def images_build(obj: object, entry: str, build_args: tuple[str, ...], docker_host: str | None):
     """Build ENTRY's image (a name in submissions/ or an entry file) with the network off."""
     from harness.entries import get_entry
-    from harness.errors import SarbenchError
-    from harness.runtime.builds import ensure_entry_image
+    from harness.runtime.builds import ensure_entry_image, parse_build_args
     from harness.runtime.docker_backend import connect
     from harness.settings import Settings
 
     settings = obj if isinstance(obj, Settings) else Settings.load()
     chosen = get_entry(settings.submissions_dir, entry)
-    args = {}
-    for item in build_args:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SarbenchError(f"--build-arg takes KEY=VALUE, got {item!r}")
-        args[key] = value
+    args = parse_build_args(build_args)
     client = connect(docker_host)
     try:
         image_id = ensure_entry_image(
