@@ -1,0 +1,99 @@
+"""The README's main job, for real: ``sarbench demo`` on a fresh work folder prepares the
+embedded datasets, runs every baseline and variant through the docker backend under the
+quick profile, publishes to MLflow and builds the site. The longest test of the suite
+(several minutes on 2 cores): every baseline is trained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.entries import load_entries
+from harness.runner.records import load_records
+from harness.scoring.chipstats import STATS_TYPES
+from harness.scoring.stats import paired_test
+from harness.settings import REPO_ROOT, Settings
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytest_plugins = ["tests.docker_support"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, docker_client, base_image) -> dict:
+    home = tmp_path_factory.mktemp("demo-home")
+    result = CliRunner().invoke(main, ["--home", str(home), "demo", "--backend", "docker"])
+    assert result.exit_code == 0, result.output
+    settings = Settings.load(home=home)
+    return {
+        "output": result.output,
+        "home": home,
+        "records": list(load_records(settings.runs_dir)),
+    }
+
+
+def test_every_baseline_and_variant_is_scored_with_its_options(demo: dict) -> None:
+    entries = [e for e in load_entries(REPO_ROOT / "submissions").values() if e.baseline]
+    want = {(e.name, v) for e in entries for v in e.variants}
+    got = {(r["entry"]["name"], r["variant"]): r for r in demo["records"]}
+    assert set(got) == want
+    for (name, variant), record in got.items():
+        assert record["status"] == "ok", (name, variant, record["detail"])
+        assert record["isolated"] is True and record["backend"] == "docker"
+        assert record["profile"]["name"] == "quick"
+        entry = next(e for e in entries if e.name == name)
+        assert record["options"] == entry.resolve_options(variant, "quick")
+        assert record["score"]["n_chips"] > 0
+
+
+def test_unet_beats_the_threshold_by_more_than_the_interval(demo: dict) -> None:
+    by = {(r["entry"]["name"], r["variant"]): r for r in demo["records"]}
+    unet, threshold = by[("unet", "default")], by[("threshold", "default")]
+    assert unet["score"]["interval"]["low"] > threshold["score"]["interval"]["high"]
+    # and chip by chip: the paired interval of the difference excludes zero
+    a, b = _stats(unet), _stats(threshold)
+    paired = paired_test(a[0], a[1], b[0], b[1], "iou")
+    assert paired.low > 0 and paired.better == "a"
+
+
+def _stats(record: dict):
+    chips = record["score"]["chips"]
+    kind = STATS_TYPES[record["task"]]
+    names = list(chips[0]["stats"])
+    columns = {n: np.array([float(c["stats"][n]) for c in chips]) for n in names}
+    return [c["id"] for c in chips], kind(**columns)
+
+
+def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
+    site = Path(demo["home"]) / "site"
+    index = (site / "index.html").read_text()
+    assert "flood-synth" in index and "ndvi-synth" in index
+    pages = "\n".join(p.read_text() for p in site.rglob("index.html"))
+    for name in ("threshold", "unet", "prithvi", "pix2pix"):
+        assert name in pages
+    assert "no-pretrain" in pages and "no-tta" in pages
+    assert "file://" in demo["output"] and "mlflow ui --backend-store-uri" in demo["output"]
+    from harness.publish.mlflow_store import connect
+
+    db = Path(demo["home"]) / "mlflow" / "mlflow.db"
+    client = connect(f"sqlite:///{db}")
+    runs = [
+        run
+        for exp in client.search_experiments()
+        for run in client.search_runs([exp.experiment_id], max_results=500)
+    ]
+    assert len(runs) == len(demo["records"])
+
+
+def test_running_the_demo_again_skips_every_run(demo: dict) -> None:
+    before = {r["run_id"]: json.dumps(r, sort_keys=True) for r in demo["records"]}
+    result = CliRunner().invoke(main, ["--home", str(demo["home"]), "demo", "--backend", "docker"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("recorded before") == len(before)
+    settings = Settings.load(home=demo["home"])
+    after = {r["run_id"]: json.dumps(r, sort_keys=True) for r in load_records(settings.runs_dir)}
+    assert after == before
