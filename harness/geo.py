@@ -93,7 +93,7 @@ def read_raster(path: str | os.PathLike[str]) -> Raster:
     if not path.is_file():
         raise DataFileError(path, "file not found")
     try:
-        with rasterio.open(path) as src:
+        with rasterio.open(path, driver="GTiff") as src:
             data = src.read()
             grid = Grid(
                 crs=canonical_crs(src.crs),

@@ -8,111 +8,30 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
-from harness.conditions.probe import conditions
-from harness.conditions.profiles import get_profile
-from harness.datasets import ops
 from harness.entries import get_entry
 from harness.runner.records import load_records
-from harness.runner.run import RunContext, run_one
-from harness.settings import REPO_ROOT, Settings
-from tests.helpers import TinySource
+from harness.runner.run import run_one
+from harness.settings import Settings
+from tests.runner_support import cli, make_bench, make_ctx
 
 pytestmark = pytest.mark.docker
 pytest_plugins = ["tests.docker_support"]
-
-TEST_PROFILE = """
-name = "test"
-seeds = [0]
-[resources]
-cpus = 1.0
-memory = "1GiB"
-[limits]
-pids = 256
-output_cap = "64MiB"
-[limits.train]
-timeout_s = 120
-[limits.predict]
-timeout_s = 120
-"""
-TIGHT_PROFILE = (
-    TEST_PROFILE.replace('name = "test"', 'name = "tight"')
-    .replace('memory = "1GiB"', 'memory = "256MiB"')
-    .replace("timeout_s = 120", "timeout_s = 4", 1)
-)
-HOSTILE = """
-name = "hostile"
-team = "red team"
-contact = "nobody@example.org"
-tasks = ["flood"]
-datasets = ["tiny"]
-[image]
-context = "{context}"
-tag = "sarbench-test-hostile:latest"
-[image.build_args]
-BASE_IMAGE = "sarbench-template:latest"
-[variants.probe]
-behaviour = "probe"
-[variants.sleep]
-behaviour = "sleep"
-[variants.hog]
-behaviour = "hog"
-[variants.crash]
-behaviour = "crash"
-[variants.bad-output]
-behaviour = "bad-output"
-"""
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Settings:
     """A work folder with two tiny datasets, the template and a hostile entry, two profiles."""
-    root = tmp_path_factory.mktemp("bench")
-    subs, profiles = root / "submissions", root / "profiles"
-    shutil.copytree(REPO_ROOT / "submissions" / "template", subs / "template")
-    toml = (REPO_ROOT / "submissions" / "template.toml").read_text()
-    toml = toml.replace(
-        'datasets = ["flood-synth", "ndvi-synth"]', 'datasets = ["tiny", "tiny-ndvi"]'
-    )
-    (subs / "template.toml").write_text(toml)
-    (subs / "hostile.toml").write_text(
-        HOSTILE.format(context=REPO_ROOT / "tests" / "entries" / "hostile")
-    )
-    profiles.mkdir()
-    (profiles / "test.toml").write_text(TEST_PROFILE)
-    (profiles / "tight.toml").write_text(TIGHT_PROFILE)
-    settings = Settings(
-        home=root / "home",
-        data_root=root / "data",
-        manifests_dir=root / "manifests",
-        submissions_dir=subs,
-        profiles_dir=profiles,
-    )
-    ops.materialise(settings, TinySource(), progress=False)
-    ops.materialise(settings, TinySource(name="tiny-ndvi", task="ndvi", seed=3), progress=False)
-    return settings
-
-
-def _ctx(settings: Settings, client: Any, profile: str = "test", backend: str = "docker"):
-    cond = conditions(get_profile(settings.profiles_dir, profile))
-    return RunContext(
-        settings=settings,
-        conditions=cond,
-        backend=backend,  # type: ignore[arg-type]
-        client=client if backend == "docker" else None,
-    )
+    return make_bench(tmp_path_factory.mktemp("bench"))
 
 
 @pytest.fixture(scope="module")
 def template_run(bench: Settings, docker_client: docker.DockerClient):
     entry = get_entry(bench.submissions_dir, "template")
-    return run_one(_ctx(bench, docker_client), entry, "default", 0, "tiny")
+    return run_one(make_ctx(bench, docker_client), entry, "default", 0, "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +41,9 @@ def hostile_runs(bench: Settings, docker_client: docker.DockerClient, template_r
     entry = get_entry(bench.submissions_dir, "hostile")
     runs = {}
     for variant in ("probe", "crash", "bad-output"):
-        runs[variant] = run_one(_ctx(bench, docker_client), entry, variant, 0, "tiny")
+        runs[variant] = run_one(make_ctx(bench, docker_client), entry, variant, 0, "tiny")
     for variant in ("sleep", "hog"):
-        runs[variant] = run_one(_ctx(bench, docker_client, "tight"), entry, variant, 0, "tiny")
+        runs[variant] = run_one(make_ctx(bench, docker_client, "tight"), entry, variant, 0, "tiny")
     return {"runs": runs, "template_before": before}
 
 
@@ -166,7 +85,7 @@ def test_template_runs_end_to_end_and_is_scored(template_run, docker_client) -> 
 def test_running_again_skips_and_keeps_the_record(bench, docker_client, template_run) -> None:
     before = (template_run.run_dir / "record.json").read_bytes()
     entry = get_entry(bench.submissions_dir, "template")
-    again = run_one(_ctx(bench, docker_client), entry, "default", 0, "tiny")
+    again = run_one(make_ctx(bench, docker_client), entry, "default", 0, "tiny")
     assert again.action == "skipped" and again.run_dir == template_run.run_dir
     assert (template_run.run_dir / "record.json").read_bytes() == before
 
@@ -220,7 +139,7 @@ def test_local_and_docker_backends_give_the_same_score(bench, docker_client) -> 
     got = {}
     for backend in ("docker", "local"):
         outcome = run_one(
-            _ctx(bench, docker_client, backend=backend), entry, "default", 0, "tiny-ndvi"
+            make_ctx(bench, docker_client, backend=backend), entry, "default", 0, "tiny-ndvi"
         )
         assert outcome.record["status"] == "ok", outcome.record["detail"]
         got[backend] = outcome.record
@@ -230,33 +149,14 @@ def test_local_and_docker_backends_give_the_same_score(bench, docker_client) -> 
     assert got["local"]["score"]["chips"] == got["docker"]["score"]["chips"]
 
 
-def _cli(settings: Settings, *args: str):
-    return CliRunner().invoke(
-        main,
-        [
-            "--home",
-            str(settings.home),
-            "--data-root",
-            str(settings.data_root),
-            "--datasets-dir",
-            str(settings.manifests_dir),
-            *args,
-        ],
-        env={
-            "SARBENCH_SUBMISSIONS_DIR": str(settings.submissions_dir),
-            "SARBENCH_PROFILES_DIR": str(settings.profiles_dir),
-        },
-    )
-
-
 def test_cli_run_prints_the_score_and_exits_0(bench, template_run) -> None:
-    result = _cli(bench, "run", "template", "--dataset", "tiny", "--profile", "test")
+    result = cli(bench, "run", "template", "--dataset", "tiny", "--profile", "test")
     assert result.exit_code == 0, result.output
     assert "iou=" in result.output and "skipped" in result.output
 
 
 def test_validate_passes_the_template(bench) -> None:
-    result = _cli(
+    result = cli(
         bench, "validate", str(bench.submissions_dir / "template.toml"), "--profile", "test"
     )
     assert result.exit_code == 0, result.output
@@ -271,10 +171,19 @@ def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> 
         "for i, path in enumerate(inputs, 1):", "for i, path in enumerate(inputs[1:], 1):"
     )
     (broken / "entry.py").write_text(code)
-    result = _cli(
+    result = cli(
         bench, "validate", str(broken), "--task", "flood", "--dataset", "tiny", "--profile", "test"
     )
     assert result.exit_code == 1, result.output
     assert "FAIL" in result.output
     assert "val_00" in result.output and "missing" in result.output
     assert "float32" in result.output
+
+
+def test_validate_takes_an_image_by_name(bench, template_run) -> None:
+    result = cli(
+        bench, "validate", "sarbench-template:latest", "--task", "flood", "--dataset", "tiny",
+        "--profile", "test",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output

@@ -54,6 +54,7 @@ def adhoc_entry(
         re.sub(r"[^a-z0-9-]+", "-", target.lower()).strip("-"),
         ImageSpec(ref=target),
         task,
+        dataset,
         Path.cwd(),
     )
 

@@ -50,7 +50,7 @@ class Limits:
     output_cap_bytes: int = 2 * GiB
     tmpfs_bytes: int = 1 * GiB
     gpu_uuid: str | None = None
-    output_check_s: float = 2.0
+    output_check_s: float = 0.5
 
     def __post_init__(self) -> None:
         problems: list[str] = []

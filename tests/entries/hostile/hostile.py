@@ -5,6 +5,15 @@
   /data); predict writes valid all-zero flood predictions.
 - ``sleep``: train sleeps past any limit.   - ``hog``: train allocates memory until killed.
 - ``crash``: train prints a little and fails.   - ``bad-output``: predict writes wrong files.
+- ``probe-predict``: predict prints (as its last log line) what it can see and do: writes to
+  /data and /model, the network, and every path on the filesystem with "targets" in it;
+  then writes valid predictions.
+- ``fork-bomb``: train forks without end.   - ``fill-disk``: train fills /model.
+- ``log-flood``: train prints 20 MB and succeeds.   - ``slow-ok``: train takes 6 s, then ok.
+- predict writes a bad /output: ``symlinks`` (to an input and to /etc/passwd), ``vrt`` (a
+  VRT "GeoTIFF" whose source is ``options.vrt_source``, e.g. a hidden target's host path),
+  ``huge`` (a header claiming 200,000 x 200,000 pixels), ``wrong-crs``, ``nan`` (ndvi),
+  ``no-output`` (nothing, exit 0), ``odd-names`` (a path-traversal write and a stray file).
 """
 
 from __future__ import annotations
@@ -78,6 +87,88 @@ def predict_zeros(dtype: str = "uint8", skip_first: bool = False) -> None:
             dst.write(np.zeros(shape, dtype=dtype), 1)
 
 
+def probe_predict() -> None:
+    targets = []
+    for root, dirs, files in os.walk("/"):
+        if root == "/":
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+        targets += [os.path.join(root, n) for n in dirs + files if "targets" in n]
+    report = {
+        "data_write": attempt(lambda: write("/data/test/inputs/sarbench-was-here")),
+        "model_write": attempt(lambda: write("/model/sarbench-was-here")),
+        "network": attempt(connect),
+        "targets_seen": targets,
+        "data_listing": sorted(os.listdir("/data")),
+    }
+    predict_zeros()
+    print("PROBE " + json.dumps(report), flush=True)
+
+
+def fork_bomb() -> None:
+    children = 0
+    while True:
+        try:
+            if os.fork() == 0:
+                time.sleep(3600)
+                os._exit(0)
+            children += 1
+        except OSError:
+            print(f"fork refused after {children} children", flush=True)
+            time.sleep(0.5)
+
+
+def fill_disk() -> None:
+    chunk = b"x" * (1024 * 1024)
+    with open(MODEL / "fill.bin", "wb") as f:
+        while True:
+            f.write(chunk)
+            f.flush()
+
+
+def predict_bad(behaviour: str) -> None:
+    inputs = sorted(INPUTS.glob("*.tif"))
+    if behaviour == "no-output":
+        return
+    if behaviour == "nan":
+        for path in inputs:
+            with rasterio.open(path) as src:
+                profile, shape = src.profile, (src.height, src.width)
+            profile.update(count=1, dtype="float32", nodata=None)
+            with rasterio.open(OUTPUT / path.name, "w", **profile) as dst:
+                dst.write(np.full(shape, np.nan, np.float32), 1)
+        return
+    predict_zeros(skip_first=True)
+    first = inputs[0]
+    target = OUTPUT / first.name
+    if behaviour == "symlinks":
+        target.symlink_to(first)
+        (OUTPUT / "passwd.tif").symlink_to("/etc/passwd")
+    elif behaviour == "vrt":
+        source = CONFIG["options"]["vrt_source"]
+        target.write_text(
+            '<VRTDataset rasterXSize="32" rasterYSize="32"><VRTRasterBand dataType="Byte" '
+            f'band="1"><SimpleSource><SourceFilename relativeToVRT="0">{source}'
+            "</SourceFilename><SourceBand>1</SourceBand></SimpleSource></VRTRasterBand>"
+            "</VRTDataset>"
+        )
+    elif behaviour == "huge":
+        with rasterio.open(
+            target, "w", driver="GTiff", width=200_000, height=200_000, count=1,
+            dtype="uint8", tiled=True, sparse_ok=True, compress="deflate",
+        ) as dst:  # fmt: skip
+            dst.write(np.zeros((256, 256), np.uint8), 1, window=((0, 256), (0, 256)))
+    elif behaviour == "wrong-crs":
+        with rasterio.open(first) as src:
+            profile, shape = src.profile, (src.height, src.width)
+        profile.update(count=1, dtype="uint8", nodata=None, crs="EPSG:4326")
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(np.zeros(shape, np.uint8), 1)
+    elif behaviour == "odd-names":
+        print("traversal:", attempt(lambda: write(str(OUTPUT / ".." / ".." / "etc" / "evil"))))
+        predict_zeros()
+        (OUTPUT / "..evil.tif").write_text("stray")
+
+
 def main(phase: str) -> None:
     behaviour = CONFIG["options"].get("behaviour", "probe")
     if phase == "train":
@@ -94,10 +185,26 @@ def main(phase: str) -> None:
             for i in range(100):
                 print(f"epoch {i}: loss {1 / (i + 1):.3f}", flush=True)
             raise RuntimeError("boom: the model diverged")
+        elif behaviour == "fork-bomb":
+            fork_bomb()
+        elif behaviour == "fill-disk":
+            fill_disk()
+        elif behaviour == "log-flood":
+            line = "flood " * 20 + "\n"
+            for _ in range(20_000_000 // len(line)):
+                sys.stdout.write(line)
+            sys.stdout.flush()
+        elif behaviour == "slow-ok":
+            print("slow-ok: training", flush=True)
+            time.sleep(6)
         return
     if behaviour == "bad-output":
         predict_zeros(dtype="float64", skip_first=True)
         (OUTPUT / "notes.txt").write_text("extra")
+    elif behaviour == "probe-predict":
+        probe_predict()
+    elif behaviour in ("symlinks", "vrt", "huge", "wrong-crs", "nan", "no-output", "odd-names"):
+        predict_bad(behaviour)
     else:
         predict_zeros()
 
