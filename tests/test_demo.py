@@ -24,14 +24,18 @@ pytest_plugins = ["tests.docker_support"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, docker_client, base_image) -> dict:
+def demo(tmp_path_factory: pytest.TempPathFactory, docker_client, base_image, embedded) -> dict:
+    """The demo on a fresh work folder; the data root is the session's already prepared
+    embedded datasets (the demo verifies them and skips preparing)."""
     home = tmp_path_factory.mktemp("demo-home")
-    result = CliRunner().invoke(main, ["--home", str(home), "demo", "--backend", "docker"])
+    args = ["--home", str(home), "--data-root", str(embedded.data_root)]
+    result = CliRunner().invoke(main, [*args, "demo", "--backend", "docker"])
     assert result.exit_code == 0, result.output
-    settings = Settings.load(home=home)
+    settings = Settings.load(home=home, data_root=embedded.data_root)
     return {
         "output": result.output,
         "home": home,
+        "args": args,
         "records": list(load_records(settings.runs_dir)),
     }
 
@@ -91,7 +95,7 @@ def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
 
 def test_running_the_demo_again_skips_every_run(demo: dict) -> None:
     before = {r["run_id"]: json.dumps(r, sort_keys=True) for r in demo["records"]}
-    result = CliRunner().invoke(main, ["--home", str(demo["home"]), "demo", "--backend", "docker"])
+    result = CliRunner().invoke(main, [*demo["args"], "demo", "--backend", "docker"])
     assert result.exit_code == 0, result.output
     assert result.output.count("recorded before") == len(before)
     settings = Settings.load(home=demo["home"])

@@ -14,25 +14,16 @@ import pytest
 from harness.datasets import ops
 from harness.datasets.manifest import Manifest
 from harness.errors import VerificationError
-from harness.settings import REPO_ROOT, Settings
+from harness.settings import Settings
 
 EMBEDDED = ("flood-synth", "ndvi-synth")
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    tmp = tmp_path_factory.mktemp("embedded")
-    settings = Settings(home=tmp, data_root=tmp / "data", manifests_dir=REPO_ROOT / "datasets")
-    for name in EMBEDDED:
-        assert settings.manifest_path(name).is_file(), f"{name} has no committed manifest"
-    cmd = [sys.executable, "-m", "harness.cli", "--home", str(tmp), "--data-root"]
-    cmd += [str(settings.data_root), "datasets", "prepare", *EMBEDDED]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert res.returncode == 0, res.stderr
-    for name in EMBEDDED:
-        assert f"{name}: prepared; reproduces the committed digest" in res.stdout
-    return settings
+def prepared(embedded: Settings) -> Settings:
+    """Both embedded datasets, prepared once per session by the CLI (see conftest.py)."""
+    return embedded
 
 
 @pytest.mark.parametrize("name", EMBEDDED)
