@@ -147,6 +147,11 @@ def test_local_and_docker_backends_give_the_same_score(bench, docker_client) -> 
     assert got["local"]["run_id"] != got["docker"]["run_id"]
     assert got["local"]["score"]["metrics"] == got["docker"]["score"]["metrics"]
     assert got["local"]["score"]["chips"] == got["docker"]["score"]["chips"]
+    # both publish, as two runs (the local one is marked unisolated)
+    from harness.publish.records import key_hash, read_run_folder
+
+    folders = [read_run_folder(bench.runs_dir / r["run_id"]) for r in got.values()]
+    assert len({key_hash(f.record) for f in folders}) == 2
 
 
 def test_cli_run_prints_the_score_and_exits_0(bench, template_run) -> None:

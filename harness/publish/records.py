@@ -67,6 +67,8 @@ def check_record(record: Any, path: Path) -> dict[str, Any]:
     for name in ("run_id", "variant", "task", "primary_metric", "backend"):
         _get(record, name, path, (str,))
     for name in KEY_FIELDS:
+        if name == "image_digest" and record.get("backend") == "local":
+            continue  # the local backend runs no image
         _get(record, f"key.{name}", path, (int,) if name == "seed" else (str,))
     _get(record, "seed", path, (int,))
     _get(record, "entry.name", path, (str,))
@@ -116,12 +118,14 @@ def run_folders(home: Path) -> Iterator[Path]:
 
 def key_hash(record: Mapping[str, Any]) -> str:
     """``sha256:<hex>`` of the record's key (entry, variant, seed, dataset digest, image
-    digest, conditions fingerprint) and its backend, as canonical JSON.
+    digest, conditions fingerprint, options digest) and its backend, as canonical JSON.
 
     The backend is part of it so that a local (unisolated) debugging run never stands in
     for the isolated run of the same key, nor the other way round.
     """
     key = {name: record["key"][name] for name in KEY_FIELDS}
     key["backend"] = record["backend"]
+    if "options_digest" in record["key"]:  # other options, other run (as the runner keys it)
+        key["options_digest"] = record["key"]["options_digest"]
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
