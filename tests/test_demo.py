@@ -80,6 +80,8 @@ def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
     for name in ("threshold", "unet", "prithvi", "pix2pix"):
         assert name in pages
     assert "no-pretrain" in pages and "no-tta" in pages
+    ndvi = (site / "ndvi" / "ndvi-synth" / "index.html").read_text()
+    assert "Ablation matrix: pix2pix" in ndvi
     assert "file://" in demo["output"] and "mlflow ui --backend-store-uri" in demo["output"]
     from harness.publish.mlflow_store import connect
 
