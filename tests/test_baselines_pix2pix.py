@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch  # the `baselines` extra: installed by `make install`, so never skipped
 
-torch = pytest.importorskip("torch")
-
-from baselines import pix2pix  # noqa: E402
-from baselines.__main__ import main  # noqa: E402
-from baselines.contract import ContractError, resolve_options  # noqa: E402
-from baselines.pix2pix_data import (  # noqa: E402
+from baselines import pix2pix
+from baselines.__main__ import main
+from baselines.contract import ContractError, resolve_options
+from baselines.pix2pix_data import (
     Featurizer,
     SplitArrays,
     augment,
@@ -26,7 +25,7 @@ from baselines.pix2pix_data import (  # noqa: E402
     random_crop,
     tta_predict,
 )
-from baselines.sar_indexes import (  # noqa: E402
+from baselines.sar_indexes import (
     INDEX_NAMES,
     clip_central,
     db_to_power,
@@ -36,11 +35,11 @@ from baselines.sar_indexes import (  # noqa: E402
     rvi4s1,
     sar_index_stack,
 )
-from harness.datasets.loader import SplitDir  # noqa: E402
-from harness.geo import Grid, read_raster, write_raster  # noqa: E402
-from harness.scoring.score import score_predictions  # noqa: E402
-from harness.scoring.validate import validate_predictions  # noqa: E402
-from harness.tasks import get_task  # noqa: E402
+from harness.datasets.loader import SplitDir
+from harness.geo import Grid, read_raster, write_raster
+from harness.scoring.score import score_predictions
+from harness.scoring.validate import validate_predictions
+from harness.tasks import get_task
 
 ENTRY = Path(__file__).resolve().parents[1] / "submissions" / "pix2pix.toml"
 GAIN, OFFSET = 1.15, -0.05  # target NDVI = GAIN * second-sensor NDVI + OFFSET
