@@ -45,10 +45,10 @@ def publish(settings: Settings, tracking_uri: str | None, run_dirs: tuple[Path, 
     from harness.publish.mlflow_store import Publisher
     from harness.publish.mlflow_store import tracking_uri as resolve
 
-    dirs = list(run_dirs) or list(run_folders(settings.home))
+    dirs = list(run_dirs) or list(run_folders(settings.runs_dir))
     if not dirs:
         raise SarbenchError(
-            f"no run folders under {settings.home / 'runs'}: run entries first, or name run folders"
+            f"no run folders under {settings.runs_dir}: run entries first, or name run folders"
         )
     uri = resolve(settings, tracking_uri)
     publisher = Publisher(settings, uri)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.publish.errors import RecordError
+from harness.runner.records import RECORD as RECORD_FILE
+from harness.runner.records import SCHEMA
 
-SCHEMA = "sarbench.run/1"
-RECORD_FILE = "record.json"
 KEY_FIELDS = ("entry", "variant", "seed", "dataset_digest", "image_digest", "conditions")
 """What makes two records the same run: publishing one of them twice creates no duplicate."""
 STATUSES = ("ok", "failed")
@@ -106,9 +106,8 @@ def read_run_folder(path: str | os.PathLike[str]) -> RunFolder:
     return RunFolder(folder, check_record(record, file))
 
 
-def run_folders(home: Path) -> Iterator[Path]:
-    """Every folder under ``<home>/runs`` that holds a record.json, sorted by name."""
-    runs = home / "runs"
+def run_folders(runs: Path) -> Iterator[Path]:
+    """Every folder under ``runs`` (``Settings.runs_dir``) that holds a record.json, sorted."""
     if not runs.is_dir():
         return
     for child in sorted(runs.iterdir()):
@@ -117,15 +116,13 @@ def run_folders(home: Path) -> Iterator[Path]:
 
 
 def key_hash(record: Mapping[str, Any]) -> str:
-    """``sha256:<hex>`` of the record's key (entry, variant, seed, dataset digest, image
-    digest, conditions fingerprint, options digest) and its backend, as canonical JSON.
+    """``sha256:<hex>`` of the record's whole key, as the runner wrote it (entry, variant,
+    seed, dataset and image digests, conditions, options digest...), and its backend, as
+    canonical JSON: a record the runner would skip is one publishing skips too.
 
     The backend is part of it so that a local (unisolated) debugging run never stands in
     for the isolated run of the same key, nor the other way round.
     """
-    key = {name: record["key"][name] for name in KEY_FIELDS}
-    key["backend"] = record["backend"]
-    if "options_digest" in record["key"]:  # other options, other run (as the runner keys it)
-        key["options_digest"] = record["key"]["options_digest"]
+    key = {**record["key"], "backend": record["backend"]}
     text = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
