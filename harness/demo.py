@@ -53,6 +53,7 @@ def run_demo(
     from harness.publish.mlflow_store import Publisher
     from harness.publish.mlflow_store import connect as mlflow_connect
     from harness.publish.mlflow_store import tracking_uri as resolve_uri
+    from harness.runner.cli import summary_line
     from harness.runner.plan import make_plan
     from harness.runner.run import RunContext, run_one
 
@@ -87,7 +88,7 @@ def run_demo(
             run_dirs.append(outcome.run_dir)
             record = outcome.record
             failed += record["status"] != "ok"
-            tqdm.write(f"  {_line(record, outcome.action)}", file=sys.stdout)
+            tqdm.write(f"  {summary_line(record, outcome.action)}", file=sys.stdout)
     finally:
         if client is not None:
             client.close()
@@ -130,17 +131,3 @@ def _engine(backend: str | None, docker_host: str | None, echo: Echo) -> tuple[o
             "their records stay out of the official table."
         )
         return None, "local"
-
-
-def _line(record: dict, action: str) -> str:
-    name = f"{record['entry']['name']}/{record['variant']}"
-    if record["status"] != "ok":
-        verdict = f"FAILED ({record['reason']})"
-    else:
-        score = record["score"]
-        metric, iv = score["primary_metric"], score["interval"]
-        verdict = f"{metric} {score['metrics'][metric]:.4f} [{iv['low']:.4f}, {iv['high']:.4f}]"
-    times = record["timings"]
-    spent = (times.get("train_s") or 0) + (times.get("predict_s") or 0)
-    done = "recorded before" if action == "skipped" else f"{spent:.0f} s"
-    return f"{name:<28} {verdict:<36} ({done})"

@@ -94,7 +94,8 @@ def _common(f: Any) -> Any:
     return f
 
 
-def _summary_line(record: dict[str, Any], action: str) -> str:
+def summary_line(record: dict[str, Any], action: str) -> str:
+    """One line per run for people: entry/variant, seed, score with CI or reason, times."""
     key = f"{record['entry']['name']}/{record['variant']} seed {record['seed']}"
     timings = record["timings"]
     times = " ".join(
@@ -168,7 +169,7 @@ def run(
             if as_json:
                 click.echo(json.dumps(outcome.record))
             else:
-                tqdm.write(_summary_line(outcome.record, outcome.action), file=sys.stdout)
+                tqdm.write(summary_line(outcome.record, outcome.action), file=sys.stdout)
     finally:
         if ctx.client is not None:
             ctx.client.close()
