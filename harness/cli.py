@@ -13,7 +13,7 @@ from harness import __version__
 from harness.errors import SarbenchError, VerificationError
 from harness.leaderboard.cli import leaderboard
 from harness.publish.cli import publish
-from harness.runner.cli import run, validate
+from harness.runner.cli import reap, run, validate
 from harness.runtime.cli import images
 from harness.scoring.cli import score
 from harness.settings import Settings
@@ -205,6 +205,7 @@ main.add_command(score)
 main.add_command(images)
 main.add_command(run)
 main.add_command(validate)
+main.add_command(reap)
 main.add_command(publish)
 main.add_command(leaderboard)
 

@@ -118,11 +118,12 @@ def _engine(backend: str | None, docker_host: str | None, echo: Echo) -> tuple[o
     """A Docker client and ``"docker"``, or ``None`` and ``"local"`` with a warning."""
     from harness.runtime.docker_backend import connect
     from harness.runtime.errors import EngineUnavailableError
+    from harness.runtime.watchdog import reap_and_report
 
     if backend == "local":
         return None, "local"
     try:
-        return connect(docker_host), "docker"
+        client = connect(docker_host)
     except EngineUnavailableError as exc:
         if backend == "docker":
             raise
@@ -131,3 +132,5 @@ def _engine(backend: str | None, docker_host: str | None, echo: Echo) -> tuple[o
             "their records stay out of the official table."
         )
         return None, "local"
+    reap_and_report(client, lambda m: echo(f"  {m}"))
+    return client, "docker"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import SarbenchError, UnknownNameError
+from harness.settings import REPO_ROOT
 from harness.tasks import TASKS
 
 Phase = Literal["train", "predict"]
@@ -42,7 +43,13 @@ _TOP_KEYS = {
     "profiles",
     "variants",
 }
-_IMAGE_KEYS = {"ref", "context", "dockerfile", "tag", "requirements", "build_args"}
+_IMAGE_KEYS = {"ref", "context", "dockerfile", "requirements", "build_args"}
+RESERVED_BASELINES = ("threshold", "unet", "prithvi", "pix2pix")
+"""The project's own baselines: only their files in the repository's ``submissions/`` may
+carry these names or ``baseline = true``, and only with the repository's own image."""
+IMAGE_REPOSITORY = "sarbench-entry"
+"""Entry images are named ``sarbench-entry/<entry>:<12 hex of the image ID>`` by the harness."""
+_PINNED = re.compile(r"^(sha256:[0-9a-f]{64}|[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64})$")
 _LOCAL_KEYS = {"command", "cwd"}
 _OPTION_TYPES = (str, int, float, bool)
 
@@ -58,23 +65,25 @@ class EntryError(SarbenchError):
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """Either a prebuilt image (``ref``) or a build (``context`` + ``dockerfile`` -> ``tag``).
+    """Either a prebuilt image (``ref``, pinned by digest) or a build (``context`` +
+    ``dockerfile``, named by the harness: ``repository:<12 hex of the image ID>``).
 
-    ``requirements``: a pip requirements file (relative to the context) whose wheels are
-    downloaded on the host into ``<context>/wheels/`` before the offline build.
+    ``requirements``: a requirements file (relative to the context) of plain specifiers,
+    whose wheels are downloaded on the host into ``<context>/wheels/`` before the offline
+    build (:mod:`harness.runtime.buildcheck`).
     """
 
     ref: str | None = None
     context: Path | None = None
     dockerfile: str = "Dockerfile"
-    tag: str | None = None
+    repository: str | None = None
     requirements: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        """The image reference the runner starts (``ref``, or the tag of the build)."""
-        return self.ref or self.tag or ""
+        """The image reference for people: ``ref``, or the repository of the build."""
+        return self.ref or self.repository or ""
 
     @property
     def buildable(self) -> bool:
@@ -221,7 +230,7 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
     phases = _str_list(raw, "phases", problems) if "phases" in raw else ("train", "predict")
     if phases and phases not in (("train", "predict"), ("predict",)):
         problems.append(f'`phases` must be ["train", "predict"] or ["predict"], got {list(phases)}')
-    image = _image(path, raw.get("image"), problems)
+    image = _image(path, name, raw.get("image"), problems)
     local_command, local_cwd = _local(path, raw.get("local"), problems)
     options = _option_table("options", raw.get("options"), problems)
     profiles_raw = raw.get("profiles", {})
@@ -248,6 +257,8 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
             f"`default_variant` {default_variant!r} is not one of the variants "
             f"({', '.join(variants)})"
         )
+    if image is not None and name:
+        _check_reserved(path, name, baseline is True, image, problems)
     if problems or image is None:
         return None
     return Entry(
@@ -270,13 +281,45 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
     )
 
 
-def _image(path: Path, raw: Any, problems: list[str]) -> ImageSpec | None:
+def _project_file(path: Path, name: str) -> bool:
+    """Whether ``path`` is the project's own ``submissions/<name>.toml`` (symlinks resolved)."""
+    return path.resolve() == (REPO_ROOT / "submissions" / f"{name}.toml").resolve()
+
+
+def _check_reserved(
+    path: Path, name: str, baseline: bool, image: ImageSpec, problems: list[str]
+) -> None:
+    """Baseline names and the baseline flag belong to the project's own entries, built from
+    the repository's own Dockerfile."""
+    if not (baseline or name in RESERVED_BASELINES):
+        return
+    own_image = (
+        image.context is not None
+        and image.context.resolve() == REPO_ROOT.resolve()
+        and image.dockerfile == "Dockerfile"
+    )
+    if name not in RESERVED_BASELINES or not _project_file(path, name) or not own_image:
+        what = f"the name {name!r}" if name in RESERVED_BASELINES else "`baseline = true`"
+        problems.append(
+            f"{what} is reserved to the project's own baselines "
+            f"({', '.join(RESERVED_BASELINES)}): their files in {REPO_ROOT / 'submissions'} "
+            "built from the repository's Dockerfile. Choose another name and set "
+            "`baseline = false`"
+        )
+
+
+def _image(path: Path, name: str, raw: Any, problems: list[str]) -> ImageSpec | None:
     if not isinstance(raw, dict):
-        problems.append("`[image]` is required: `ref` (a prebuilt image) or `context` + `tag`")
+        problems.append("`[image]` is required: `ref` (a pinned prebuilt image) or `context`")
         return None
-    for key in sorted(set(raw) - _IMAGE_KEYS):
+    if "tag" in raw:
+        problems.append(
+            "`image.tag` is no longer accepted: the harness names every entry's image itself "
+            f"({IMAGE_REPOSITORY}/<entry>:<digest>); remove the line"
+        )
+    for key in sorted(set(raw) - _IMAGE_KEYS - {"tag"}):
         problems.append(f"unknown key `image.{key}` (known: {', '.join(sorted(_IMAGE_KEYS))})")
-    ref, context, tag = raw.get("ref"), raw.get("context"), raw.get("tag")
+    ref, context = raw.get("ref"), raw.get("context")
     if (ref is None) == (context is None):
         problems.append("`[image]` needs exactly one of `ref` (prebuilt) and `context` (build)")
         return None
@@ -285,27 +328,45 @@ def _image(path: Path, raw: Any, problems: list[str]) -> ImageSpec | None:
         problems.append(f"`image.build_args` must be a table of strings, got {build_args!r}")
         build_args = {}
     if ref is not None:
-        if not isinstance(ref, str) or not ref:
-            problems.append(f"`image.ref` must be an image name, got {ref!r}")
+        if not isinstance(ref, str) or not _PINNED.match(ref):
+            problems.append(
+                f"`image.ref` must be pinned by digest (`sha256:<64 hex>`, the image ID, or "
+                f"`name@sha256:<64 hex>`), got {ref!r}; a tag can be moved to another image"
+            )
         return ImageSpec(ref=ref)
     if not isinstance(context, str):
         problems.append(f"`image.context` must be a folder path, got {context!r}")
         return None
     folder = (path.parent / context).resolve()
     dockerfile = raw.get("dockerfile", "Dockerfile")
+    if not isinstance(dockerfile, str) or not dockerfile:
+        problems.append(f"`image.dockerfile` must be a file name, got {dockerfile!r}")
+        dockerfile = "Dockerfile"
     if not folder.is_dir():
         problems.append(f"`image.context` {context!r}: no such folder ({folder})")
-    elif not (folder / dockerfile).is_file():
-        problems.append(f"`image.dockerfile` {dockerfile!r}: not found in {folder}")
+    else:
+        from harness.runtime.buildcheck import check_context
+
+        # the project's own baselines build from the repository root; every other entry
+        # from its own folder, `<name>/` beside its file (never the registry as a whole)
+        own = name in RESERVED_BASELINES and _project_file(path, name)
+        confined = REPO_ROOT.resolve() if own else path.parent.resolve() / (name or path.stem)
+        problems.extend(
+            check_context(path, folder, folder / dockerfile, confined_to=confined, forbidden={})
+        )
+        if not (folder / dockerfile).is_file():
+            problems.append(f"`image.dockerfile` {dockerfile!r}: not found in {folder}")
     requirements = raw.get("requirements")
-    if requirements is not None and not (folder / str(requirements)).is_file():
-        problems.append(f"`image.requirements` {requirements!r}: not found in {folder}")
-    if not isinstance(tag, str) or not tag:
-        problems.append("`image.tag` is required with `image.context` (the image's name:tag)")
+    if requirements is not None:
+        req = (folder / str(requirements)).resolve()
+        if not req.is_file():
+            problems.append(f"`image.requirements` {requirements!r}: not found in {folder}")
+        elif not req.is_relative_to(folder):
+            problems.append(f"`image.requirements` {requirements!r}: outside the context {folder}")
     return ImageSpec(
         context=folder,
         dockerfile=dockerfile,
-        tag=tag,
+        repository=f"{IMAGE_REPOSITORY}/{name}" if name else None,
         requirements=requirements,
         build_args=build_args,
     )

@@ -50,10 +50,8 @@ contact = "nobody@example.org"
 tasks = ["flood", "ndvi"]
 datasets = ["tiny", "tiny-ndvi"]
 [image]
-context = "{context}"
-tag = "sarbench-test-hostile:latest"
-[image.build_args]
-BASE_IMAGE = "sarbench-template:latest"
+context = "hostile"
+requirements = "requirements.txt"
 """
 
 
@@ -66,7 +64,8 @@ def make_bench(root: Path) -> Settings:
         'datasets = ["flood-synth", "ndvi-synth"]', 'datasets = ["tiny", "tiny-ndvi"]'
     )
     (subs / "template.toml").write_text(toml)
-    hostile = HOSTILE.format(context=REPO_ROOT / "tests" / "entries" / "hostile")
+    shutil.copytree(REPO_ROOT / "tests" / "entries" / "hostile", subs / "hostile")
+    hostile = HOSTILE
     # the VRT attack points at a hidden test target by its host path
     extra = {
         "vrt": f'vrt_source = "{root / "data" / "tiny" / "test" / "targets" / "test_00.tif"}"\n'

@@ -186,9 +186,11 @@ def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> 
 
 
 def test_validate_takes_an_image_by_name(bench, template_run) -> None:
+    # the harness named the template's image after the entry and its ID
+    digest = template_run.record["image"]["digest"]
+    name = f"sarbench-entry/template:{digest.removeprefix('sha256:')[:12]}"
     result = cli(
-        bench, "validate", "sarbench-template:latest", "--task", "flood", "--dataset", "tiny",
-        "--profile", "test",
+        bench, "validate", name, "--task", "flood", "--dataset", "tiny", "--profile", "test",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output

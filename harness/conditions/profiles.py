@@ -27,6 +27,7 @@ _LIMIT_KEYS = {
     "tmpfs": "tmpfs_bytes",
     "log_cap": "log_cap_bytes",
     "output_cap": "output_cap_bytes",
+    "output_inodes": "output_inodes",
 }
 PHASES = ("train", "predict")
 

@@ -45,8 +45,10 @@ def _context(
     client = None
     if backend == "docker":
         from harness.runtime.docker_backend import connect
+        from harness.runtime.watchdog import reap_and_report
 
         client = connect(docker_host)
+        reap_and_report(client, lambda m: click.echo(f"note: {m}", err=True))
     else:
         click.echo(
             "warning: the local backend runs entries as plain subprocesses, without "
@@ -236,3 +238,19 @@ def validate(
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@click.command("reap")
+@click.option("--docker-host", metavar="URL", help="Docker engine address.")
+def reap(docker_host: str | None) -> None:
+    """Kill and remove every SARBench container past its wall-clock deadline, or left by a
+    harness that is gone (its run lock is free). Every `sarbench run` does this first."""
+    from harness.runtime.docker_backend import connect
+    from harness.runtime.watchdog import reap_and_report
+
+    client = connect(docker_host)
+    try:
+        reaped = reap_and_report(client, click.echo)
+    finally:
+        client.close()
+    click.echo(f"{len(reaped)} container(s) removed")

@@ -127,6 +127,11 @@ def load_records(runs_dir: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
+def lock_path(runs_dir: Path, run_id: str) -> Path:
+    """The lock file of one run (see :func:`run_lock`)."""
+    return runs_dir / ".locks" / f"{run_id}.lock"
+
+
 @contextmanager
 def run_lock(runs_dir: Path, run_id: str, *, wait: bool = True) -> Iterator[None]:
     """Hold the lock of one run: wait for another process holding it (``wait``), or raise
@@ -135,9 +140,9 @@ def run_lock(runs_dir: Path, run_id: str, *, wait: bool = True) -> Iterator[None
     The lock is an ``flock`` on ``<runs>/.locks/<run_id>.lock``: the kernel releases it when
     its holder dies, however it dies, so a killed harness never leaves a stale lock.
     """
-    locks = runs_dir / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    fd = os.open(locks / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = lock_path(runs_dir, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -34,12 +34,22 @@ from harness.errors import SarbenchError
 from harness.runner.records import (
     SCHEMA,
     RunKey,
+    lock_path,
     read_record,
     run_lock,
     save_record,
     write_json_atomic,
 )
+from harness.runtime.limits import Limits
 from harness.runtime.phase import Mounts, PhaseResult
+from harness.runtime.scratch import (
+    Scratch,
+    ScratchError,
+    kernel_limits_available,
+    remove_tree,
+    require_kernel_limits,
+)
+from harness.runtime.watchdog import LABEL_LOCK
 from harness.scoring.score import score_predictions
 from harness.scoring.validate import PredictionError
 from harness.settings import Settings
@@ -48,7 +58,10 @@ from harness.tasks import Task, get_task
 Backend = Literal["docker", "local"]
 Progress = Callable[[str], None]
 ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
+ARTIFACT_MAX_FILES = 1000
+ARTIFACT_MAX_DEPTH = 8
 DETAIL_LINES = 20
+MAX_PROBLEMS = 50
 
 
 class EntryMismatchError(SarbenchError):
@@ -93,7 +106,11 @@ class RunContext:
             from harness.runtime.builds import ensure_entry_image
 
             self.images[entry.name] = ensure_entry_image(
-                self.client, entry, build_args=self.build_args, progress=self.progress
+                self.client,
+                entry,
+                build_args=self.build_args,
+                progress=self.progress,
+                settings=self.settings,
             )
         return self.images[entry.name]
 
@@ -161,10 +178,11 @@ def run_one(
         _fresh_run_dir(ctx, run_dir, key.run_id)
         record = _base_record(ctx, entry, key, task, manifest, eval_split, started_at)
         record["options"] = options
+        spaces: list[Scratch] = []
         try:
-            _execute(ctx, entry, key, task, manifest, eval_split, run_dir, record)
+            _execute(ctx, entry, key, task, manifest, eval_split, run_dir, record, spaces)
         finally:
-            _cleanup(ctx, run_dir, key.run_id)
+            _cleanup(run_dir, spaces)
         record["finished_at"] = _now()
         record["timings"]["total_s"] = round(time.monotonic() - started, 3)
         record["artifacts"] = _listing(run_dir)
@@ -181,19 +199,42 @@ def _execute(
     eval_split: str,
     run_dir: Path,
     record: dict[str, Any],
+    spaces: list[Scratch],
 ) -> None:
-    """The phases, the artifacts and the score; fills ``record`` in place."""
+    """The phases, the artifacts and the score; fills ``record`` in place. Every scratch
+    filesystem made is appended to ``spaces`` (the caller removes them)."""
     data = ctx.settings.dataset_dir(key.dataset)
     train_splits = [s for s in manifest.splits if s not in ("test", eval_split)]
     work = run_dir / "work"
-    model, output = work / "model", work / "output"
-    for folder in (model, output, run_dir / "logs", run_dir / "config"):
+    for folder in (work, run_dir / "logs", run_dir / "config"):
         folder.mkdir(parents=True)
     budgets = {p: ctx.conditions.profile.limits(p).timeout_s for p in ("train", "predict")}
     configs = {
         phase: _write_config(run_dir, phase, key, task, manifest, record, train_splits, budgets)
         for phase in entry.phases
     }
+    by_kernel = ctx.backend == "docker" and kernel_limits_available()
+    if ctx.backend == "docker" and not by_kernel and require_kernel_limits():
+        raise ScratchError(
+            "SARBENCH_REQUIRE_KERNEL_LIMITS=1 but this process cannot make loop-mounted "
+            "scratch filesystems (it needs root, loop devices and mkfs.ext4)"
+        )
+    record["output_limit_by"] = "kernel" if by_kernel else "polling"
+    # each phase's writable folder and its run.json live on a space of their own
+    staged: dict[str, tuple[Path, Path]] = {}
+    for phase in ("train", "predict"):
+        if phase not in entry.phases:
+            continue
+        limits = ctx.conditions.profile.limits(phase)
+        folder, config = _writable_space(work / phase, limits, by_kernel, spaces)
+        shutil.copyfile(configs[phase], config / "run.json")
+        staged[phase] = (folder, config / "run.json")
+    if entry.trains:
+        model = staged["train"][0]
+    else:
+        model = work / "model"
+        model.mkdir()
+    output = staged["predict"][0]
     phases: list[tuple[Phase, Mounts]] = []
     if entry.trains:
         train_mounts: dict[Any, tuple[str, Any]] = {
@@ -204,7 +245,7 @@ def _execute(
             train_mounts[weights] = ("/weights", "ro")
             record["weights"] = _weights_listing(weights)
         train_mounts[model] = ("/model", "rw")
-        train_mounts[configs["train"]] = ("/config/run.json", "ro")
+        train_mounts[staged["train"][1]] = ("/config/run.json", "ro")
         phases.append(("train", train_mounts))
     phases.append(
         (
@@ -213,13 +254,13 @@ def _execute(
                 data / eval_split / "inputs": ("/data/test/inputs", "ro"),
                 model: ("/model", "ro"),
                 output: ("/output", "rw"),
-                configs["predict"]: ("/config/run.json", "ro"),
+                staged["predict"][1]: ("/config/run.json", "ro"),
             },
         )
     )
     for phase, mounts in phases:
         ctx.progress(f"{key.run_id}: {phase}")
-        result, gpu = _run_phase(ctx, entry, key, phase, mounts, run_dir)
+        result, gpu = _run_phase(ctx, entry, key, phase, mounts, run_dir, run_dir.parent)
         record["phases"][phase] = {**result.to_dict(), "gpu": gpu}
         record["timings"][f"{phase}_s"] = round(result.wall_s, 3)
         if gpu:
@@ -243,19 +284,65 @@ def _execute(
     except PredictionError as exc:
         problems = [str(p) for p in exc.problems]
         _fail(record, "invalid-output", f"{len(problems)} problem(s) with the predictions", "")
-        record["problems"] = problems
+        record["problems"] = _capped(problems)
         return
     record["score"] = score.to_dict()
     record["score"]["predictions"] = "predictions"
-    os.replace(output, run_dir / "predictions")
+    _keep_predictions(output, run_dir / "predictions", split.ids)
     record["status"], record["reason"] = "ok", None
 
 
+def _writable_space(
+    folder: Path, limits: Limits, by_kernel: bool, spaces: list[Scratch]
+) -> tuple[Path, Path]:
+    """A phase's writable folder and its config folder: on a scratch filesystem of the
+    phase's output cap (``by_kernel``), else plain folders watched by polling."""
+    if by_kernel:
+        space = Scratch.create(
+            folder.with_suffix(".img"), folder, limits.output_cap_bytes, limits.output_inodes
+        )
+        spaces.append(space)
+        return space.data, space.config
+    (folder / "data").mkdir(parents=True)
+    (folder / "config").mkdir()
+    return folder / "data", folder / "config"
+
+
+def _capped(problems: list[str]) -> list[str]:
+    """The first :data:`MAX_PROBLEMS` problems and a line counting the rest."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problem(s)"]
+
+
+def _keep_predictions(output: Path, dest: Path, ids: list[str]) -> None:
+    """Copy the validated predictions (one ``<id>.tif`` each, nothing else) out of the
+    container's writable space."""
+    from harness.datasets.layout import SUFFIX
+
+    dest.mkdir()
+    for chip in ids:
+        name = f"{chip}{SUFFIX}"
+        with open(output / name, "rb", opener=_no_follow) as fsrc, open(dest / name, "wb") as f:
+            shutil.copyfileobj(fsrc, f)
+
+
 def _run_phase(
-    ctx: RunContext, entry: Entry, key: RunKey, phase: Phase, mounts: Mounts, run_dir: Path
+    ctx: RunContext,
+    entry: Entry,
+    key: RunKey,
+    phase: Phase,
+    mounts: Mounts,
+    run_dir: Path,
+    runs_dir: Path,
 ) -> tuple[PhaseResult, dict[str, Any] | None]:
     limits = ctx.conditions.profile.limits(phase, ctx.conditions.gpu_uuid)
-    labels = {"sarbench.run": key.run_id, "sarbench.phase": phase, "sarbench.entry": entry.name}
+    labels = {
+        "sarbench.run": key.run_id,
+        "sarbench.phase": phase,
+        "sarbench.entry": entry.name,
+        LABEL_LOCK: str(lock_path(runs_dir, key.run_id)),
+    }
     log_path = run_dir / "logs" / f"{phase}.log"
     sampler = GpuSampler(ctx.conditions.gpu_uuid) if ctx.conditions.gpu_uuid else None
     if sampler is not None:
@@ -403,21 +490,42 @@ def _weights_listing(folder: Path) -> dict[str, Any]:
 
 
 def _keep_artifacts(src: Path, dest: Path) -> None:
-    """Copy the regular files the entry left in ``/model/artifacts`` (no links, size-capped)."""
+    """Copy the regular files the entry left in ``/model/artifacts``: no links, at most
+    :data:`ARTIFACT_MAX_FILES` files, :data:`ARTIFACT_MAX_DEPTH` folders deep and
+    :data:`ARTIFACT_CAP_BYTES` in all; the walk is iterative and bounded, so no tree the
+    container makes (deep, wide, long names) can break it."""
     if not src.is_dir() or src.is_symlink():
         return
-    total = 0
-    for path in sorted(src.rglob("*")):
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode) or any(p.is_symlink() for p in path.parents):
+    total = files = 0
+    stack: list[tuple[Path, int]] = [(src, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
             continue
-        total += st.st_size
-        if total > ARTIFACT_CAP_BYTES:
-            break
-        target = dest / path.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "rb", opener=_no_follow) as fsrc, open(target, "wb") as fdst:
-            shutil.copyfileobj(fsrc, fdst)
+        for item in entries:
+            try:
+                st = item.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if depth + 1 < ARTIFACT_MAX_DEPTH:
+                    stack.append((Path(item.path), depth + 1))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            total += st.st_size
+            files += 1
+            if total > ARTIFACT_CAP_BYTES or files > ARTIFACT_MAX_FILES:
+                return
+            target = dest / Path(item.path).relative_to(src)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(item.path, "rb", opener=_no_follow) as fsrc, open(target, "wb") as f:
+                    shutil.copyfileobj(fsrc, f)
+            except OSError:
+                continue
 
 
 def _no_follow(path: str, flags: int) -> int:
@@ -426,21 +534,25 @@ def _no_follow(path: str, flags: int) -> int:
 
 def _fresh_run_dir(ctx: RunContext, run_dir: Path, run_id: str) -> None:
     """An unfinished run's leftovers (a killed harness) are removed before it starts again:
-    its folder, and any container still labelled with its run ID (the folder is made before
-    any container starts, so no folder means no container)."""
+    any container still labelled with its run ID, its scratch filesystems and its folder,
+    however deep or odd the tree a container left there (the folder is made before any
+    container starts, so no folder means no container)."""
     if run_dir.exists():
         ctx.progress(f"{run_id}: removing an unfinished earlier attempt")
         if ctx.backend == "docker":
             from harness.runtime.docker_backend import remove_leftovers
 
             remove_leftovers(ctx.client, {"sarbench.run": run_id})
-        shutil.rmtree(run_dir)
+        remove_tree(run_dir)
     run_dir.mkdir(parents=True)
 
 
-def _cleanup(ctx: RunContext, run_dir: Path, run_id: str) -> None:
-    """The working folder goes; each phase's container was removed by ``run_phase``."""
-    shutil.rmtree(run_dir / "work", ignore_errors=True)
+def _cleanup(run_dir: Path, spaces: list[Scratch]) -> None:
+    """The scratch filesystems and the working folder go (each phase's container was
+    removed by ``run_phase``)."""
+    for space in spaces:
+        space.close()
+    remove_tree(run_dir / "work")
 
 
 def _listing(run_dir: Path) -> list[str]:

@@ -1,11 +1,16 @@
 """Building entry images offline: wheels downloaded on the host, then ``docker build`` with
 the network off.
 
-An entry's ``[image]`` either names a prebuilt image (``ref``) or a build context. For a
-build, the wheels of ``requirements`` are downloaded on the host into ``<context>/wheels/``
-(``pip download``, skipped when a stamp says the requirements have not changed), the
-``BASE_IMAGE`` build argument is made available (the offline images below are built when
-absent), and the image is built with :func:`harness.runtime.images.build_image`. Docker's
+An entry's ``[image]`` either names a prebuilt image pinned by digest (``ref``) or a build
+context. A build is checked before anything runs (:mod:`harness.runtime.buildcheck`: the
+requirements are plain specifiers, the Dockerfile builds only from allowed base images and
+its own stages and fetches nothing, the context stays in the entry's folder and away from
+the data and the work folder). Then the wheels of ``requirements`` are downloaded on the
+host, as an unprivileged user, into ``<context>/wheels/`` (skipped when a stamp says the
+requirements have not changed), the ``BASE_IMAGE`` build argument is made available (the
+offline images below are built when absent), and the image is built with
+:func:`harness.runtime.images.build_image` and named by the harness
+(``sarbench-entry/<entry>:<12 hex of its ID>``, label ``sarbench.entry=<entry>``). Docker's
 layer cache makes a rebuild with nothing changed take a second or two.
 
 Offline images the harness knows how to make:
@@ -18,6 +23,7 @@ Offline images the harness knows how to make:
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +33,12 @@ from pathlib import Path
 import docker
 
 from harness.entries import Entry
+from harness.runtime.buildcheck import (
+    BuildInputError,
+    check_context,
+    check_dockerfile,
+    parse_requirements,
+)
 from harness.runtime.errors import ImageBuildError
 from harness.runtime.images import (
     BASE_IMAGE,
@@ -37,11 +49,15 @@ from harness.runtime.images import (
     has_image,
     image_digest,
 )
+from harness.settings import Settings
 
 TORCH_IMAGE = "sarbench-torch:bookworm"
 TORCH_CONTEXT = Path(__file__).parent / "torch_image"
 WHEELS = "wheels"
 _STAMP = ".requirements.sha256"
+_NOBODY = 65534
+ENTRY_LABEL = "sarbench.entry"
+DEFAULT_BASES = (BASE_IMAGE, TORCH_IMAGE, "pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime")
 
 
 def parse_build_args(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -60,41 +76,96 @@ def parse_build_args(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 def download_wheels(
     requirements: Path, dest: Path, *, progress: Progress = _quiet, force: bool = False
 ) -> bool:
-    """``pip download`` the wheels of ``requirements`` into ``dest`` for this Python.
+    """Download the wheels of ``requirements`` into ``dest`` for this Python.
+
+    The file is parsed first (:func:`harness.runtime.buildcheck.parse_requirements`): plain
+    specifiers only, so no option, URL or path in it ever reaches pip. pip gets the
+    specifiers as arguments with ``--only-binary=:all:`` (no source distribution is built,
+    so no package code runs on the host) and, when the harness runs as root, runs as uid
+    65534 with no capability but reading files (:func:`_unprivileged`), into a fresh
+    folder that only it can write; the wheels are then moved into ``dest``.
 
     Returns False (and downloads nothing) when ``dest`` already holds the wheels of these
-    exact requirements. Binary wheels only: the offline build cannot compile anything.
+    exact requirements.
     """
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    specs = parse_requirements(requirements)
+    digest = hashlib.sha256("\n".join(specs).encode()).hexdigest()
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise ImageBuildError(f"{dest}: must be a folder (not a link or a file) for the wheels")
     stamp = dest / _STAMP
-    if not force and stamp.is_file() and stamp.read_text().strip() == digest:
+    fresh = not force and stamp.is_file() and not stamp.is_symlink()
+    if fresh and stamp.read_text().strip() == digest:
         return False
     dest.mkdir(parents=True, exist_ok=True)
+    if not specs:
+        stamp.write_text(digest + "\n")
+        return True
     progress(f"downloading wheels of {requirements} into {dest}")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--only-binary=:all:",
-            "-r",
-            str(requirements),
-            "-d",
-            str(dest),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ImageBuildError(
-            f"pip download of the wheels in {requirements} failed (exit {done.returncode}):\n"
-            f"{(done.stderr or done.stdout)[-3000:]}"
+    with tempfile.TemporaryDirectory(prefix="sarbench-wheels-") as tmp:
+        folder = Path(tmp) / "wheels"
+        folder.mkdir()
+        prefix = _unprivileged(Path(tmp), folder)
+        done = subprocess.run(
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-cache-dir",
+                "--only-binary=:all:",
+                "-d",
+                str(folder),
+                "--",
+                *specs,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "HOME": tmp, "PIP_NO_INPUT": "1"},
+            cwd=tmp,
         )
+        if done.returncode != 0:
+            raise ImageBuildError(
+                f"pip download of the wheels in {requirements} failed (exit {done.returncode}):"
+                f"\n{(done.stderr or done.stdout)[-3000:]}"
+            )
+        for wheel in sorted(folder.iterdir()):
+            if wheel.is_symlink() or not wheel.is_file() or wheel.suffix != ".whl":
+                raise ImageBuildError(f"pip download left {wheel.name!r}, not a wheel file")
+            target = dest / wheel.name
+            if target.is_symlink():
+                target.unlink()
+            shutil.copyfile(wheel, target, follow_symlinks=False)
+    stamp.unlink(missing_ok=True)
     stamp.write_text(digest + "\n")
     return True
+
+
+def _unprivileged(home: Path, folder: Path) -> list[str]:
+    """The command prefix that drops root for pip: uid/gid 65534, no supplementary groups,
+    and no capability but ``CAP_DAC_READ_SEARCH`` (to read this Python where it lives, e.g.
+    under a private /root); it can write nothing of root's. Empty when not root."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise ImageBuildError(
+            "the harness runs as root and needs `setpriv` (util-linux) to download wheels as "
+            "an unprivileged user: install util-linux, or run sarbench as a normal user"
+        )
+    for path in (home, folder):
+        os.chown(path, _NOBODY, _NOBODY)
+    return [
+        setpriv,
+        f"--reuid={_NOBODY}",
+        f"--regid={_NOBODY}",
+        "--clear-groups",
+        "--inh-caps=-all,+dac_read_search",
+        "--ambient-caps=+dac_read_search",
+        "--bounding-set=-all,+dac_read_search",
+    ]
 
 
 def build_torch_image(
@@ -129,31 +200,110 @@ def ensure_offline_image(
     return None
 
 
+def allowed_bases() -> tuple[str, ...]:
+    """Base images an entry's Dockerfile may build ``FROM``: the offline images, the CUDA
+    PyTorch image the baselines' Dockerfile names, and any the maintainers list in
+    ``$SARBENCH_BASE_IMAGES`` (comma-separated)."""
+    extra = [i.strip() for i in os.environ.get("SARBENCH_BASE_IMAGES", "").split(",")]
+    return (*DEFAULT_BASES, *(i for i in extra if i))
+
+
+def check_build_inputs(
+    entry: Entry, args: dict[str, str], settings: Settings | None = None
+) -> None:
+    """Refuse an entry's build before anything runs: a Dockerfile outside the allow-list
+    rules, or a context overlapping the data root or the work folder."""
+    spec = entry.image
+    assert spec.context is not None
+    forbidden = {}
+    if settings is not None:
+        forbidden = {"data root": settings.data_root, "work folder": settings.home}
+    problems = check_context(
+        entry.path,
+        spec.context,
+        spec.context / spec.dockerfile,
+        confined_to=spec.context,
+        forbidden=forbidden,
+    )
+    problems += check_dockerfile(
+        spec.context / spec.dockerfile, build_args=args, allowed_bases=allowed_bases()
+    )
+    if problems:
+        raise BuildInputError(f"entry {entry.name!r} ({entry.path})", problems)
+
+
 def ensure_entry_image(
     client: docker.DockerClient,
     entry: Entry,
     *,
     build_args: dict[str, str] | None = None,
     progress: Progress = _quiet,
+    settings: Settings | None = None,
 ) -> str:
-    """The image ID to run ``entry`` with: the prebuilt ``ref``, or a fresh offline build."""
+    """The image ID to run ``entry`` with: its pinned ``ref``, or a fresh offline build.
+
+    A build is checked first (:func:`check_build_inputs`), then tagged by the harness as
+    ``sarbench-entry/<entry>:<12 hex of the image ID>`` and labelled ``sarbench.entry``;
+    an image whose label names another entry is refused.
+    """
     spec = entry.image
     if not spec.buildable:
-        return image_digest(client, spec.name)
-    assert spec.context is not None and spec.tag is not None  # checked when the entry loaded
+        ref = spec.ref or ""
+        image_id = resolve_pinned(client, ref)
+        if "sha256:" in ref:  # an entry file's ref (`sarbench validate IMAGE` may use a tag)
+            _check_owner(client, image_id, entry.name)
+        return image_id
+    assert spec.context is not None and spec.repository is not None
     args = {**spec.build_args, **(build_args or {})}
+    check_build_inputs(entry, args, settings)
     if "BASE_IMAGE" in args:
         ensure_offline_image(client, args["BASE_IMAGE"], progress=progress)
     if spec.requirements:
         download_wheels(spec.context / spec.requirements, spec.context / WHEELS, progress=progress)
     else:
-        (spec.context / WHEELS).mkdir(exist_ok=True)  # the Dockerfile may COPY it regardless
-    progress(f"building {spec.tag} from {spec.context} (network off)")
-    return build_image(
+        wheels = spec.context / WHEELS
+        if wheels.is_symlink():
+            raise ImageBuildError(f"{wheels}: must be a folder, not a symbolic link")
+        wheels.mkdir(exist_ok=True)  # the Dockerfile may COPY it regardless
+    progress(f"building {spec.repository} from {spec.context} (network off)")
+    image_id = build_image(
         client,
         spec.context,
-        spec.tag,
+        None,
         dockerfile=spec.dockerfile,
         buildargs=args,
-        labels={"sarbench.entry": entry.name},
+        labels={ENTRY_LABEL: entry.name},
     )
+    _check_owner(client, image_id, entry.name)
+    client.images.get(image_id).tag(spec.repository, tag=image_id.removeprefix("sha256:")[:12])
+    return image_id
+
+
+def resolve_pinned(client: docker.DockerClient, ref: str) -> str:
+    """The image ID of a pinned reference (an image ID or ``name@sha256:...``), checked.
+    (An entry file's ``ref`` is always pinned; ``sarbench validate IMAGE`` may name a local
+    image by tag, which is resolved to its ID here once.)"""
+    image_id = image_digest(client, ref)
+    if "@sha256:" not in ref and not ref.startswith("sha256:"):
+        return image_id
+    if ref.startswith("sha256:"):
+        if image_id != ref:
+            raise ImageBuildError(f"image {ref} resolved to {image_id}, not itself")
+        return image_id
+    repo_digests = client.images.get(image_id).attrs.get("RepoDigests") or []
+    if ref not in repo_digests:
+        raise ImageBuildError(
+            f"image {ref!r} is not pinned in the engine (its repo digests: "
+            f"{', '.join(repo_digests) or 'none'})"
+        )
+    return image_id
+
+
+def _check_owner(client: docker.DockerClient, image_id: str, entry: str) -> None:
+    labels = client.images.get(image_id).labels or {}
+    owner = labels.get(ENTRY_LABEL)
+    if owner is not None and owner != entry:
+        raise ImageBuildError(
+            f"image {image_id[:19]} belongs to entry {owner!r}, not {entry!r}: an entry never "
+            "runs another entry's image"
+        )

@@ -96,11 +96,16 @@ def images_build(obj: object, entry: str, build_args: tuple[str, ...], docker_ho
     client = connect(docker_host)
     try:
         image_id = ensure_entry_image(
-            client, chosen, build_args=args, progress=lambda m: click.echo(m, err=True)
+            client,
+            chosen,
+            build_args=args,
+            progress=lambda m: click.echo(m, err=True),
+            settings=settings,
         )
     finally:
         client.close()
-    click.echo(f"{chosen.image.name} {image_id}")
+    name = chosen.image.ref or f"{chosen.image.name}:{image_id.removeprefix('sha256:')[:12]}"
+    click.echo(f"{name} {image_id}")
 
 
 if __name__ == "__main__":  # python -m harness.runtime.cli base

@@ -42,15 +42,21 @@ from harness.runtime.phase import (
     PhaseStatus,
     check_mounts,
     mount_env,
+    output_reason,
+    output_usage,
+    over_output_cap,
     prepare_writable,
     tail_lines,
-    tree_size,
 )
+from harness.runtime.watchdog import GRACE_S, LABEL_DEADLINE
+from harness.runtime.watchdog import spawn as spawn_watchdog
 
 DEFAULT_USER = "65532:65532"
 LABEL_MANAGED = "sarbench.managed"
 DEFAULT_TAIL_LINES = 50
 MEMORY_SAMPLE_S = 0.25
+# the deadline label allows this long between create and start
+_START_SLACK_S = 30.0
 # exit 137 (SIGKILL) that we did not send, with memory this close to the limit, is an OOM kill
 _OOM_FRACTION = 0.9
 _USER = re.compile(r"^(\d+):(\d+)$")
@@ -193,6 +199,8 @@ def run_phase(
     for m in checked:
         if not m.read_only:
             prepare_writable(m.host, uid, gid)
+    deadline_label = f"{time.time() + limits.timeout_s + _START_SLACK_S:.0f}"
+    labels = {**labels, LABEL_DEADLINE: deadline_label}
     config = container_config(image, command, checked, limits, labels, env, user=user, name=name)
     try:
         container = client.containers.create(**config)
@@ -249,7 +257,7 @@ class _Watcher(threading.Thread):
     ) -> None:
         super().__init__(name=f"sarbench-watch-{container.short_id}", daemon=True)
         self.client, self.container, self.writable = client, container, writable
-        self.cap, self.output_check_s = limits.output_cap_bytes, limits.output_check_s
+        self.limits, self.output_check_s = limits, limits.output_check_s
         self.peak: int | None = None
         self.output_exceeded = False
         self.stopping = threading.Event()
@@ -262,7 +270,7 @@ class _Watcher(threading.Thread):
             self._sample_memory()
             if self.writable and time.monotonic() >= next_output_check:
                 next_output_check = time.monotonic() + self.output_check_s
-                if tree_size(self.writable) > self.cap:
+                if over_output_cap(output_usage(self.writable), self.limits):
                     self.output_exceeded = True
                     _kill(self.container)
                     return
@@ -308,12 +316,17 @@ def _start_and_collect(
             reason=f"the command could not be started: {message}",
         )
     started = time.monotonic()  # the wall-clock limit counts from here
+    watchdog = spawn_watchdog(
+        client.api.base_url, container.id, time.time() + limits.timeout_s + GRACE_S
+    )
     watcher.start()
     try:
         timed_out = _wait(container, started + limits.timeout_s)
     finally:
         watcher.stopping.set()
         watcher.join()
+    if watchdog is not None and watchdog.poll() is None:
+        _reap_later(watchdog)
     elapsed = time.monotonic() - started
     container.reload()
     state = container.attrs["State"]
@@ -326,17 +339,19 @@ def _start_and_collect(
     if log_path is not None:
         log_path.write_bytes(log)
     text = log.decode("utf-8", errors="replace")
-    output_bytes = tree_size(writable)
+    usage = output_usage(writable)
+    output_bytes, output_files = usage
     exit_code = int(state.get("ExitCode", -1))
     peak = watcher.peak
     status, reason = classify(
         exit_code=exit_code,
         oom_killed=bool(state.get("OOMKilled")),
         timed_out=timed_out,
-        output_exceeded=watcher.output_exceeded or output_bytes > limits.output_cap_bytes,
+        output_exceeded=watcher.output_exceeded or over_output_cap(usage, limits),
         peak=peak,
         limits=limits,
         output_bytes=output_bytes,
+        output_files=output_files,
     )
     return PhaseResult(
         status=status,
@@ -371,6 +386,12 @@ def _wait(container: Container, deadline: float) -> bool:
             container.reload()
 
 
+def _reap_later(process: Any) -> None:
+    """Collect the watchdog's exit status in the background (it ends about a second after
+    its container is removed), so that no zombie is left."""
+    threading.Thread(target=process.wait, name="sarbench-watchdog-reaper", daemon=True).start()
+
+
 def _kill(container: Container) -> None:
     try:
         container.kill()
@@ -388,15 +409,13 @@ def classify(
     peak: int | None,
     limits: Limits,
     output_bytes: int,
+    output_files: int = 0,
 ) -> tuple[PhaseStatus, str]:
     """The status of an ended container, and one line saying why."""
     if timed_out:
         return "timeout", f"killed at the wall-clock limit of {limits.timeout_s:g} s"
     if output_exceeded:
-        return "output_limit", (
-            f"wrote {output_bytes} bytes or more into its writable mounts; "
-            f"the cap is {limits.output_cap_bytes}"
-        )
+        return "output_limit", output_reason((output_bytes, output_files), limits)
     near_limit = peak is not None and peak >= _OOM_FRACTION * limits.memory_bytes
     if oom_killed or (exit_code == 137 and near_limit):
         return "oom", f"killed at the memory limit of {limits.memory_bytes} bytes"

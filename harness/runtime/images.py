@@ -136,13 +136,14 @@ def build_base_image(
 def build_image(
     client: docker.DockerClient,
     context: str | os.PathLike[str],
-    tag: str,
+    tag: str | None,
     *,
     dockerfile: str = "Dockerfile",
     buildargs: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """``docker build`` with the network off and no pull; return the new image ID.
+    """``docker build`` with the network off and no pull; return the new image ID
+    (``tag`` may be None: the caller tags the image itself).
 
     The ``FROM`` image must already be in the engine (see :func:`build_base_image`). The
     build cannot download anything: copy wheels into the context and install them with
@@ -163,9 +164,12 @@ def build_image(
     except docker.errors.BuildError as exc:
         lines = [str(c.get("stream") or c.get("error") or "").rstrip() for c in exc.build_log]
         tail = "\n".join(line for line in lines if line)[-4000:]
-        raise ImageBuildError(f"building {tag} from {context} failed: {exc.msg}\n{tail}") from exc
+        what = tag or "the image"
+        raise ImageBuildError(f"building {what} from {context} failed: {exc.msg}\n{tail}") from exc
     except docker.errors.APIError as exc:
-        raise ImageBuildError(f"building {tag} from {context} failed: {exc}") from exc
+        raise ImageBuildError(
+            f"building {tag or 'the image'} from {context} failed: {exc}"
+        ) from exc
     return str(image.id)
 
 

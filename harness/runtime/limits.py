@@ -35,7 +35,11 @@ class Limits:
     - ``log_cap_bytes``: the most log kept (stdout and stderr together, the newest part;
       the engine's framing counts against it, so somewhat less text survives a flood).
     - ``output_cap_bytes``: most bytes in all writable mounts together; checked every
-      ``output_check_s`` seconds while it runs and at exit (status ``output_limit``).
+      ``output_check_s`` seconds while it runs and at exit (status ``output_limit``); the
+      runner also gives each writable mount a filesystem of exactly this size, so the
+      kernel stops writes there (:mod:`harness.runtime.scratch`).
+    - ``output_inodes``: most files and folders in all writable mounts together (an empty
+      file costs no bytes but is still a file); enforced with the output cap.
     - ``tmpfs_bytes``: size of the tmpfs at ``/tmp``.
     - ``gpu_uuid``: the one GPU it sees (``GPU-...`` or ``MIG-...``), or ``None`` for none.
     """
@@ -48,6 +52,7 @@ class Limits:
     timeout_s: float = 3600.0
     log_cap_bytes: int = 10 * MiB
     output_cap_bytes: int = 2 * GiB
+    output_inodes: int = 20_000
     tmpfs_bytes: int = 1 * GiB
     gpu_uuid: str | None = None
     output_check_s: float = 0.5
@@ -66,6 +71,8 @@ class Limits:
                 problems.append(f"{name} must be an integer >= {least}, got {value!r}")
         if not self.cpus > 0:
             problems.append(f"cpus must be > 0, got {self.cpus!r}")
+        if not isinstance(self.output_inodes, int) or self.output_inodes < 16:
+            problems.append(f"output_inodes must be an integer >= 16, got {self.output_inodes!r}")
         if not isinstance(self.pids, int) or self.pids < 1:
             problems.append(f"pids must be an integer >= 1, got {self.pids!r}")
         if not self.timeout_s > 0:

@@ -39,8 +39,10 @@ from harness.runtime.phase import (
     PhaseStatus,
     check_mounts,
     mount_env,
+    output_reason,
+    output_usage,
+    over_output_cap,
     tail_lines,
-    tree_size,
 )
 
 DEFAULT_TAIL_LINES = 50
@@ -111,10 +113,11 @@ def run_phase(
     log = reader.collected()
     if log_path is not None:
         log_path.write_bytes(log)
-    output_bytes = tree_size(writable)
-    if killed_for is None and output_bytes > limits.output_cap_bytes:
+    usage = output_usage(writable)
+    output_bytes = usage[0]
+    if killed_for is None and over_output_cap(usage, limits):
         killed_for = "output_limit"
-    status, reason = _classify(exit_code, killed_for, limits, output_bytes)
+    status, reason = _classify(exit_code, killed_for, limits, usage)
     return PhaseResult(
         status=status,
         exit_code=exit_code,
@@ -149,7 +152,7 @@ def _wait(
             _kill_group(proc.pid)
         elif killed_for is None and writable and now >= next_output_check:
             next_output_check = now + limits.output_check_s
-            if tree_size(writable) > limits.output_cap_bytes:
+            if over_output_cap(output_usage(writable), limits):
                 killed_for = "output_limit"
                 _kill_group(proc.pid)
         time.sleep(_POLL_S)
@@ -159,15 +162,12 @@ def _wait(
 
 
 def _classify(
-    exit_code: int, killed_for: PhaseStatus | None, limits: Limits, output_bytes: int
+    exit_code: int, killed_for: PhaseStatus | None, limits: Limits, usage: tuple[int, int]
 ) -> tuple[PhaseStatus, str]:
     if killed_for == "timeout":
         return "timeout", f"killed at the wall-clock limit of {limits.timeout_s:g} s"
     if killed_for == "output_limit":
-        return "output_limit", (
-            f"wrote {output_bytes} bytes or more into its writable folders; "
-            f"the cap is {limits.output_cap_bytes}"
-        )
+        return "output_limit", output_reason(usage, limits)
     if exit_code == 0:
         return "ok", "exited with code 0"
     return "crash", f"exited with code {exit_code}"

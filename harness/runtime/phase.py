@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -179,19 +178,31 @@ def prepare_writable(folder: Path, uid: int, gid: int) -> str:
     return "chmod"
 
 
-def tree_size(folders: Iterable[Path]) -> int:
-    """Apparent size in bytes of every file below the folders (links not followed)."""
-    total = 0
-    for folder in folders:
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                try:
-                    st = os.lstat(os.path.join(root, name))
-                except FileNotFoundError:  # removed while the container runs
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    total += st.st_size
-    return total
+def output_usage(folders: Iterable[Path]) -> tuple[int, int]:
+    """(bytes, files) in the writable folders: the scratch filesystem's own counters where
+    the runner made one, else a ``du`` walk that survives any tree (see
+    :func:`harness.runtime.scratch.tree_usage`)."""
+    from harness.runtime.scratch import tree_usage
+
+    return tree_usage(list(folders))
+
+
+def over_output_cap(usage: tuple[int, int], limits: Limits) -> bool:
+    """Whether (bytes, files) is over the phase's output cap or its file count."""
+    used, files = usage
+    return used > limits.output_cap_bytes or files > limits.output_inodes
+
+
+def output_reason(usage: tuple[int, int], limits: Limits) -> str:
+    used, files = usage
+    if files > limits.output_inodes:
+        return (
+            f"made {files} files or more in its writable mounts; the limit is "
+            f"{limits.output_inodes}"
+        )
+    return (
+        f"wrote {used} bytes or more into its writable mounts; the cap is {limits.output_cap_bytes}"
+    )
 
 
 def tail_lines(text: str, n: int) -> str:

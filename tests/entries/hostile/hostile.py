@@ -10,7 +10,16 @@
   then writes valid predictions.
 - ``fork-bomb``: train forks without end.   - ``fill-disk``: train fills /model.
 - ``log-flood``: train prints 20 MB and succeeds.   - ``slow-ok``: train takes 6 s, then ok.
-- predict writes a bad /output: ``symlinks`` (to an input and to /etc/passwd), ``vrt`` (a
+- train attacks the output cap and the harness's walks: ``fallocate`` (reserves 256 MiB
+  with FALLOC_FL_KEEP_SIZE: size 0, space taken), ``long-paths`` (data below a path longer
+  than PATH_MAX), ``inode-flood`` (60,000 empty files), ``deep-tree`` (1,500 nested folders
+  and 250-character names, then ok), ``poison`` (artifacts a publisher must not trust:
+  a loss CSV with inf and a step of 1e30, 200,000 rows, an HTML and an SVG with script).
+- predict writes a bad /output: ``wmts`` (a WMTS XML "GeoTIFF" whose URL is
+  ``options.url``), ``bands`` (16,384 bands in one compressed strip), ``many-files``
+  (5,000 extra files), ``escapes`` (a file name with terminal escape sequences),
+  ``just-over`` (ndvi 1.0000001), ``mountinfo`` (prints /proc/self/mountinfo, then valid),
+  ``symlinks`` (to an input and to /etc/passwd), ``vrt`` (a
   VRT "GeoTIFF" whose source is ``options.vrt_source``, e.g. a hidden target's host path),
   ``huge`` (a header claiming 200,000 x 200,000 pixels), ``wrong-crs``, ``nan`` (ndvi),
   ``no-output`` (nothing, exit 0), ``odd-names`` (a path-traversal write and a stray file).
@@ -125,6 +134,84 @@ def fill_disk() -> None:
             f.flush()
 
 
+def fallocate() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(MODEL / "reserved.bin", os.O_CREAT | os.O_WRONLY, 0o644)
+    # FALLOC_FL_KEEP_SIZE = 1: blocks reserved, apparent size stays 0
+    for i in range(64):
+        if libc.fallocate(fd, 1, ctypes.c_longlong(i * 4 << 20), ctypes.c_longlong(4 << 20)):
+            print(f"fallocate refused after {i * 4} MiB: errno {ctypes.get_errno()}", flush=True)
+            break
+    os.close(fd)
+
+
+def long_paths() -> None:
+    """Folders nested until the path is over 8,000 characters, with 1 MiB files below."""
+    fd = os.open(MODEL, os.O_RDONLY | os.O_DIRECTORY)
+    name = "d" * 200
+    depth = 0
+    try:
+        while depth < 40:
+            depth += 1
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        chunk = b"y" * (1 << 20)
+        for i in range(512):
+            out = os.open(f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+            try:
+                os.write(out, chunk)
+            finally:
+                os.close(out)
+    except OSError as exc:
+        print(f"long-paths stopped at depth {depth}: {exc}", flush=True)
+    finally:
+        os.close(fd)
+
+
+def inode_flood() -> None:
+    folder = MODEL / "flood"
+    folder.mkdir()
+    for i in range(60_000):
+        try:
+            (folder / f"{i}").touch()
+        except OSError as exc:
+            print(f"inode flood stopped after {i} files: {exc}", flush=True)
+            return
+
+
+def deep_tree() -> None:
+    fd = os.open(MODEL, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(1500):
+            os.mkdir("n", dir_fd=fd)
+            inner = os.open("n", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+    long = MODEL / "artifacts"
+    for _ in range(6):
+        long = long / ("L" * 250)
+    long.mkdir(parents=True)
+    (long / ("F" * 250)).write_text("deep")
+
+
+def poison() -> None:
+    art = MODEL / "artifacts"
+    art.mkdir()
+    rows = ["step,loss,bad metric!"] + [f"{i},{1 / (i + 1)},{i}" for i in range(200_000)]
+    rows[5] = "1e30,inf,nan"
+    (art / "loss.csv").write_text("\n".join(rows) + "\n")
+    (art / "report.html").write_text("<script>alert('xss')</script>")
+    (art / "plot.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    )
+
+
 def predict_bad(behaviour: str) -> None:
     inputs = sorted(INPUTS.glob("*.tif"))
     if behaviour == "no-output":
@@ -167,6 +254,42 @@ def predict_bad(behaviour: str) -> None:
         print("traversal:", attempt(lambda: write(str(OUTPUT / ".." / ".." / "etc" / "evil"))))
         predict_zeros()
         (OUTPUT / "..evil.tif").write_text("stray")
+    elif behaviour == "wmts":
+        url = CONFIG["options"]["url"]
+        target.write_text(
+            "<GDAL_WMTS><GetCapabilitiesUrl>"
+            f"{url}/wmts?SERVICE=WMTS&amp;REQUEST=GetCapabilities"
+            "</GetCapabilitiesUrl></GDAL_WMTS>"
+        )
+    elif behaviour == "bands":
+        with rasterio.open(first) as src:
+            profile = src.profile
+        profile.update(
+            count=16_384, dtype="uint8", nodata=None, compress="deflate", tiled=False,
+            blockysize=profile["height"], interleave="pixel",
+        )  # fmt: skip
+        with rasterio.open(target, "w", **profile) as dst:
+            dst.write(np.zeros((16_384, profile["height"], profile["width"]), np.uint8))
+    elif behaviour == "many-files":
+        predict_zeros()
+        for i in range(5_000):
+            (OUTPUT / f"extra_{i:05d}.tif").write_bytes(b"")
+    elif behaviour == "escapes":
+        predict_zeros()
+        (OUTPUT / "\x1b[31mred\x1b[0m\x07.tif").write_text("bell")
+
+
+TRAIN_ATTACKS = {
+    "fallocate": fallocate,
+    "long-paths": long_paths,
+    "inode-flood": inode_flood,
+    "deep-tree": deep_tree,
+    "poison": poison,
+}
+BAD_OUTPUTS = (
+    "symlinks", "vrt", "huge", "wrong-crs", "nan", "no-output", "odd-names", "wmts", "bands",
+    "many-files", "escapes",
+)  # fmt: skip
 
 
 def main(phase: str) -> None:
@@ -197,14 +320,26 @@ def main(phase: str) -> None:
         elif behaviour == "slow-ok":
             print("slow-ok: training", flush=True)
             time.sleep(6)
+        elif behaviour in TRAIN_ATTACKS:
+            TRAIN_ATTACKS[behaviour]()
         return
     if behaviour == "bad-output":
         predict_zeros(dtype="float64", skip_first=True)
         (OUTPUT / "notes.txt").write_text("extra")
     elif behaviour == "probe-predict":
         probe_predict()
-    elif behaviour in ("symlinks", "vrt", "huge", "wrong-crs", "nan", "no-output", "odd-names"):
+    elif behaviour in BAD_OUTPUTS:
         predict_bad(behaviour)
+    elif behaviour == "just-over":
+        predict_zeros(dtype="float32")
+        first = sorted(OUTPUT.glob("*.tif"))[0]
+        with rasterio.open(first, "r+") as dst:
+            data = dst.read(1)
+            data[0, 0] = np.float32(1.0000001)
+            dst.write(data, 1)
+    elif behaviour == "mountinfo":
+        print(Path("/proc/self/mountinfo").read_text(), flush=True)
+        predict_zeros()
     else:
         predict_zeros()
 
