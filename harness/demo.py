@@ -65,7 +65,7 @@ def run_demo(
         echo(f"  {name}: {outcome.status} {outcome.digest[:19]}")
 
     echo("2/4 baselines")
-    client, chosen_backend = _engine(backend, docker_host, echo)
+    client, chosen_backend = _engine(settings, backend, docker_host, echo)
     cond = conditions(get_profile(settings.profiles_dir, profile), allow_mismatch=True)
     for mismatch in cond.mismatches:
         echo(f"  warning: this machine does not meet the {profile!r} profile: {mismatch}")
@@ -114,7 +114,9 @@ def run_demo(
     return DemoResult(len(plan), failed, summary.out, uri, wall)
 
 
-def _engine(backend: str | None, docker_host: str | None, echo: Echo) -> tuple[object, str]:
+def _engine(
+    settings: Settings, backend: str | None, docker_host: str | None, echo: Echo
+) -> tuple[object, str]:
     """A Docker client and ``"docker"``, or ``None`` and ``"local"`` with a warning."""
     from harness.runtime.docker_backend import connect
     from harness.runtime.errors import EngineUnavailableError
@@ -132,5 +134,5 @@ def _engine(backend: str | None, docker_host: str | None, echo: Echo) -> tuple[o
             "their records stay out of the official table."
         )
         return None, "local"
-    reap_and_report(client, lambda m: echo(f"  {m}"))
+    reap_and_report(client, lambda m: echo(f"  {m}"), settings.runs_dir)
     return client, "docker"

@@ -41,7 +41,8 @@ TIGHT_PROFILE = (
 BEHAVIOURS = (
     "probe", "sleep", "hog", "crash", "bad-output", "probe-predict", "fork-bomb", "fill-disk",
     "log-flood", "symlinks", "vrt", "huge", "wrong-crs", "nan", "no-output", "odd-names",
-    "slow-ok",
+    "slow-ok", "fallocate", "long-paths", "inode-flood", "deep-tree", "poison", "wmts", "bands",
+    "many-files", "escapes", "just-over", "mountinfo",
 )  # fmt: skip
 HOSTILE = """
 name = "hostile"
@@ -55,8 +56,9 @@ requirements = "requirements.txt"
 """
 
 
-def make_bench(root: Path) -> Settings:
-    """Write the work folder under ``root`` and prepare both tiny datasets."""
+def make_bench(root: Path, options: dict[str, str] | None = None) -> Settings:
+    """Write the work folder under ``root`` and prepare both tiny datasets; ``options``
+    adds TOML lines to hostile variants (``{"wmts": 'url = "http://..."'}``)."""
     subs, profiles = root / "submissions", root / "profiles"
     shutil.copytree(REPO_ROOT / "submissions" / "template", subs / "template")
     toml = (REPO_ROOT / "submissions" / "template.toml").read_text()
@@ -68,7 +70,8 @@ def make_bench(root: Path) -> Settings:
     hostile = HOSTILE
     # the VRT attack points at a hidden test target by its host path
     extra = {
-        "vrt": f'vrt_source = "{root / "data" / "tiny" / "test" / "targets" / "test_00.tif"}"\n'
+        "vrt": f'vrt_source = "{root / "data" / "tiny" / "test" / "targets" / "test_00.tif"}"\n',
+        **{k: v + "\n" for k, v in (options or {}).items()},
     }
     hostile += "".join(f'[variants.{b}]\nbehaviour = "{b}"\n{extra.get(b, "")}' for b in BEHAVIOURS)
     (subs / "hostile.toml").write_text(hostile)

@@ -292,7 +292,8 @@ def test_mounts_are_announced_and_home_is_tmp(probe: dict[str, Any]) -> None:
     assert probe["home"] == "/tmp"
     result = probe["result"]
     assert result.image_id.startswith("sha256:") and result.isolated
-    assert result.output_bytes == 1
+    # one 1-byte file: counted as the blocks it takes (reserved space counts too)
+    assert 1 <= result.output_bytes <= 3 * 4096
 
 
 # ---------------------------------------------------------------- docker: statuses

@@ -65,7 +65,7 @@ contact = "c"
 tasks = ["flood"]
 datasets = ["flood-synth"]
 [image]
-ref = "m:1"
+ref = "sha256:abababababababababababababababababababababababababababababababab"
 [options]
 epochs = 30
 tta = true
@@ -136,11 +136,30 @@ def test_a_build_needs_its_context_and_dockerfile(tmp_path: Path) -> None:
     path = tmp_path / "b.toml"
     path.write_text(
         'name = "b"\nteam = "t"\ncontact = "c"\ntasks = ["ndvi"]\ndatasets = ["ndvi-synth"]\n'
-        '[image]\ncontext = "nowhere"\n'
+        '[image]\ncontext = "nowhere"\ntag = "b:1"\n'
     )
     with pytest.raises(EntryError) as info:
         load_entry(path)
-    assert "no such folder" in str(info.value) and "`image.tag` is required" in str(info.value)
+    assert "no such folder" in str(info.value)
+    assert "`image.tag` is no longer accepted" in str(info.value)
+
+
+def test_a_build_stays_in_the_entrys_own_folder(tmp_path: Path) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "Dockerfile").write_text("FROM sarbench-base:bookworm\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "Dockerfile").write_text("FROM sarbench-base:bookworm\n")
+    head = 'name = "c"\nteam = "t"\ncontact = "c"\ntasks = ["ndvi"]\ndatasets = ["n"]\n'
+    path = tmp_path / "c.toml"
+    path.write_text(head + '[image]\ncontext = "c"\n')
+    assert load_entry(path).image.name == "sarbench-entry/c"
+    for context in ("other", ".", ".."):
+        path.write_text(head + f'[image]\ncontext = "{context}"\n')
+        with pytest.raises(EntryError, match="outside the entry's folder"):
+            load_entry(path)
+    path.write_text(head + '[image]\nref = "c:latest"\n')
+    with pytest.raises(EntryError, match="must be pinned by digest"):
+        load_entry(path)
 
 
 def test_sizes_and_profile_limits(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ unchanged afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -22,14 +24,17 @@ from harness.datasets import ops
 from harness.entries import get_entry
 from harness.runner.records import load_records
 from harness.runner.run import run_one
+from harness.runtime.scratch import kernel_limits_available
 from harness.settings import REPO_ROOT, Settings
+from tests.docker_support import unavailable
+from tests.http_recorder import recording_server
 from tests.runner_support import cli, cli_args, cli_env, make_bench, make_ctx
 
 pytestmark = pytest.mark.docker
 pytest_plugins = ["tests.docker_support"]
 
 TIGHT = ("fork-bomb",)
-NDVI = ("nan",)
+NDVI = ("nan", "just-over")
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -41,8 +46,17 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory, base_image: str) -> Settings:
-    return make_bench(tmp_path_factory.mktemp("hostile"))
+def server() -> Iterator[tuple[str, list[str]]]:
+    """Where the network attacks point: it must hear nothing."""
+    with recording_server() as recorded:
+        yield recorded
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory, base_image: str, server) -> Settings:
+    if not kernel_limits_available():
+        unavailable("the output-cap attacks need root and loop devices (kernel limits)")
+    return make_bench(tmp_path_factory.mktemp("hostile"), {"wmts": f'url = "{server[0]}"'})
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +81,13 @@ def attacks(bench: Settings, docker_client: docker.DockerClient) -> dict:
         runs[variant] = run_one(
             make_ctx(bench, docker_client, profile), hostile, variant, 0, dataset
         )
-    return {"runs": runs, "good": good, "good_before": good_before, "data_before": data_before}
+    return {
+        "runs": runs,
+        "good": good,
+        "good_before": good_before,
+        "data_before": data_before,
+        "client": docker_client,
+    }
 
 
 def _record(attacks: dict, variant: str) -> dict:
@@ -91,12 +111,46 @@ def test_predict_cannot_write_data_or_model_nor_find_targets(attacks: dict) -> N
     [
         ("fork-bomb", "timeout", "killed at the wall-clock limit"),
         ("fill-disk", "output_limit", "into its writable mounts; the cap is 67108864"),
+        # reserved space with size 0, data below paths past PATH_MAX, an inode flood: the
+        # kernel stops each at the scratch filesystem's size or inode count
+        ("fallocate", "output_limit", "into its writable mounts; the cap is 67108864"),
+        ("long-paths", "output_limit", "into its writable mounts; the cap is 67108864"),
+        ("inode-flood", "output_limit", "files or more in its writable mounts; the limit is"),
     ],
 )
 def test_resource_attacks_are_stopped_with_their_reason(attacks, variant, reason, phrase) -> None:
     record = _record(attacks, variant)
     assert record["status"] == "failed" and record["reason"] == reason, record["detail"]
     assert phrase in record["detail"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "phrase"),
+    [
+        ("fallocate", "fallocate refused after"),
+        ("long-paths", "No space left on device"),
+        ("inode-flood", "No space left on device"),
+    ],
+)
+def test_output_attacks_hit_the_kernels_limit(attacks: dict, variant: str, phrase: str) -> None:
+    outcome = attacks["runs"][variant]
+    assert outcome.record["output_limit_by"] == "kernel"
+    log = (outcome.run_dir / "logs" / "train.log").read_text()
+    assert phrase in log  # the write failed in the container: the limit is the kernel's
+
+
+def test_odd_trees_break_nothing_and_leave_nothing(attacks: dict, bench: Settings) -> None:
+    """1,500 nested folders and 250-character names: the run ends ok, the walk kept what
+    it could of the artifacts, the work folder and its scratch filesystems are gone, and
+    the same run skips when asked again."""
+    outcome = attacks["runs"]["deep-tree"]
+    assert outcome.record["status"] == "ok", outcome.record["detail"]
+    assert not (outcome.run_dir / "work").exists()
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        assert str(bench.runs_dir) not in mounts.read()
+    hostile = get_entry(bench.submissions_dir, "hostile")
+    again = run_one(make_ctx(bench, attacks["client"]), hostile, "deep-tree", 0, "tiny")
+    assert again.action == "skipped"
 
 
 def test_a_fork_bomb_hits_the_pids_limit(attacks: dict) -> None:
@@ -125,6 +179,9 @@ def test_a_log_flood_is_capped(attacks: dict) -> None:
         ("nan", ["test_00.tif: 1024 pixel(s) are NaN"]),
         ("no-output", ["test_00.tif: missing", "test_01.tif: missing"]),
         ("odd-names", ["..evil.tif: extra file"]),
+        ("wmts", ["test_00.tif: is"]),
+        ("bands", ["test_00.tif: has 16384 bands"]),
+        ("just-over", ["1.0000001"]),
     ],
 )
 def test_bad_output_is_invalid_output(attacks: dict, variant: str, phrases: list[str]) -> None:
@@ -134,6 +191,34 @@ def test_bad_output_is_invalid_output(attacks: dict, variant: str, phrases: list
     for phrase in phrases:
         assert phrase in problems, problems
     assert record["score"] is None
+
+
+def test_no_prediction_makes_the_harness_fetch_a_url(attacks: dict, server) -> None:
+    assert _record(attacks, "wmts")["reason"] == "invalid-output"
+    assert server[1] == []  # the WMTS "prediction" was never opened as WMTS
+
+
+def test_problem_lists_are_capped_and_escaped(attacks: dict) -> None:
+    many = attacks["runs"]["many-files"]
+    assert many.record["reason"] == "invalid-output"
+    assert len(many.record["problems"]) <= 51
+    assert "more problem" in many.record["problems"][-1]
+    assert (many.run_dir / "record.json").stat().st_size < 200_000
+    escaped = attacks["runs"]["escapes"]
+    text = json.dumps(escaped.record["problems"])
+    assert "\\u001b" not in text and "\\x1b" in text  # shown, not obeyed
+
+
+def test_mountinfo_shows_no_host_run_paths(attacks: dict, bench: Settings) -> None:
+    outcome = attacks["runs"]["mountinfo"]
+    assert outcome.record["status"] == "ok"
+    lines = (outcome.run_dir / "logs" / "predict.log").read_text().splitlines()
+    mine = [
+        line for line in lines if " /output " in line or " /model " in line or "/config" in line
+    ]
+    assert len(mine) == 3, lines
+    for line in mine:
+        assert str(bench.home) not in line and str(outcome.run_dir) not in line, line
 
 
 def test_path_traversal_writes_nothing_outside(attacks: dict, bench: Settings) -> None:
@@ -197,11 +282,114 @@ def test_sigkill_mid_run_leaves_no_record_and_the_next_run_finishes_it(
     again = _slow_ok_run(bench)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
-    assert "removing an unfinished earlier attempt" in out
+    # the next harness start removed the unfinished folder (and any container) first
+    assert f"an unfinished run folder left by a harness that is gone: {run_id}" in out
     record = json.loads((run_dir / "record.json").read_text())
     assert record["status"] == "ok" and record["run_id"] == run_id
     left = docker_client.containers.list(all=True, filters={"label": f"sarbench.run={run_id}"})
     assert left == []
+
+
+def test_a_killed_harness_does_not_outlive_the_wall_clock(
+    bench: Settings, docker_client: docker.DockerClient, attacks: dict
+) -> None:
+    """kill -9 of `sarbench run` mid-phase: the container is dead one second after its
+    limit (the detached watchdog), then removed."""
+    from harness.runtime.docker_backend import _parse_time
+
+    proc = _sarbench(
+        bench, "run", "hostile", "--variant", "sleep", "--dataset", "tiny",
+        "--profile", "tight", "--seed", "5",
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    running = []
+    while time.monotonic() < deadline and not running:
+        running = docker_client.containers.list(
+            filters={"label": ["sarbench.entry=hostile", "sarbench.phase=train"]}
+        )
+        time.sleep(0.1)
+    assert running, "the train container never started"
+    container = running[0]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    started = _parse_time(container.attrs["State"]["StartedAt"])
+    assert started is not None
+    limit = 4.0  # the tight profile's train limit
+    time.sleep(max(0.0, started + limit + 1.0 - time.time()))
+    try:
+        container.reload()
+        status = container.status
+    except docker.errors.NotFound:
+        status = "removed"
+    assert status in ("exited", "dead", "removed"), status
+    gone = time.monotonic() + 15
+    while time.monotonic() < gone:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the watchdog did not remove the dead harness's container")
+    # the killed run's folder and scratch filesystems go at the next start (or `reap`)
+    run_dir = bench.runs_dir / container.labels["sarbench.run"]
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        assert str(run_dir) in mounts.read()
+    reaped = _sarbench(bench, "reap")
+    out, _ = reaped.communicate(timeout=60)
+    assert reaped.returncode == 0, out
+    assert not run_dir.exists()
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        assert str(run_dir) not in mounts.read()
+
+
+def test_reap_removes_expired_and_orphaned_containers(
+    docker_client: docker.DockerClient, base_image: str, tmp_path: Path
+) -> None:
+    import fcntl
+
+    from harness.runtime.watchdog import LABEL_DEADLINE, LABEL_LOCK
+
+    free, held = tmp_path / "free.lock", tmp_path / "held.lock"
+    free.touch()
+    held.touch()
+    common = {"sarbench.managed": "1", "sarbench.run": f"reap-{tmp_path.name}"}
+    made = {
+        "expired": {LABEL_DEADLINE: f"{time.time() - 60:.0f}"},
+        "orphan": {LABEL_DEADLINE: f"{time.time() + 600:.0f}", LABEL_LOCK: str(free)},
+        "alive": {LABEL_DEADLINE: f"{time.time() + 600:.0f}", LABEL_LOCK: str(held)},
+    }
+    containers = {
+        name: docker_client.containers.run(
+            base_image,
+            ["sleep", "600"],
+            detach=True,
+            network_mode="none",
+            labels={**common, **labels},
+        )
+        for name, labels in made.items()
+    }
+    fd = os.open(held, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a live harness holds this run's lock
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "--home", str(tmp_path / "home"), "reap"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "past its wall-clock deadline" in result.stdout
+        assert "left by a harness that is gone" in result.stdout
+        for name in ("expired", "orphan"):
+            with pytest.raises(docker.errors.NotFound):
+                containers[name].reload()
+        containers["alive"].reload()
+        assert containers["alive"].status == "running"
+    finally:
+        os.close(fd)
+        for container in containers.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
 
 
 def test_two_processes_on_one_store_make_one_record(bench: Settings, attacks: dict) -> None:
@@ -267,10 +455,8 @@ def test_a_missing_image_is_a_clear_error(bench: Settings, tmp_path: Path) -> No
     entry = tmp_path / "ghost.toml"
     entry.write_text(
         'name = "ghost"\nteam = "t"\ncontact = "c"\ntasks = ["flood"]\ndatasets = ["tiny"]\n'
-        '[image]\nref = "sarbench-no-such-image:1"\n'
+        f'[image]\nref = "sha256:{"0" * 64}"\n'
     )
     result = cli(bench, "run", str(entry), "--profile", "test")
     assert result.exit_code == 2, result.output
-    assert (
-        "sarbench-no-such-image:1" in result.output and "not in the Docker engine" in result.output
-    )
+    assert f"sha256:{'0' * 64}" in result.output and "not in the Docker engine" in result.output

@@ -7,13 +7,10 @@ the local HTTP server, no file outside the entry's folder."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import docker
 import pytest
@@ -23,6 +20,7 @@ from harness.runner.run import run_one
 from harness.runtime.builds import _unprivileged, download_wheels
 from harness.runtime.errors import ImageBuildError
 from harness.settings import REPO_ROOT, Settings
+from tests.http_recorder import recording_server
 from tests.runner_support import cli, make_bench, make_ctx
 
 pytestmark = pytest.mark.docker
@@ -39,28 +37,10 @@ datasets = ["tiny"]
 """
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        type(self).hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"x")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP server on 127.0.0.1 that records every request it gets."""
-    _Recorder.hits = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Recorder.hits
-    httpd.shutdown()
+    with recording_server() as recorded:
+        yield recorded
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ def _context(
         from harness.runtime.watchdog import reap_and_report
 
         client = connect(docker_host)
-        reap_and_report(client, lambda m: click.echo(f"note: {m}", err=True))
+        reap_and_report(client, lambda m: click.echo(f"note: {m}", err=True), settings.runs_dir)
     else:
         click.echo(
             "warning: the local backend runs entries as plain subprocesses, without "
@@ -242,15 +242,17 @@ def _mkdir(path: Path) -> Path:
 
 @click.command("reap")
 @click.option("--docker-host", metavar="URL", help="Docker engine address.")
-def reap(docker_host: str | None) -> None:
+@click.pass_obj
+def reap(settings: Settings, docker_host: str | None) -> None:
     """Kill and remove every SARBench container past its wall-clock deadline, or left by a
-    harness that is gone (its run lock is free). Every `sarbench run` does this first."""
+    harness that is gone (its run lock is free), and the unfinished run folders such a
+    harness left (with their scratch filesystems). Every `sarbench run` does this first."""
     from harness.runtime.docker_backend import connect
     from harness.runtime.watchdog import reap_and_report
 
     client = connect(docker_host)
     try:
-        reaped = reap_and_report(client, click.echo)
+        reaped = reap_and_report(client, click.echo, settings.runs_dir)
     finally:
         client.close()
-    click.echo(f"{len(reaped)} container(s) removed")
+    click.echo(f"{len(reaped)} leftover(s) removed")

@@ -316,9 +316,7 @@ def _start_and_collect(
             reason=f"the command could not be started: {message}",
         )
     started = time.monotonic()  # the wall-clock limit counts from here
-    watchdog = spawn_watchdog(
-        client.api.base_url, container.id, time.time() + limits.timeout_s + GRACE_S
-    )
+    watchdog = spawn_watchdog(client, container.id, time.time() + limits.timeout_s + GRACE_S)
     watcher.start()
     try:
         timed_out = _wait(container, started + limits.timeout_s)

@@ -67,7 +67,8 @@ class PhaseResult:
     - ``isolated``: ``False`` for the local backend; such results never enter the
       official table.
     - ``reason``: one line for people, saying why it ended as it did.
-    - ``output_bytes``: bytes in the writable mounts at the end.
+    - ``output_bytes``: bytes the writable mounts use at the end: allocated blocks (so
+      space reserved with ``fallocate`` counts), never less than the apparent size.
     - ``stderr_tail``: the last lines of stderr alone, where the backend keeps the streams
       apart (docker); empty otherwise (local merges them in order into ``log_tail``).
     """

@@ -32,6 +32,10 @@ from harness.errors import SarbenchError
 
 _OVERHEAD_BYTES = 4 * 1024 * 1024
 _INODE_BYTES = 256
+HEADROOM_BYTES = 16 * 1024 * 1024
+"""The filesystem holds this much more than the cap: a writer that passes the cap is seen
+over it (``output_limit``) before the kernel stops it, whatever its write size."""
+HEADROOM_INODES = 64
 _ACTIVE: dict[Path, Scratch] = {}
 
 
@@ -78,13 +82,14 @@ class Scratch:
     @classmethod
     def create(cls, image: Path, mountpoint: Path, cap_bytes: int, cap_inodes: int) -> Scratch:
         """Make, mount and lay out a filesystem holding ``cap_bytes`` in ``cap_inodes`` files."""
-        size = cap_bytes + cap_inodes * _INODE_BYTES + _OVERHEAD_BYTES
+        size = cap_bytes + HEADROOM_BYTES + cap_inodes * _INODE_BYTES + _OVERHEAD_BYTES
         size = -(-size // 4096) * 4096
         image.parent.mkdir(parents=True, exist_ok=True)
         mountpoint.mkdir(parents=True, exist_ok=True)
         with open(image, "wb") as f:
             f.truncate(size)
-        inodes = cap_inodes + 16  # the root, lost+found, data/, config/ and the config file
+        # + the root, lost+found, data/, config/, the config file and the reserved inodes
+        inodes = cap_inodes + HEADROOM_INODES + 16
         _run(
             [
                 "mkfs.ext4",
@@ -126,12 +131,6 @@ class Scratch:
         """Bytes (allocated blocks, so reserved space counts) and files used since it was made."""
         used, files = self._raw_usage()
         return max(0, used - self.base_bytes), max(0, files - self.base_inodes)
-
-    def full(self) -> bool:
-        """At or over either cap (the kernel stops writes there)."""
-        used, files = self.usage()
-        st = os.statvfs(self.mountpoint)
-        return used >= self.cap_bytes or files >= self.cap_inodes or st.f_bavail == 0
 
     def close(self) -> None:
         """Unmount (lazily, if busy) and delete the image: everything inside goes with it."""

@@ -33,8 +33,19 @@ LABEL_LOCK = "sarbench.lock"
 _ALIVE = ("created", "running", "restarting", "paused")
 
 
-def spawn(base_url: str, container_id: str, deadline: float) -> subprocess.Popen[bytes] | None:
+def engine_address(client: object) -> str:
+    """The address another process can reach ``client``'s engine at (``unix:///...`` for
+    a socket: the client's own ``base_url`` then reads ``http+docker://localhost``)."""
+    api = client.api  # type: ignore[attr-defined]
+    socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
+    if socket_path:
+        return f"unix://{socket_path}"
+    return str(api.base_url)
+
+
+def spawn(client: object, container_id: str, deadline: float) -> subprocess.Popen[bytes] | None:
     """Start the watchdog of one container (``deadline``: seconds since the epoch)."""
+    base_url = engine_address(client)
     try:
         return subprocess.Popen(
             [
@@ -160,11 +171,39 @@ def reap(client: object, *, now: float | None = None) -> list[Reaped]:
     return reaped
 
 
-def reap_and_report(client: object, echo: Callable[[str], None]) -> list[Reaped]:
-    """:func:`reap`, saying what was removed (every harness start does this)."""
+def reap_runs(runs_dir: Path) -> list[Reaped]:
+    """Remove the unfinished run folders under ``runs_dir`` (no record) whose run lock is
+    free, with whatever scratch filesystems are still mounted below them: what a killed
+    harness left, whatever its run key."""
+    from harness.runtime.scratch import remove_tree
+
+    reaped: list[Reaped] = []
+    if not runs_dir.is_dir():
+        return reaped
+    for run_dir in sorted(runs_dir.iterdir()):
+        if run_dir.name.startswith(".") or not run_dir.is_dir() or run_dir.is_symlink():
+            continue
+        if (run_dir / "record.json").exists():
+            continue
+        if not lock_is_free(str(runs_dir / ".locks" / f"{run_dir.name}.lock")):
+            continue
+        remove_tree(run_dir)
+        reaped.append(Reaped(run_dir.name, run_dir.name, "an unfinished run folder"))
+    return reaped
+
+
+def reap_and_report(
+    client: object, echo: Callable[[str], None], runs_dir: Path | None = None
+) -> list[Reaped]:
+    """:func:`reap`, and :func:`reap_runs` of ``runs_dir`` where given, saying what was
+    removed (every harness start does this)."""
     reaped = reap(client)
     for item in reaped:
         echo(f"removed container {item.name} (run {item.run or '?'}): {item.why}")
+    if runs_dir is not None:
+        for item in reap_runs(runs_dir):
+            echo(f"removed {item.why} left by a harness that is gone: {item.name}")
+            reaped.append(item)
     return reaped
 
 
