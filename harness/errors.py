@@ -6,6 +6,40 @@ import difflib
 from collections.abc import Iterable
 
 
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    r"""``text`` made safe to print on a terminal: every control or other non-printable
+    character becomes an escape (``\x1b``, ``\u202e``), so that a name or a log line chosen by
+    a container cannot move the cursor, recolour or clear the screen, or hide itself.
+
+    Bytes that were not valid UTF-8 (which ``os.scandir`` keeps as lone surrogates) are shown
+    as the bytes they were (``\xff``). Newlines and tabs are kept with ``keep_newlines`` (for a
+    log's tail) and escaped otherwise (for a file name). The result is printable, so applying
+    this twice changes nothing; backslashes are left as they are.
+
+    >>> print(printable("a\x1b[2Jb\nc.tif"))
+    a\x1b[2Jb\x0ac.tif
+    >>> print(printable("café\u202e.tif"))
+    café\u202e.tif
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or (keep_newlines and ch in "\n\t"):
+            out.append(ch)
+            continue
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
 class SarbenchError(Exception):
     """Base class for errors the CLI reports as a message (exit code 2), not a traceback."""
 

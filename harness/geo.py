@@ -4,12 +4,16 @@ A content digest covers what a reader of the file gets: pixel values, dtype, ban
 shape, CRS, geotransform and nodata value. It does not cover the encoding (compression,
 tiling, GDAL version, metadata tags), so re-encoding a file does not change its digest
 while changing one pixel does.
+
+Importing this module (every part of the harness that reads a raster does) closes GDAL's
+network access for the whole process: see :func:`close_gdal_network`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -24,6 +28,57 @@ from rasterio.transform import Affine
 from harness.errors import DataFileError
 
 DIGEST_PREFIX = "sha256:"
+
+NETWORK_DRIVERS = (
+    "WMS", "WMTS", "WCS", "HTTP", "DAAS", "EEDA", "EEDAI", "PLMOSAIC", "PLSCENES", "STACIT",
+    "STACTA", "ESRIC", "OGCAPI", "NGW", "WFS", "OAPIF", "CSW", "Elasticsearch", "CARTO",
+    "AmigoCloud", "KMLSUPEROVERLAY",
+)  # fmt: skip
+"""GDAL drivers that fetch URLs named in a file's content (a WMTS "prediction" is a few lines
+of XML that make GDAL request its capabilities URL). Never registered in a harness process."""
+
+NO_NETWORK_FILENAME = "/vsicurl/sarbench-has-no-network"
+"""The one URL GDAL's ``/vsicurl/`` family (``/vsicurl/``, ``/vsis3/``, ``/vsigs/``,
+``/vsiaz/``, ``http://`` paths...) may open: none that exists."""
+
+
+def close_gdal_network() -> None:
+    """Close every way GDAL reaches the network, for this process and its children.
+
+    Set as environment variables, which GDAL reads as configuration options:
+
+    - ``GDAL_SKIP``: the :data:`NETWORK_DRIVERS` are not registered (read once, when GDAL
+      registers its drivers: at the first raster opened, after this module is imported);
+    - ``CPL_VSIL_CURL_ALLOWED_FILENAME``: GDAL's curl-based virtual file systems refuse
+      every name but :data:`NO_NETWORK_FILENAME` before sending any request (read at every
+      open);
+    - ``PROJ_NETWORK=OFF``: PROJ downloads no grids.
+
+    Names already in ``GDAL_SKIP`` are kept. Predictions are moreover opened with the
+    GeoTIFF driver alone (:mod:`harness.scoring.validate`).
+    """
+    skip = os.environ.get("GDAL_SKIP", "").replace(",", " ").split()
+    os.environ["GDAL_SKIP"] = " ".join(dict.fromkeys([*skip, *NETWORK_DRIVERS]))
+    os.environ["CPL_VSIL_CURL_ALLOWED_FILENAME"] = NO_NETWORK_FILENAME
+    os.environ["PROJ_NETWORK"] = "OFF"
+
+
+class _QuietSkip(logging.Filter):
+    """GDAL warns about each name in GDAL_SKIP that this build does not have."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "to unload from GDAL_SKIP" not in record.getMessage()
+
+
+def gdal_network_drivers() -> list[str]:
+    """The :data:`NETWORK_DRIVERS` that GDAL has registered in this process (none, unless
+    a raster was opened before the harness was imported)."""
+    with rasterio.Env() as env:
+        return sorted(set(env.drivers()) & set(NETWORK_DRIVERS))
+
+
+close_gdal_network()
+logging.getLogger("rasterio._env").addFilter(_QuietSkip())
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,12 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> SplitDir:
     blob=st.binary(min_size=0, max_size=2000),
     prefix=st.sampled_from([b"", b"II*\x00", b"MM\x00*", b"II+\x00\x08\x00\x00\x00"]),
     extra=st.lists(
-        st.text(alphabet=string.ascii_letters + string.digits + "._- ", min_size=1, max_size=12),
+        st.text(alphabet=string.ascii_letters + string.digits + "._- ", min_size=1, max_size=12)
+        | st.text(  # any character a file name can hold: escapes, newlines, bidi controls...
+            alphabet=st.characters(exclude_characters="/\x00", exclude_categories=["Cs"]),
+            min_size=1,
+            max_size=40,
+        ),
         max_size=3,
     ),
 )
@@ -118,12 +123,14 @@ def test_validator_survives_any_bytes_and_names(
         pred = Path(tmp)
         (pred / "c1.tif").write_bytes(prefix + blob)
         for name in extra:
-            if name not in (".", "..", "c1.tif"):
+            if name not in (".", "..", "c1.tif") and len(os.fsencode(name)) <= 255:
                 (pred / name).write_bytes(b"x")
         with pytest.raises(PredictionError) as info:
             validate_predictions(pred, split, get_task("flood"))
         assert info.value.problems
         assert all(p.file for p in info.value.problems)
+        # whatever the names, what is printed holds no control character
+        assert all(line.isprintable() for line in str(info.value).splitlines())
 
 
 def test_the_fuzzed_manifest_baseline_is_itself_valid() -> None:

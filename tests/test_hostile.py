@@ -179,7 +179,7 @@ def test_a_log_flood_is_capped(attacks: dict) -> None:
         ("nan", ["test_00.tif: 1024 pixel(s) are NaN"]),
         ("no-output", ["test_00.tif: missing", "test_01.tif: missing"]),
         ("odd-names", ["..evil.tif: extra file"]),
-        ("wmts", ["test_00.tif: is"]),
+        ("wmts", ["test_00.tif: is a WMTS file, not a GeoTIFF"]),
         ("bands", ["test_00.tif: has 16384 bands"]),
         ("just-over", ["1.0000001"]),
     ],

@@ -163,6 +163,22 @@ def test_invalid_predictions_exit_1_with_every_problem(frozen: Settings, tmp_pat
     assert "readme.md: extra file" in err
 
 
+def test_many_hostile_names_are_listed_capped_and_escaped(frozen: Settings, tmp_path: Path) -> None:
+    split = open_split(frozen, "tiny-flood", "val")
+    pred = predict(split, tmp_path / "pred", "perfect")
+    for i in range(60):
+        (pred / f"\x1b[2J\x1b[31mx{i:02d}\n.tif").write_bytes(b"")
+    result = run(frozen, str(pred), "--dataset", "tiny-flood", "--split", "val")
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "\x1b" not in err
+    lines = err.splitlines()
+    assert lines[0] == f"error: 60 problem(s) with the predictions in {pred}; nothing was scored:"
+    assert len(lines) == 1 + 50 + 1
+    assert lines[1].startswith("  - \\x1b[2J\\x1b[31mx00\\x0a.tif: extra file")
+    assert lines[-1] == "  - ... and 10 more problems"
+
+
 def test_unknown_dataset_exits_2(frozen: Settings, tmp_path: Path) -> None:
     result = run(frozen, str(tmp_path), "--dataset", "tiny-flod", "--split", "val")
     assert result.exit_code == 2

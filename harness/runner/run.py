@@ -61,7 +61,6 @@ ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
 ARTIFACT_MAX_FILES = 1000
 ARTIFACT_MAX_DEPTH = 8
 DETAIL_LINES = 20
-MAX_PROBLEMS = 50
 
 
 class EntryMismatchError(SarbenchError):
@@ -282,9 +281,10 @@ def _execute(
     try:
         score = score_predictions(output, split, task, dataset=key.dataset, seed=key.seed)
     except PredictionError as exc:
-        problems = [str(p) for p in exc.problems]
-        _fail(record, "invalid-output", f"{len(problems)} problem(s) with the predictions", "")
-        record["problems"] = _capped(problems)
+        _fail(
+            record, "invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", ""
+        )
+        record["problems"] = exc.lines()  # the first 50, escaped, and a count of the rest
         return
     record["score"] = score.to_dict()
     record["score"]["predictions"] = "predictions"
@@ -306,13 +306,6 @@ def _writable_space(
     (folder / "data").mkdir(parents=True)
     (folder / "config").mkdir()
     return folder / "data", folder / "config"
-
-
-def _capped(problems: list[str]) -> list[str]:
-    """The first :data:`MAX_PROBLEMS` problems and a line counting the rest."""
-    if len(problems) <= MAX_PROBLEMS:
-        return problems
-    return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problem(s)"]
 
 
 def _keep_predictions(output: Path, dest: Path, ids: list[str]) -> None:

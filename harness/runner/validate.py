@@ -4,7 +4,8 @@ The entry runs exactly as :func:`harness.runner.run.run_one` runs it, with the v
 the test split's place (left out of training; its inputs at ``/data/test/inputs``) and the
 records kept in a throwaway folder. Every problem found is listed: a malformed entry file,
 an image that does not build, a phase that crashed, timed out or ran out of memory (with
-the log's tail), and each broken prediction.
+the log's tail), and each broken prediction (the first 50, then how many more). Everything
+an entry chose (file names, log lines) is printed with its control characters escaped.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 from harness.datasets.registry import GENERATORS
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
-from harness.errors import SarbenchError
+from harness.errors import SarbenchError, printable
 from harness.runner.run import RunContext, run_one
+from harness.scoring.validate import count_problems, is_more_problems
 from harness.settings import Settings
 
 _WARN_FRACTION = 0.8
@@ -45,7 +47,7 @@ def adhoc_entry(
         name = re.sub(r"[^a-z0-9-]+", "-", folder.name.lower()).strip("-") or "entry"
         requirements = "requirements.txt" if (folder / "requirements.txt").is_file() else None
         image = ImageSpec(
-            context=folder, tag=f"sarbench-validate-{name}:latest", requirements=requirements
+            context=folder, repository=f"sarbench-validate/{name}", requirements=requirements
         )
         return _adhoc(name, image, task, dataset, folder)
     if (settings.submissions_dir / f"{target}.toml").is_file():
@@ -101,7 +103,10 @@ def check_entry(
     problems: list[str] = []
     if record["status"] != "ok":
         if record["reason"] == "invalid-output":
-            problems += [f"invalid output: {p}" for p in record.get("problems", [])]
+            problems += [
+                p if is_more_problems(p) else f"invalid output: {p}"
+                for p in record.get("problems", [])
+            ]
         else:
             problems.append(f"{record['reason']}: {record['detail']}")
     for phase, result in record["phases"].items():
@@ -130,9 +135,12 @@ def render_problems(entry: Entry, record: dict[str, Any] | None, problems: list[
                 f"[{iv['low']:.4f}, {iv['high']:.4f}] over {score['n_chips']} chips"
             )
         lines.append(f"run folder (logs, predictions): {record['run_dir']}")
+    name = printable(entry.name)
     if problems:
-        lines.append(f"FAIL: {entry.name}: {len(problems)} problem(s):")
-        lines += [f"  {i}. {p}" for i, p in enumerate(problems, 1)]
+        lines.append(f"FAIL: {name}: {count_problems(problems):,} problem(s):")
+        for i, p in enumerate(problems, 1):  # container-chosen text: file names, log tails
+            text = printable(p, keep_newlines=True)
+            lines.append(f"  {text}" if is_more_problems(p) else f"  {i}. {text}")
     else:
-        lines.append(f"PASS: {entry.name} runs under the contract and its predictions score")
+        lines.append(f"PASS: {name} runs under the contract and its predictions score")
     return "\n".join(lines)

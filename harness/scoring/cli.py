@@ -1,7 +1,7 @@
 """`sarbench score PRED_DIR --dataset NAME --split val|test [--json]`.
 
-Exit codes: 0 scored; 1 the predictions break the contract (every problem is listed on
-stderr); 2 any other error the harness can explain (unknown dataset, dataset not
+Exit codes: 0 scored; 1 the predictions break the contract (the problems are listed on
+stderr: the first 50, then how many more); 2 any other error the harness can explain (unknown dataset, dataset not
 prepared, split without labels...).
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.errors import SarbenchError
+from harness.errors import SarbenchError, printable
 from harness.scoring.metrics import rank_key
 from harness.settings import Settings
 
@@ -119,12 +119,12 @@ def score(
         )
     except PredictionError as exc:
         click.echo(
-            f"error: {len(exc.problems)} problem(s) with the predictions in {exc.pred_dir}; "
-            "nothing was scored:",
+            f"error: {exc.n_problems:,} problem(s) with the predictions in "
+            f"{printable(str(exc.pred_dir))}; nothing was scored:",
             err=True,
         )
-        for problem in exc.problems:
-            click.echo(f"  - {problem}", err=True)
+        for line in exc.lines():  # the first MAX_PROBLEMS, escaped, and a count of the rest
+            click.echo(f"  - {line}", err=True)
         ctx.exit(1)
     except SarbenchError as exc:
         click.echo(f"error: {exc}", err=True)

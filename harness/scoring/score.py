@@ -19,7 +19,6 @@ import numpy as np
 from harness.datasets.layout import SUFFIX
 from harness.datasets.loader import SplitDir
 from harness.errors import DataFileError, SarbenchError
-from harness.geo import read_raster
 from harness.scoring.metrics import METRICS, ChipReducer, ChipStats, Direction, Metric
 from harness.scoring.stats import (
     DEFAULT_LEVEL,
@@ -30,7 +29,7 @@ from harness.scoring.stats import (
     json_float,
     paired_test,
 )
-from harness.scoring.validate import validate_predictions
+from harness.scoring.validate import read_prediction, validate_predictions
 from harness.tasks import Task
 
 SCHEMA = "sarbench.score/1"
@@ -118,7 +117,7 @@ def _reduce(task: Task, split: SplitDir, paths: dict[str, Path]) -> ChipStats:
         target_path = (split.targets_dir or split.path / "targets") / f"{sid}{SUFFIX}"
         if sample.target is None:  # has_targets was checked; a file may still have gone
             raise DataFileError(target_path, "target missing")
-        pred = read_raster(paths[sid]).data[0]
+        pred = read_prediction(paths[sid])  # GeoTIFF driver only, band 1, header checked
         try:
             reducer.add(pred, sample.target, sample.valid)
         except ValueError as exc:

@@ -8,58 +8,165 @@ transform to within 10^-6 of a pixel, same width and height), in the task's dtyp
 (flood: 0 or 1; ndvi: within [-1, 1]). A nodata value declared in the file is ignored: every
 pixel is read as it is.
 
-The size in a file's header is checked before any pixel is read, so a file that claims
-enormous dimensions costs nothing. Files are opened with GDAL's GeoTIFF driver alone: GDAL
-otherwise picks a driver by content, and a "prediction" that is really a VRT could make the
-harness read any file it can see (the hidden targets, for one).
+Predictions are written by untrusted code, so:
+
+- the folder is listed one level deep with ``os.scandir`` and never walked into: a subfolder
+  (however deep) is one problem, and a folder of a million files costs a bounded amount of
+  memory: only the first :data:`MAX_PROBLEMS` problems are kept, with a count of the rest;
+- a file's format is told from its first bytes, by this module, and only a TIFF is ever
+  given to GDAL, with the GeoTIFF driver alone and without looking at sibling files: GDAL
+  otherwise picks a driver by content, and a "prediction" that is really a VRT could make
+  the harness read any file it can see (the hidden targets, for one), a WMTS or WCS one
+  could make it fetch a URL (GDAL's network access is closed anyway: see
+  :func:`harness.geo.close_gdal_network`);
+- the header (size, band count, dtype, compression, size of a strip or tile once decoded)
+  is checked before any pixel is decoded, so a file claiming enormous dimensions, thousands
+  of bands in one compressed strip, or one enormous tile costs nothing; a file that passes
+  decodes to at most a band of its input's size plus one block of :data:`MAX_BLOCK_BYTES`;
+- every name, message or value that a container chose is printed through
+  :func:`harness.errors.printable`.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
+import re
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
 
 from harness.datasets.layout import SUFFIX
 from harness.datasets.loader import SplitDir
-from harness.errors import DataFileError, SarbenchError
+from harness.errors import DataFileError, SarbenchError, printable
 from harness.geo import Grid, canonical_crs
 from harness.tasks import Task
 
 TRANSFORM_TOLERANCE = 1e-6
 """Largest difference of a geotransform coefficient, as a fraction of the pixel size."""
 
+MAX_PROBLEMS = 50
+"""Problems listed by a :class:`PredictionError` (and in a run record); the rest are counted."""
+
+MAX_BLOCK_BYTES = 64 * 2**20
+"""Largest strip or tile of a prediction, decoded (GDAL decodes a whole block at a time)."""
+
+MAX_HEADER_BYTES = 64 * 2**20
+"""A prediction may be at most this much larger than its pixels uncompressed at 8 bytes
+each: GDAL reads a TIFF's tags whole when it opens it, so a file is measured first."""
+
+COMPRESSIONS = ("NONE", "DEFLATE", "LZW", "ZSTD", "LZMA", "PACKBITS")
+"""The lossless TIFF compressions a prediction may use (GDAL's names)."""
+
+UNTRUSTED_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_PAM_ENABLED": "NO"}
+"""GDAL settings while a prediction is open: no sibling file (``.aux.xml``, ``.ovr``,
+``.msk``, world file) is looked for or written."""
+
+_READABLE = "a readable single-band GeoTIFF"
+_MORE = re.compile(r"\.\.\. and ([0-9,]+) more problems?")
+
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a prediction folder: which file, what is wrong, what is expected."""
+    """One thing wrong with a prediction folder: which file, what is wrong, what is expected.
+
+    The fields hold text as found (a file name may hold any character but ``/``); ``str()``
+    and :meth:`to_dict` escape what a terminal would act on (:func:`printable`).
+    """
 
     file: str
     what: str
     expected: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.what} (expected {self.expected})"
+        d = self.to_dict()
+        return f"{d['file']}: {d['what']} (expected {d['expected']})"
 
     def to_dict(self) -> dict[str, str]:
-        return {"file": self.file, "what": self.what, "expected": self.expected}
+        return {
+            "file": printable(self.file),
+            "what": printable(self.what),
+            "expected": printable(self.expected),
+        }
+
+
+def more_problems(n: int) -> str:
+    """The line that stands for ``n`` problems left out of a list.
+
+    >>> more_problems(99_950)
+    '... and 99,950 more problems'
+    """
+    return f"... and {n:,} more problem{'' if n == 1 else 's'}"
+
+
+def cap_problems(
+    problems: Sequence[Problem | str], total: int | None = None, *, limit: int = MAX_PROBLEMS
+) -> list[str]:
+    """At most ``limit`` problems as printable lines, then one line counting the rest.
+
+    ``total`` is how many problems there are in all, when ``problems`` holds only the first
+    ones (as :attr:`PredictionError.problems` does; :meth:`PredictionError.lines` passes it).
+
+    >>> cap_problems(["a", "b\\x1b[2J", "c"], limit=2)
+    ['a', 'b\\\\x1b[2J', '... and 1 more problem']
+    """
+    n = max(len(problems), total or 0)
+    lines = [printable(str(p)) for p in problems[:limit]]
+    if n > len(lines):
+        lines.append(more_problems(n - len(lines)))
+    return lines
+
+
+def is_more_problems(line: str) -> bool:
+    """Whether ``line`` is the :func:`more_problems` line of a capped list."""
+    return _MORE.fullmatch(line) is not None
+
+
+def count_problems(lines: Sequence[str]) -> int:
+    """How many problems the lines of :func:`cap_problems` stand for.
+
+    >>> count_problems(["a", "b", "... and 1,000 more problems"])
+    1002
+    """
+    n = 0
+    for line in lines:
+        more = _MORE.fullmatch(line)
+        n += int(more.group(1).replace(",", "")) if more else 1
+    return n
 
 
 class PredictionError(SarbenchError):
-    """Predictions that break the contract; ``problems`` lists every problem found."""
+    """Predictions that break the contract.
 
-    def __init__(self, pred_dir: str | os.PathLike[str], problems: list[Problem]) -> None:
-        lines = "\n".join(f"  - {p}" for p in problems)
+    ``problems`` holds the first :data:`MAX_PROBLEMS` problems, ``n_problems`` how many were
+    found in all, and :meth:`lines` the problems as printed (with the count of the rest).
+    """
+
+    def __init__(
+        self,
+        pred_dir: str | os.PathLike[str],
+        problems: Sequence[Problem],
+        total: int | None = None,
+    ) -> None:
+        self.pred_dir = Path(pred_dir)
+        self.n_problems = max(len(problems), total or 0)
+        self.problems = list(problems[:MAX_PROBLEMS])
+        listing = "\n".join(f"  - {line}" for line in self.lines())
         super().__init__(
-            f"{pred_dir}: {len(problems)} problem(s) with the predictions, nothing was scored:"
-            f"\n{lines}"
+            f"{printable(str(self.pred_dir))}: {self.n_problems:,} problem(s) with the "
+            f"predictions, nothing was scored:\n{listing}"
         )
-        self.pred_dir, self.problems = Path(pred_dir), problems
+
+    def lines(self) -> list[str]:
+        """Every kept problem as a printable line, then ``... and N more problems``."""
+        return cap_problems(self.problems, self.n_problems)
 
 
 def validate_predictions(
@@ -67,8 +174,9 @@ def validate_predictions(
 ) -> dict[str, Path]:
     """Check every prediction of ``split``'s inputs in ``pred_dir``; return id -> path.
 
-    Raises :class:`PredictionError` listing every missing, extra or faulty file. A problem
-    with the split itself (an unreadable input) is a :class:`DataFileError`.
+    Raises :class:`PredictionError` listing every missing, extra or faulty file (the first
+    :data:`MAX_PROBLEMS` of them, and how many there are). A problem with the split itself
+    (an unreadable input) is a :class:`DataFileError`.
     """
     root = Path(pred_dir)
     if not root.is_dir():
@@ -79,35 +187,47 @@ def validate_predictions(
     expected = set(split.ids)
     example = f"{split.ids[0]}{SUFFIX}" if split.ids else f"<id>{SUFFIX}"
     contract = f"only <id>{SUFFIX} files for the {len(expected)} test inputs (e.g. {example})"
-    problems: list[Problem] = []
     found: dict[str, Path] = {}
     accounted: set[str] = set()
-    with os.scandir(root) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        name = entry.name
-        stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else None
-        if entry.is_symlink():
-            problems.append(Problem(name, "is a symbolic link", "a regular file"))
-        elif entry.is_dir(follow_symlinks=False):
-            problems.append(Problem(f"{name}/", "is a subfolder", contract))
-        elif stem is None or stem not in expected:
-            problems.append(Problem(name, _extra_reason(name, expected), contract))
-            continue
-        elif not entry.is_file(follow_symlinks=False):
-            problems.append(Problem(name, "is not a regular file", "a regular file"))
-        else:
-            found[stem] = Path(entry.path)
-        if stem in expected:
-            accounted.add(stem)
-    for sid in sorted(expected - accounted):
-        problems.append(
-            Problem(f"{sid}{SUFFIX}", "missing", "one prediction per test input, named like it")
-        )
+    n_listed = 0
+
+    def listed_problems(entries: Iterator[os.DirEntry[str]]) -> Iterator[tuple[str, Problem]]:
+        nonlocal n_listed
+        for entry in entries:
+            name = entry.name
+            stem = name[: -len(SUFFIX)] if name.endswith(SUFFIX) else ""
+            ours = stem in expected
+            if ours:
+                accounted.add(stem)
+            if entry.is_symlink():
+                problem = Problem(name, "is a symbolic link", "a regular file")
+            elif entry.is_dir(follow_symlinks=False):  # never walked into
+                problem = Problem(f"{name}/", "is a subfolder", contract)
+            elif not ours:
+                problem = Problem(name, _extra_reason(name, expected), contract)
+            elif not entry.is_file(follow_symlinks=False):
+                problem = Problem(name, "is not a regular file", "a regular file")
+            else:
+                found[stem] = Path(entry.path)
+                continue
+            n_listed += 1
+            yield name, problem
+
+    try:
+        with os.scandir(root) as it:  # in name order, keeping only the first problems
+            first = heapq.nsmallest(MAX_PROBLEMS, listed_problems(it), key=lambda t: t[0])
+    except OSError as exc:
+        what = f"cannot be listed ({exc.strerror or exc})"
+        raise PredictionError(root, [Problem(str(root), what, "a readable folder")]) from exc
+    problems = [p for _, p in first]
+    rest: list[Problem] = [
+        Problem(f"{sid}{SUFFIX}", "missing", "one prediction per test input, named like it")
+        for sid in sorted(expected - accounted)
+    ]
     for sid in sorted(found):
-        problems.extend(check_file(found[sid], input_grid(split.input_path(sid)), task))
-    if problems:
-        raise PredictionError(root, problems)
+        rest.extend(check_file(found[sid], input_grid(split.input_path(sid)), task))
+    if n_listed or rest:
+        raise PredictionError(root, [*problems, *rest][:MAX_PROBLEMS], total=n_listed + len(rest))
     return {sid: found[sid] for sid in split.ids}
 
 
@@ -117,7 +237,7 @@ def _extra_reason(name: str, expected: set[str]) -> str:
         if lower.endswith(ext) and name[: -len(ext)] in expected:
             return f"extra file: name it {name[: -len(ext)]}{SUFFIX} (lower-case {SUFFIX})"
     if name.endswith(SUFFIX):
-        return f"extra file: no test input is called {name[: -len(SUFFIX)]!r}"
+        return f"extra file: no test input is called '{name[: -len(SUFFIX)]}'"
     return f"extra file: not an <id>{SUFFIX} prediction"
 
 
@@ -141,34 +261,170 @@ def _same_transform(got: tuple[float, ...], want: tuple[float, ...]) -> bool:
     return all(abs(g - w) <= tol for g, w in zip(got, want, strict=True))
 
 
-def check_file(path: Path, want: Grid, task: Task) -> list[Problem]:
-    """Every problem of one prediction file against the grid of its input."""
-    with warnings.catch_warnings():
+# First bytes of formats GDAL would open, for a clear message; only TIFF goes to GDAL.
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+_MAGIC = (
+    (b"BM", "BMP"),
+    (b"\x89PNG", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF8", "GIF"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x89HDF", "HDF5"),
+    (b"CDF\x01", "netCDF"),
+    (b"CDF\x02", "netCDF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"\x1f\x8b", "gzip"),
+    (b"%PDF", "PDF"),
+    (b"SQLite format 3\x00", "SQLite"),
+)
+_XML_ROOTS = {
+    "VRTDataset": "VRT",
+    "GDAL_WMS": "WMS",
+    "GDAL_WMTS": "WMTS",
+    "WCS_GDAL": "WCS",
+    "GDALTileIndexDataset": "GTI",
+}
+_XML_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def sniff_format(head: bytes) -> str | None:
+    """``"GTiff"`` for a TIFF or BigTIFF, the name of another format GDAL would open
+    (``"VRT"``, ``"WMTS"``, ``"BMP"``...), or None, from a file's first bytes.
+
+    >>> sniff_format(b"II*\\x00\\x08\\x00"), sniff_format(b"<VRTDataset rasterXSize='8'>")
+    ('GTiff', 'VRT')
+    """
+    if head[:4] in _TIFF_MAGIC:
+        return "GTiff"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<"):
+        for match in _XML_ROOT.finditer(text):  # the first element after <?xml ...?>
+            tag = match.group(1).decode("ascii", "replace")
+            return _XML_ROOTS.get(tag.split(":")[-1], "XML")
+        return "XML"
+    if text.startswith((b"{", b"[")):
+        return "JSON"
+    return None
+
+
+def _format_problem(path: Path) -> tuple[str, str] | None:
+    """(what, expected) when ``path`` is not a TIFF, told from its first bytes alone."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})", _READABLE
+    if not head:
+        return "cannot be read (the file is empty)", _READABLE
+    kind = sniff_format(head)
+    if kind == "GTiff":
+        return None
+    if kind is None:
+        return "cannot be read (not a TIFF file)", _READABLE
+    return f"is a {kind} file, not a GeoTIFF", "a GeoTIFF"
+
+
+@contextmanager
+def open_prediction(path: str | os.PathLike[str]) -> Iterator[DatasetReader]:
+    """Open an untrusted file as a GeoTIFF: GDAL's GeoTIFF driver alone, no sibling file
+    looked at (:data:`UNTRUSTED_GDAL_OPTIONS`). Check its first bytes first
+    (:func:`sniff_format`) so that no other format ever reaches GDAL."""
+    with (
+        warnings.catch_warnings(),
+        rasterio.Env(**UNTRUSTED_GDAL_OPTIONS),
+        rasterio.open(path, driver="GTiff") as src,
+    ):
         # a missing geotransform is reported as a problem, not also as a warning
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return _check_file(path, want, task)
+        yield src
 
 
-def _check_file(path: Path, want: Grid, task: Task) -> list[Problem]:
+def _itemsize(dtype: str) -> int:
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:  # GDAL types numpy lacks (complex_int16...)
+        return 8
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def decode_problems(src: DatasetReader) -> list[tuple[str, str]]:
+    """(what, expected) for every header fact that forbids decoding ``src``'s pixels: more
+    or fewer than one band, a compression not in :data:`COMPRESSIONS`, a strip or tile
+    larger than :data:`MAX_BLOCK_BYTES` once decoded. Reads no pixel."""
+    out: list[tuple[str, str]] = []
+    if src.count != 1:
+        return [(f"has {src.count} bands", "a single band; pixels not read")]
+    structure = src.tags(ns="IMAGE_STRUCTURE")
+    compression = str(structure.get("COMPRESSION", "NONE")).upper()
+    if compression not in COMPRESSIONS:
+        allowed = ", ".join(c.lower() for c in COMPRESSIONS[1:])
+        out.append(
+            (f"is compressed with {compression}", f"no compression or {allowed}; pixels not read")
+        )
+    by, bx = src.block_shapes[0]
+    size = bx * by * _itemsize(src.dtypes[0])
+    if size > MAX_BLOCK_BYTES:
+        out.append(
+            (
+                f"has blocks (strips or tiles) of {bx} x {by} pixels, {_mib(size)} each decoded",
+                f"blocks of at most {_mib(MAX_BLOCK_BYTES)} decoded; pixels not read",
+            )
+        )
+    return out
+
+
+def read_prediction(path: str | os.PathLike[str]) -> np.ndarray:
+    """The pixels of one validated prediction (band 1), read again under the same guards
+    as :func:`check_file`: a file changed since it was validated is a
+    :class:`PredictionError`, never a large allocation."""
+    path = Path(path)
+    problem = _format_problem(path)
+    try:
+        if problem is None:
+            with open_prediction(path) as src:
+                blocked = decode_problems(src)
+                if not blocked:
+                    return src.read(1)
+                problem = blocked[0]
+    except RasterioError as exc:
+        problem = (f"cannot be read ({_clip(str(exc))})", _READABLE)
+    raise PredictionError(path.parent, [Problem(path.name, *problem)])
+
+
+def _clip(text: str, n: int = 300) -> str:
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def check_file(path: Path, want: Grid, task: Task) -> list[Problem]:
+    """Every problem of one prediction file against the grid of its input."""
     name = path.name
     problems: list[Problem] = []
 
     def bad(what: str, expected: str) -> None:
         problems.append(Problem(name, what, expected))
 
-    try:
-        with rasterio.open(path) as probe:  # which format it is, for the message
-            driver = probe.driver
-    except RasterioError as exc:
-        bad(f"cannot be read ({exc})", "a readable single-band GeoTIFF")
+    problem = _format_problem(path)  # before GDAL sees the file (a VRT, a WMTS...)
+    if problem is not None:
+        bad(*problem)
         return problems
-    if driver != "GTiff":  # checked before a VRT's references are ever followed
-        bad(f"is a {driver} file, not a GeoTIFF", "a GeoTIFF")
+    size, most = path.lstat().st_size, want.height * want.width * 8 + MAX_HEADER_BYTES
+    if size > most:
+        bad(
+            f"is {_mib(size)}",
+            f"at most {_mib(most)} for {want.width} x {want.height} pixels; not opened",
+        )
         return problems
     try:
-        with rasterio.open(path, driver="GTiff") as src:
+        with open_prediction(path) as src:
             if src.count != 1:
-                bad(f"has {src.count} bands", "a single band")
+                bad(f"has {src.count} bands", "a single band; pixels not read")
             if (src.height, src.width) != want.shape:
                 bad(
                     f"is {src.width} x {src.height} pixels (width x height)",
@@ -181,26 +437,45 @@ def _check_file(path: Path, want: Grid, task: Task) -> list[Problem]:
             got = tuple(float(v) for v in src.transform[:6])
             if not _same_transform(got, want.transform):
                 bad(f"has geotransform {got}", f"{want.transform}, its input's")
+            if src.count < 1:
+                return problems
             dtype = src.dtypes[0]
             if dtype != task.prediction_dtype:
                 bad(f"has dtype {dtype}", f"{task.prediction_dtype} for {task.name} predictions")
-            if src.count < 1:
+            if src.count != 1:
                 return problems
+            blocked = decode_problems(src)
+            for what, expected in blocked:
+                bad(what, expected)
+            if blocked or _kind(dtype) not in "biuf":
+                return problems  # (a complex dtype is already a problem; values not compared)
             data = src.read(1)
     except RasterioError as exc:
-        bad(f"cannot be read ({exc})", "a readable single-band GeoTIFF")
+        bad(f"cannot be read ({_clip(str(exc))})", _READABLE)
         return problems
     for what, expected in check_values(data, task):
         bad(what, expected)
     return problems
 
 
+def _kind(dtype: str) -> str:
+    try:
+        return np.dtype(dtype).kind
+    except TypeError:  # GDAL types numpy lacks (complex_int16...)
+        return "c"
+
+
 def check_values(data: np.ndarray, task: Task) -> list[tuple[str, str]]:
     """(what, expected) for every kind of bad value in ``data``: NaN, inf, out of range.
+
+    Values are shown as they are, to the last digit that tells them apart (``1.0000001``,
+    not ``1``).
 
     >>> from harness.tasks import get_task
     >>> check_values(np.array([0, 1, 2, 7], dtype=np.uint8), get_task("flood"))
     [('2 pixel(s) are not 0 or 1 (found 2, 7)', '0 or 1 at every pixel')]
+    >>> check_values(np.array([0, 1.0000001], dtype=np.float32), get_task("ndvi"))[0][0]
+    '1 pixel(s) are outside [-1, 1] (min 0, max 1.0000001)'
     """
     out: list[tuple[str, str]] = []
     finite_hint = "a finite value at every pixel, scored or not (write 0 where unsure)"
@@ -240,5 +515,11 @@ def check_values(data: np.ndarray, task: Task) -> list[tuple[str, str]]:
 
 
 def _fmt(v: float | np.generic) -> str:
+    """A value in the fewest digits that still tell it apart in its own dtype: numpy prints
+    a float32 as the shortest decimal that reads back to the same float32."""
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
     x = float(v)
-    return str(int(x)) if x.is_integer() else f"{x:.6g}"
+    if x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return str(v) if isinstance(v, np.floating) else repr(x)
