@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,14 +109,22 @@ class RunSpec:
     backend: str = "docker"
     gpu_seconds: float | None = None
     phases: tuple[str, ...] = ("train", "predict")
+    image: str | None = None
+    """What the image digest is made from (default ``image-<entry>``); a new image makes a
+    new run ID, as with the runner."""
 
     @property
     def isolated(self) -> bool:
         return self.backend == "docker"
 
     @property
+    def image_digest(self) -> str:
+        return digest(self.image or f"image-{self.entry}")
+
+    @property
     def run_id(self) -> str:
-        key = digest(f"{self.entry}{self.variant}{self.seed}{self.dataset}{self.backend}")
+        text = f"{self.entry}{self.variant}{self.seed}{self.dataset}{self.backend}"
+        key = digest(text + (self.image or ""))
         return f"{self.entry}.{self.variant}.s{self.seed}.{self.dataset}.{key[7:19]}"
 
 
@@ -174,7 +183,7 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
             "variant": spec.variant,
             "seed": spec.seed,
             "dataset_digest": digest(spec.dataset),
-            "image_digest": digest(f"image-{spec.entry}"),
+            "image_digest": spec.image_digest,
             "conditions": CONDITIONS,
         },
         "entry": {
@@ -200,7 +209,7 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         },
         "backend": spec.backend,
         "isolated": spec.isolated,
-        "image": {"ref": "sarbench-baselines:latest", "digest": digest(f"image-{spec.entry}")},
+        "image": {"ref": "sarbench-baselines:latest", "digest": spec.image_digest},
         "status": spec.status,
         "reason": spec.reason,
         "detail": "" if ok else "train: killed after 1800 s",
@@ -220,6 +229,14 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
     }
     (folder / "record.json").write_text(json.dumps(record, indent=1))
     return folder
+
+
+def edit_record(folder: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Change a run folder's record.json in place (``change`` edits the parsed record)."""
+    record = json.loads((folder / "record.json").read_text())
+    change(record)
+    (folder / "record.json").write_text(json.dumps(record, indent=1))
+    return record
 
 
 def pix2pix_options(variant: str) -> dict[str, Any]:

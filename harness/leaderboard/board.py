@@ -1,7 +1,8 @@
 """What a leaderboard page shows, computed from published runs: pure, no MLflow, no files.
 
-A board is one task and dataset. Its ranked rows are (entry, variant) pairs; a row with
-several seeds pools them chip by chip (each chip's statistics summed over the seeds, via
+A board is one task and dataset. Its ranked rows are (entry, variant, image digest)
+triples: runs of different images are never pooled, so an entry whose image changed has
+one row per image. A row with several seeds pools them chip by chip (each chip's statistics summed over the seeds, via
 :meth:`ChipStats.combine`), so its score is the metric of all its predictions and its
 interval a bootstrap over chips, seeds kept together. With one seed, the row shows the
 run's own published metrics and interval. Adjacent rows are compared with the paired
@@ -14,7 +15,7 @@ rows, never mixed in; failed runs are listed with their reason, never ranked.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -48,12 +49,18 @@ COMPONENT_LABELS = {
 FULL = "full"
 
 
+def short_digest(d: str) -> str:
+    """The first 12 hex digits of a ``sha256:...`` digest."""
+    return d.split(":", 1)[-1][:12]
+
+
 @dataclass(frozen=True)
 class Row:
-    """One ranked (entry, variant): its seeds pooled."""
+    """One ranked (entry, variant, image digest): its seeds pooled."""
 
     entry: str
     variant: str
+    image_digest: str
     runs: tuple[PublishedRun, ...]
     chip_ids: tuple[str, ...]
     stats: ChipStats
@@ -73,10 +80,6 @@ class Row:
     @property
     def baseline(self) -> bool:
         return self.runs[0].baseline
-
-    @property
-    def image_digests(self) -> tuple[str, ...]:
-        return tuple(sorted({r.tag("image_digest") for r in self.runs}))
 
     def mean_metric(self, name: str) -> float | None:
         """Mean of a run metric (a timing) over the seeds that have it."""
@@ -142,7 +145,7 @@ def pool_seeds(tables: Sequence[ChipTable]) -> tuple[tuple[str, ...], ChipStats]
 
 
 def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_resamples: int) -> Row:
-    """A row from the ok runs of one (entry, variant)."""
+    """A row from the ok runs of one (entry, variant, image digest)."""
     runs = sorted(runs, key=lambda r: r.seed)
     task = get_task(runs[0].task)
     primary = task.primary_metric
@@ -158,9 +161,13 @@ def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_res
         ci = bootstrap_ci(stats, primary, n_resamples=n_resamples)
         low, high = ci.low, ci.high
     seeds = across_seeds({r.seed: r.metrics.get(primary, math.nan) for r in runs})
+    digests = {r.tag("image_digest") for r in runs}
+    if len(digests) != 1:  # a caller's mistake: rows are per image
+        raise ValueError(f"one row pools runs of {len(digests)} images: {sorted(digests)}")
     return Row(
         entry=runs[0].entry,
         variant=runs[0].variant,
+        image_digest=digests.pop(),
         runs=tuple(runs),
         chip_ids=ids,
         stats=stats,
@@ -187,9 +194,10 @@ def compare_rows(a: Row, b: Row, metric: str, n_resamples: int) -> PairedCompari
 def rank(rows: Sequence[Row], direction: Direction, n_resamples: int) -> tuple[Row, ...]:
     """Rows best first (undefined scores last), each compared with the next one."""
 
-    def key(r: Row) -> tuple[bool, float, str, str]:
+    def key(r: Row) -> tuple[bool, float, str, str, str]:
         undefined = math.isnan(r.primary)
-        return (undefined, 0.0 if undefined else rank_key(direction, r.primary), r.entry, r.variant)
+        score = 0.0 if undefined else rank_key(direction, r.primary)
+        return (undefined, score, r.entry, r.variant, r.image_digest)
 
     ordered = sorted(rows, key=key)
     out: list[Row] = []
@@ -212,10 +220,11 @@ def _component(run: PublishedRun, name: str) -> bool | None:
 
 
 def ablation(rows: Sequence[Row], n_resamples: int) -> tuple[AblationRow, ...]:
-    """The ablation matrix of one entry's rows (Table 3 form), or ``()`` where the entry
-    has no ``full`` variant or its variants do not all carry the five component options."""
+    """The ablation matrix of one entry's rows of one image (Table 3 form), or ``()`` where
+    the entry has no ``full`` variant or its variants do not all carry the five component
+    options."""
     comps: dict[str, dict[str, bool]] = {}
-    if len(rows) < 2:
+    if len(rows) < 2 or len({r.variant for r in rows}) != len(rows):
         return ()
     for row in rows:
         values = {c: _component(row.runs[0], c) for c in COMPONENTS}
@@ -244,10 +253,25 @@ def ablation(rows: Sequence[Row], n_resamples: int) -> tuple[AblationRow, ...]:
 
 
 def _rows(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n: int) -> list[Row]:
-    groups: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    """One row per (entry, variant, image digest): runs of different images never pool."""
+    groups: dict[tuple[str, str, str], list[PublishedRun]] = defaultdict(list)
     for r in runs:
-        groups[(r.entry, r.variant)].append(r)
+        groups[(r.entry, r.variant, r.tag("image_digest"))].append(r)
     return [make_row(g, chips, n) for _, g in sorted(groups.items())]
+
+
+def _ablations(official: Sequence[Row], n_resamples: int) -> dict[str, tuple[AblationRow, ...]]:
+    """The ablation matrices of the official rows, one per (entry, image); named by the
+    entry, or ``<entry> @<short digest>`` where the entry has rows of several images."""
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in official:
+        groups[(row.entry, row.image_digest)].append(row)
+    images = Counter(entry for entry, _ in groups)
+    out: dict[str, tuple[AblationRow, ...]] = {}
+    for (entry, digest), rows in sorted(groups.items()):
+        if a := ablation(rows, n_resamples):
+            out[entry if images[entry] == 1 else f"{entry} @{short_digest(digest)}"] = a
+    return out
 
 
 def build_boards(
@@ -271,10 +295,7 @@ def build_boards(
         unofficial = rank(
             _rows([r for r in ok if not r.official], chips, n_resamples), direction, n_resamples
         )
-        by_entry: dict[str, list[Row]] = defaultdict(list)
-        for row in official:
-            by_entry[row.entry].append(row)
-        ablations = {e: a for e, rows in by_entry.items() if (a := ablation(rows, n_resamples))}
+        ablations = _ablations(official, n_resamples)
         boards.append(
             Board(
                 task=task.name,

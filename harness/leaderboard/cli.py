@@ -42,7 +42,8 @@ def build(settings: Settings, out: Path | None, tracking_uri: str | None, resamp
     from harness.publish.mlflow_store import tracking_uri as resolve
 
     uri = resolve(settings, tracking_uri)
-    summary = build_site(connect(uri), out or settings.home / "site", n_resamples=resamples)
+    client = connect(uri, say=lambda message: click.echo(message, err=True))
+    summary = build_site(client, out or settings.home / "site", n_resamples=resamples)
     click.echo(
         f"built {summary.pages} page(s) for {summary.boards} board(s) from {summary.runs} "
         f"run(s) in {uri}\nopen {summary.out / 'index.html'}"

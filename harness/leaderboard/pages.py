@@ -1,15 +1,19 @@
 """What each page of the site shows, as plain values for the templates.
 
-Reads only what the builder downloaded from MLflow into the site folder (a run's
-artifacts); every path handed to a template is relative to the page that shows it.
+Reads only what the builder downloaded from MLflow (a run's artifacts, staged outside the
+site); every path handed to a template is relative to the page that shows it. Artifacts
+are untrusted (a container wrote them): only inert files are copied into the site
+(:func:`serve_run_files`), the rest are named on the entry page; every string from them
+reaches a page escaped.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections import defaultdict
-from collections.abc import Sequence
+import os
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +21,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from harness.leaderboard.board import Board
+from harness.leaderboard.board import Board, short_digest
 from harness.leaderboard.source import ChipTable, PublishedRun
 from harness.leaderboard.svg import Point, line_plot, score_plot
 from harness.leaderboard.tables import (
@@ -30,16 +34,15 @@ from harness.leaderboard.tables import (
     num,
     ranking,
     run_metrics_table,
+    slug,
 )
-from harness.publish.content import loss_points
+from harness.publish.files import loss_curves, not_servable, read_head, regular_files
 
 LOG_TAIL_LINES = 200
-
-
-def slug(text: str) -> str:
-    """A safe file or folder name for ``text`` (never empty, never ``.`` or ``..``)."""
-    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip(".") or "_"
-    return s
+LOG_TAIL_BYTES = 256 * 1024
+PLOT_POINTS = 500
+"""A loss curve is drawn with at most this many points (the CSV holds them all)."""
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def board_dir(task: str, dataset: str) -> str:
@@ -60,11 +63,39 @@ def when(millis: int | None) -> str:
     return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, limit: int = MAX_CONFIG_BYTES) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data, size = read_head(path, limit)
+        return None if size > limit else json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
+
+
+@dataclass(frozen=True)
+class Served:
+    """What of a run's downloaded artifacts went into the site (``files``, relative paths)
+    and what did not (``withheld``: relative path and why)."""
+
+    files: frozenset[str]
+    withheld: tuple[tuple[str, str], ...]
+
+
+def serve_run_files(src: Path, dest: Path) -> Served:
+    """Copy the inert files of a run's downloaded artifacts ``src`` into the site folder
+    ``dest`` (see :func:`harness.publish.files.not_servable`); list the others."""
+    files: set[str] = set()
+    withheld: list[tuple[str, str]] = []
+    for path in regular_files(src):
+        rel = path.relative_to(src).as_posix()
+        why = not_servable(path, rel)
+        if why is not None:
+            withheld.append((rel, why))
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        files.add(rel)
+    return Served(frozenset(files), tuple(withheld))
 
 
 @dataclass(frozen=True)
@@ -89,9 +120,15 @@ class BoardPage:
 
 
 def _plot(board: Board, rows: Sequence[Any]) -> Markup:
-    points = [
-        Point(f"{r.entry} / {r.variant}", r.primary, r.ci_low, r.ci_high, r.baseline) for r in rows
-    ]
+    pairs = Counter((r.entry, r.variant) for r in rows)
+
+    def label(r: Any) -> str:
+        text = f"{r.entry} / {r.variant}"
+        return (
+            text if pairs[(r.entry, r.variant)] == 1 else f"{text} @{short_digest(r.image_digest)}"
+        )
+
+    points = [Point(label(r), r.primary, r.ci_low, r.ci_high, r.baseline) for r in rows]
     return score_plot(points, board.primary_metric, board.direction)
 
 
@@ -165,7 +202,10 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
 
 @dataclass(frozen=True)
 class RunSection:
-    """One run on an entry page; ``folder`` is the downloaded artifacts' relative path."""
+    """One run on an entry page; ``folder`` is the run's artifacts' relative path in the
+    site. ``logs`` are (link or ``None`` when not served, name, tail, cut); ``configs`` are
+    (link, name, pretty JSON); ``artifacts`` are the served files of ``artifacts/`` (link,
+    name); ``withheld`` names every file not served, with the reason."""
 
     run: PublishedRun
     folder: str
@@ -173,54 +213,79 @@ class RunSection:
     chips: Table | None
     quicklooks: tuple[str, ...]
     loss_plots: tuple[Markup, ...]
-    logs: tuple[tuple[str, str, bool], ...]
-    config: str
+    logs: tuple[tuple[str | None, str, str, bool], ...]
+    configs: tuple[tuple[str, str, str], ...]
     params: tuple[tuple[str, str], ...]
+    artifacts: tuple[tuple[str, str], ...]
+    withheld: tuple[tuple[str, str], ...]
+    record_served: bool
 
 
-def _logs(folder: Path, rel: str) -> tuple[tuple[str, str, bool], ...]:
+def _tail(path: Path) -> tuple[str, bool]:
+    """The last lines of a (possibly large) log file and whether lines were cut."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - LOG_TAIL_BYTES))
+        data = f.read()
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > LOG_TAIL_BYTES:
+        lines = lines[1:]  # the first may be cut in the middle
+    return "\n".join(lines[-LOG_TAIL_LINES:]), size > LOG_TAIL_BYTES or len(lines) > LOG_TAIL_LINES
+
+
+def _logs(staged: Path, rel: str, served: Served) -> tuple[tuple[str | None, str, str, bool], ...]:
     out = []
-    for path in sorted((folder / "logs").glob("*")):
-        if not path.is_file():
+    for path in regular_files(staged / "logs"):
+        name = path.relative_to(staged).as_posix()
+        try:
+            tail, cut = _tail(path)
+        except OSError:
             continue
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        out.append(
-            (
-                f"{rel}/logs/{path.name}",
-                "\n".join(lines[-LOG_TAIL_LINES:]),
-                len(lines) > LOG_TAIL_LINES,
-            )
-        )
+        out.append((f"{rel}/{name}" if name in served.files else None, path.name, tail, cut))
     return tuple(out)
 
 
-def _loss_plots(folder: Path) -> tuple[Markup, ...]:
-    plots = []
-    for path in sorted((folder / "artifacts").glob("loss*.csv")):
-        series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for name, step, value in loss_points(path.stem, text):
-            series[name.split("/", 1)[1]].append((float(step), value))
-        if series:
-            plots.append(line_plot(dict(series), f"{path.name}: loss by step"))
-    return tuple(plots)
+def _loss_plots(staged: Path) -> tuple[Markup, ...]:
+    curves = loss_curves(staged, max_points=PLOT_POINTS)
+    by_file: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for name, points in curves.series().items():
+        stem, column = name.split("/", 1)
+        by_file.setdefault(stem, {})[column] = [(float(s), v) for s, v in points]
+    return tuple(line_plot(series, f"{stem}.csv: loss by step") for stem, series in by_file.items())
 
 
-def run_section(run: PublishedRun, site: Path, chips: ChipTable | None) -> RunSection:
+def run_section(
+    run: PublishedRun, staged: Path, served: Served, chips: ChipTable | None
+) -> RunSection:
+    """The section of ``run`` on its entry page, from its downloaded artifacts ``staged``
+    and what of them was served."""
     rel = slug(run.run_id)
-    folder = site / run_dir(run)
-    config = _read_json(folder / "config" / "run.json")
-    looks = sorted((folder / "quicklooks").glob("*.png"))
+    looks = sorted(f for f in served.files if f.startswith("quicklooks/") and f.endswith(".png"))
+    configs = []
+    for f in sorted(served.files):
+        if f.startswith("config/") and f.endswith(".json") and f != "config/options.json":
+            doc = _read_json(staged / f)
+            if doc is not None:
+                text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+                configs.append((f"{rel}/{f}", f.split("/", 1)[1], text))
+    artifacts = tuple(
+        (f"{rel}/{f}", f.split("/", 1)[1])
+        for f in sorted(served.files)
+        if f.startswith("artifacts/")
+    )
     return RunSection(
         run=run,
         folder=rel,
         metrics=run_metrics_table(run) if run.metrics else None,
         chips=None if chips is None else chips_table(f"chips-{slug(run.run_id)}", chips),
-        quicklooks=tuple(f"{rel}/quicklooks/{p.name}" for p in looks),
-        loss_plots=_loss_plots(folder),
-        logs=_logs(folder, rel),
-        config="" if config is None else json.dumps(config, indent=2, sort_keys=True),
+        quicklooks=tuple(f"{rel}/{f}" for f in looks),
+        loss_plots=_loss_plots(staged),
+        logs=_logs(staged, rel, served),
+        configs=tuple(configs),
         params=tuple(sorted(run.params.items())),
+        artifacts=artifacts,
+        withheld=served.withheld,
+        record_served="record.json" in served.files,
     )
 
 
@@ -236,15 +301,17 @@ class Conditions:
     mismatched: tuple[str, ...]
 
 
-def conditions(runs: Sequence[PublishedRun], site: Path) -> list[Conditions]:
+def conditions(runs: Sequence[PublishedRun], staged: Mapping[str, Path]) -> list[Conditions]:
     """The conditions profiles the runs used, with the machines seen, from tags and each
-    run's downloaded record.json (for the profile as data)."""
+    run's downloaded record.json (for the profile as data; ``staged`` maps MLflow run IDs
+    to their downloaded artifacts)."""
     groups: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
     for r in runs:
         groups[(r.tag("profile"), r.tag("conditions"))].append(r)
     out = []
     for (profile, fingerprint), group in sorted(groups.items()):
-        record = _read_json(site / run_dir(group[0]) / "record.json") or {}
+        folder = staged.get(group[0].mlflow_id)
+        record = (_read_json(folder / "record.json", 64 * 2**20) if folder else None) or {}
         spec = record.get("profile") if isinstance(record, dict) else None
         items = sorted(spec.items()) if isinstance(spec, dict) else []
         machines = sorted(

@@ -3,7 +3,10 @@
     >>> build_site(connect(uri), Path("site"))          # doctest: +SKIP
 
 The site works from ``file://`` with no network: pages, CSS and the sorting script are
-local files, plots are inline SVG. Templates and assets live in the repository's
+local files, plots are inline SVG. Each run's artifacts are downloaded into a staging
+folder beside the site, never into it: only inert files (CSV, JSON, PNG, plain text,
+checked by content) are copied into the site; HTML, SVG, scripts and anything else a
+container wrote are only named, escaped, on the entry page. Templates and assets live in the repository's
 ``leaderboard/`` folder. The site is built in a sibling folder and moved into place at the
 end, so a failed build leaves the previous site as it was. The output folder is only ever
 replaced when it is empty or holds a site built here (the marker file ``.sarbench-site``).
@@ -12,6 +15,7 @@ replaced when it is empty or holds a site built here (the marker file ``.sarbenc
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import SarbenchError
 from harness.leaderboard import pages
 from harness.leaderboard.board import build_boards
-from harness.leaderboard.source import ChipTable, download, published_runs, read_chips
+from harness.leaderboard.source import (
+    ChipTable,
+    PublishedRun,
+    download,
+    published_runs,
+    read_chips,
+)
 from harness.leaderboard.tables import Table
 from harness.settings import REPO_ROOT
 
@@ -71,7 +81,7 @@ def _environment(templates: Path) -> Environment:
 
 class _Writer:
     def __init__(self, env: Environment, root: Path) -> None:
-        self.env, self.root, self.pages = env, root, 0
+        self.env, self.root, self.pages, self.boards = env, root, 0, 0
 
     def page(self, rel: str, template: str, **context: Any) -> None:
         path = self.root / rel
@@ -100,50 +110,15 @@ def build_site(
     _check_out(out)
     env = _environment(templates)
     runs = published_runs(client)
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".{out.name}.building"
     if work.exists():
         shutil.rmtree(work)
     done = False
     try:
-        chips: dict[str, ChipTable] = {}
-        for run in runs:
-            dest = download(client, run, work / pages.run_dir(run))
-            if run.ok:
-                chips[run.mlflow_id] = read_chips(dest, run.task)
-        boards = build_boards(runs, chips, n_resamples)
-        writer = _Writer(env, work)
-        board_pages = [pages.board_page(b) for b in boards]
-        for bp in board_pages:
-            folder = pages.board_dir(bp.board.task, bp.board.dataset)
-            writer.page(f"{folder}/index.html", "board.html", page=bp)
-            writer.tables(folder, bp.tables)
-            for entry, variant, _ in bp.entries:
-                sections = [
-                    pages.run_section(r, work, chips.get(r.mlflow_id))
-                    for r in bp.board.runs
-                    if (r.entry, r.variant) == (entry, variant)
-                ]
-                efolder = pages.entry_dir(bp.board.task, bp.board.dataset, entry, variant)
-                writer.page(
-                    f"{efolder}/index.html",
-                    "entry.html",
-                    board=bp.board,
-                    entry=entry,
-                    variant=variant,
-                    sections=sections,
-                )
-                writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
-        last = max((b.last_update or 0 for b in boards), default=0) or None
-        boards_table = pages.boards_table(board_pages)
-        writer.tables("", [boards_table])
-        writer.page(
-            "index.html",
-            "index.html",
-            boards=boards_table,
-            conditions=pages.conditions(runs, work),
-            last_update=pages.when(last),
-            n_runs=len(runs),
-        )
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.staging-", dir=out.parent) as tmp:
+            writer = _write(env, work, Path(tmp), client, runs, n_resamples)
+            boards = writer.boards
         shutil.copytree(templates / "assets", work / "assets")
         (work / MARKER).write_text("built by sarbench leaderboard build\n")
         if out.exists():
@@ -153,4 +128,63 @@ def build_site(
     finally:
         if not done and work.exists():
             shutil.rmtree(work)
-    return SiteSummary(out, len(boards), len(runs), writer.pages)
+    return SiteSummary(out, boards, len(runs), writer.pages)
+
+
+def _write(
+    env: Environment,
+    work: Path,
+    staging: Path,
+    client: MlflowClient,
+    runs: list[PublishedRun],
+    n_resamples: int,
+) -> _Writer:
+    """Download every run into ``staging``, serve its inert files into ``work``, and write
+    every page and table there."""
+    chips: dict[str, ChipTable] = {}
+    staged: dict[str, Path] = {}
+    served: dict[str, pages.Served] = {}
+    for run in runs:
+        raw = download(client, run, staging / run.mlflow_id)
+        staged[run.mlflow_id] = raw
+        served[run.mlflow_id] = pages.serve_run_files(raw, work / pages.run_dir(run))
+        if run.ok:
+            chips[run.mlflow_id] = read_chips(raw, run.task)
+    boards = build_boards(runs, chips, n_resamples)
+    writer = _Writer(env, work)
+    board_pages = [pages.board_page(b) for b in boards]
+    for bp in board_pages:
+        folder = pages.board_dir(bp.board.task, bp.board.dataset)
+        writer.page(f"{folder}/index.html", "board.html", page=bp)
+        writer.tables(folder, bp.tables)
+        for entry, variant, _ in bp.entries:
+            sections = [
+                pages.run_section(
+                    r, staged[r.mlflow_id], served[r.mlflow_id], chips.get(r.mlflow_id)
+                )
+                for r in bp.board.runs
+                if (r.entry, r.variant) == (entry, variant)
+            ]
+            efolder = pages.entry_dir(bp.board.task, bp.board.dataset, entry, variant)
+            writer.page(
+                f"{efolder}/index.html",
+                "entry.html",
+                board=bp.board,
+                entry=entry,
+                variant=variant,
+                sections=sections,
+            )
+            writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
+    last = max((b.last_update or 0 for b in boards), default=0) or None
+    boards_table = pages.boards_table(board_pages)
+    writer.tables("", [boards_table])
+    writer.page(
+        "index.html",
+        "index.html",
+        boards=boards_table,
+        conditions=pages.conditions(runs, staged),
+        last_update=pages.when(last),
+        n_runs=len(runs),
+    )
+    writer.boards = len(boards)
+    return writer

@@ -22,6 +22,7 @@ import numpy as np
 from harness.errors import DataFileError
 from harness.publish.content import CHIPS_CSV, COMPLETE, PUBLISHED, TAG
 from harness.publish.errors import TrackingError
+from harness.publish.locking import is_locked_error
 from harness.publish.mlflow_store import EXPERIMENT_PREFIX
 from harness.scoring.metrics import STATS_TYPES, ChipStats
 
@@ -121,6 +122,12 @@ def published_runs(client: MlflowClient) -> list[PublishedRun]:
                 break
     except MlflowException as exc:
         raise TrackingError(f"MLflow tracking store: cannot read runs ({exc.message})") from exc
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy"):
+            raise
+        what = "locked by another process; try again" if is_locked_error(exc) else "failed"
+        first = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise TrackingError(f"MLflow tracking store: cannot read runs: {what} ({first})") from exc
     return sorted(runs, key=lambda r: (r.task, r.dataset, r.entry, r.variant, r.seed, r.run_id))
 
 

@@ -10,11 +10,20 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.leaderboard.board import ALPHA, COMPONENT_LABELS, COMPONENTS, AblationRow, Board, Row
+from harness.leaderboard.board import (
+    ALPHA,
+    COMPONENT_LABELS,
+    COMPONENTS,
+    AblationRow,
+    Board,
+    Row,
+    short_digest,
+)
 from harness.leaderboard.source import ChipTable, PublishedRun
 from harness.scoring.stats import json_float
 
@@ -99,8 +108,9 @@ def _optional(v: float | None) -> Cell:
     return Cell("") if v is None else num(v)
 
 
-def short_digest(d: str) -> str:
-    return d.split(":", 1)[-1][:12]
+def slug(text: str) -> str:
+    """A safe file or folder name for ``text`` (never empty, never ``.`` or ``..``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip(".") or "_"
 
 
 def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
@@ -136,7 +146,6 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 title=f"difference {fmt(v.difference)} [{fmt(v.low)}, {fmt(v.high)}]",
                 cls="similar" if row.similar_to_next else "",
             )
-        digests = row.image_digests
         cells.append(
             (
                 Cell(str(row.rank), str(row.rank)),
@@ -158,7 +167,7 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 seconds(row.mean_metric("train_s")),
                 seconds(row.mean_metric("predict_s")),
                 _optional(row.mean_metric("gpu_seconds")),
-                Cell(", ".join(short_digest(d) for d in digests), title=", ".join(digests)),
+                Cell(short_digest(row.image_digest), row.image_digest, title=row.image_digest),
                 vs,
             )
         )
@@ -180,7 +189,7 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 "train_s": row.mean_metric("train_s"),
                 "predict_s": row.mean_metric("predict_s"),
                 "gpu_seconds": row.mean_metric("gpu_seconds"),
-                "image_digest": list(digests),
+                "image_digest": row.image_digest,
                 "vs_next_p_value": None if v is None else v.p_value,
                 "vs_next_difference": None if v is None else v.difference,
                 "similar_to_next": row.similar_to_next,
@@ -210,7 +219,7 @@ def ablation_table(board: Board, entry: str, rows: Sequence[AblationRow], link: 
             )
         cells.append(
             (
-                Cell(f"{a.label}: {r.variant}", r.variant, href=link(entry, r.variant)),
+                Cell(f"{a.label}: {r.variant}", r.variant, href=link(r.entry, r.variant)),
                 *(
                     Cell("✓" if a.components[c] else "–", str(int(a.components[c])), cls="check")
                     for c in COMPONENTS
@@ -223,6 +232,7 @@ def ablation_table(board: Board, entry: str, rows: Sequence[AblationRow], link: 
             {
                 "label": a.label,
                 "variant": r.variant,
+                "image_digest": r.image_digest,
                 **{c: a.components[c] for c in COMPONENTS},
                 p: r.primary,
                 f"{p}_ci_low": r.ci_low,
@@ -232,7 +242,7 @@ def ablation_table(board: Board, entry: str, rows: Sequence[AblationRow], link: 
                 "p_value_vs_full": None if v is None else v.p_value,
             }
         )
-    return Table(f"ablation-{entry}", tuple(cols), tuple(cells), tuple(records))
+    return Table(f"ablation-{slug(entry)}", tuple(cols), tuple(cells), tuple(records))
 
 
 def failed_table(runs: Sequence[PublishedRun], link: Link) -> Table:
@@ -286,5 +296,8 @@ def run_metrics_table(run: PublishedRun) -> Table:
     items = sorted((k, v) for k, v in run.metrics.items() if "/" not in k)
     cells = tuple((Cell(k, k), num(v)) for k, v in items)
     return Table(
-        f"metrics-{run.run_id}", cols, cells, tuple({"metric": k, "value": v} for k, v in items)
+        f"metrics-{slug(run.run_id)}",
+        cols,
+        cells,
+        tuple({"metric": k, "value": v} for k, v in items),
     )

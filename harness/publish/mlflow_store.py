@@ -12,11 +12,19 @@ Publishing is idempotent. Every run carries the tag ``sarbench.key``, a hash of 
 record's key (entry, variant, seed, dataset digest, image digest, conditions fingerprint);
 a run with that key and the tag ``sarbench.published = complete`` is left as it is. A run
 with the key but without that tag was cut off while publishing: it is deleted and
-published again. Two publishers writing the same store at once can still race.
+published again.
+
+A record's content is untrusted (option keys from entry files, loss curves from the
+container): everything it would publish is computed and checked first
+(:mod:`harness.publish.content`), and a record with any problem is refused with all of them
+before anything of it reaches the store. Store creation and each record's write happen
+under the store's publish lock, waiting for a locked SQLite file
+(:mod:`harness.publish.locking`), so concurrent publishers neither race nor duplicate.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
@@ -25,8 +33,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.errors import DataFileError
 from harness.publish import content
-from harness.publish.errors import RecordError, TrackingError
+from harness.publish.errors import RecordError, StoreBusyError, TrackingError
+from harness.publish.files import MAX_ARTIFACT_FILES, loss_curves, regular_files
+from harness.publish.locking import (
+    DEFAULT_WAIT_S,
+    Say,
+    StoreGuard,
+    lock_file,
+    sqlite_path,
+    store_error,
+)
 from harness.publish.quicklooks import write_quicklooks
 from harness.publish.records import RunFolder, key_hash, read_run_folder
 from harness.settings import Settings
@@ -34,8 +52,23 @@ from harness.settings import Settings
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+__all__ = [
+    "DEFAULT_WAIT_S",
+    "EXPERIMENT_PREFIX",
+    "Prepared",
+    "PublishResult",
+    "Publisher",
+    "connect",
+    "default_tracking_uri",
+    "experiment_name",
+    "sqlite_path",
+    "tracking_uri",
+]
+
 EXPERIMENT_PREFIX = "sarbench/"
 PARAM_BATCH, METRIC_BATCH = 100, 1000  # what one MLflow log_batch call takes at most
+ARTIFACT_FOLDERS = ("config", "logs", "artifacts")
+MAX_MILLIS = 2**53
 
 
 def default_tracking_uri(settings: Settings) -> str:
@@ -49,41 +82,58 @@ def tracking_uri(settings: Settings, uri: str | None = None) -> str:
     return uri or default_tracking_uri(settings)
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else ``None``."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///") :])
-
-
 def experiment_name(task: str, dataset: str) -> str:
     """``sarbench/<task>/<dataset>``."""
     return f"{EXPERIMENT_PREFIX}{task}/{dataset}"
 
 
-def connect(uri: str) -> MlflowClient:
-    """An MLflow client for ``uri``; a SQLite store's folder is created first."""
+def _is_db_error(exc: BaseException) -> bool:
     from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) or type(exc).__module__.startswith("sqlalchemy")
+
+
+def connect(
+    uri: str,
+    *,
+    wait_s: float = DEFAULT_WAIT_S,
+    say: Say | None = None,
+    guard: StoreGuard | None = None,
+) -> MlflowClient:
+    """An MLflow client for ``uri``. A SQLite store's folder is made first, and the store
+    is opened (created and migrated when new) under its publish lock, so that two
+    processes opening a new store at once do not race; a locked store is waited for up to
+    ``wait_s`` seconds (see :mod:`harness.publish.locking`)."""
     from mlflow.tracking import MlflowClient
 
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    guard = guard or StoreGuard(uri, lock_file(uri), wait_s, say)
+
+    def open_store() -> MlflowClient:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # opens (and creates) the store now
-    except MlflowException as exc:
-        raise TrackingError(f"MLflow tracking store {uri}: {exc.message}") from exc
-    return client
+        return client
+
+    try:
+        return guard.run(open_store, "opening the store")
+    except StoreBusyError:
+        raise
+    except Exception as exc:
+        if _is_db_error(exc):
+            raise store_error(uri, "opening the store", exc) from exc
+        raise
 
 
 def _millis(stamp: Any) -> int | None:
     if not isinstance(stamp, str) or not stamp:
         return None
     try:
-        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
+        millis = int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
         return None
+    return millis if 0 <= millis <= MAX_MILLIS else None
 
 
 @dataclass(frozen=True)
@@ -99,12 +149,81 @@ class PublishResult:
     notes: tuple[str, ...] = ()
 
 
-class Publisher:
-    """Publishes run folders to one tracking store."""
+@dataclass
+class Prepared:
+    """Everything one record will publish, computed and checked before the store is
+    touched: params, metrics (loss-curve points included), tags, the files to upload
+    (``(path, artifact folder)``), and notes on what was cut or left out."""
 
-    def __init__(self, settings: Settings, uri: str) -> None:
+    folder: RunFolder
+    params: dict[str, str]
+    metrics: dict[str, float]
+    loss: list[tuple[str, int, float]]
+    tags: dict[str, str]
+    files: list[tuple[Path, str]]
+    notes: list[str]
+
+
+def prepare(folder: RunFolder) -> Prepared:
+    """Compute and check what ``folder`` would publish; a :class:`RecordError` lists every
+    problem (names MLflow would refuse, numbers that are not, bad loss-curve steps)."""
+    record = folder.record
+    problems: list[str] = []
+    notes: list[str] = []
+    params = content.params_of(record, problems)
+    metrics = content.metrics_of(record, problems)
+    loss: list[tuple[str, int, float]] = []
+    if folder.ok:  # a failed record has no metrics; its loss CSV stays an artifact
+        curves = loss_curves(folder.path)
+        problems += curves.problems
+        notes += curves.notes
+        loss = curves.points
+        clash = sorted({n for n, _, _ in loss} & set(metrics))
+        if clash:
+            problems.append(f"loss-curve metric(s) {clash} clash with the record's metrics")
+    if problems:
+        raise RecordError(folder.path, problems)
+    files: list[tuple[Path, str]] = []
+    if (folder.path / "run.json").is_file() and not (folder.path / "run.json").is_symlink():
+        files.append((folder.path / "run.json", "config"))
+    for sub in ARTIFACT_FOLDERS:
+        for path in regular_files(folder.path / sub):
+            rel = path.relative_to(folder.path).parent.as_posix()
+            files.append((path, rel))
+    if len(files) > MAX_ARTIFACT_FILES:
+        notes.append(
+            f"{len(files) - MAX_ARTIFACT_FILES} file(s) not uploaded (at most "
+            f"{MAX_ARTIFACT_FILES} per run), from {files[MAX_ARTIFACT_FILES][0].name}"
+        )
+        files = files[:MAX_ARTIFACT_FILES]
+    listed = [a for a in record.get("artifacts") or [] if isinstance(a, str)]
+    missing = [a for a in listed if not (folder.path / a).is_file()]
+    if missing:
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
+        notes.append(f"listed in the record but missing: {shown}")
+    tags = content.tags_of(record)
+    return Prepared(folder, params, metrics, loss, tags, files, notes)
+
+
+class Publisher:
+    """Publishes run folders to one tracking store.
+
+    ``wait_s`` bounds how long each operation waits for a store locked by another
+    process; ``say`` is told (once per wait) that it waits."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        uri: str,
+        *,
+        wait_s: float = DEFAULT_WAIT_S,
+        say: Say | None = None,
+    ) -> None:
         self.settings, self.uri = settings, uri
-        self.client = connect(uri)
+        self.guard = StoreGuard(uri, lock_file(uri, settings.home), wait_s, say)
+        self.client = connect(uri, guard=self.guard)
         self._experiments: dict[str, str] = {}
 
     def _experiment_id(self, name: str) -> str:
@@ -123,7 +242,7 @@ class Publisher:
             location = None
             if db is not None:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-                location = (db.parent / "artifacts" / slug).as_uri()
+                location = (db.parent / "artifacts" / slug).resolve().as_uri()
             exp_id = self.client.create_experiment(name, artifact_location=location)
         self._experiments[name] = exp_id
         return exp_id
@@ -133,86 +252,60 @@ class Publisher:
         return list(runs)
 
     def publish(self, run_dir: Path) -> PublishResult:
-        """Publish one run folder (see the module docstring for what is logged)."""
-        from mlflow.exceptions import MlflowException
+        """Publish one run folder (see the module docstring for what is logged).
 
+        A :class:`RecordError` (with every problem) when the record cannot be published
+        as it is, before anything of it reaches the store; a :class:`TrackingError` when
+        the store refuses it; a :class:`StoreBusyError` when the store stayed locked."""
         folder = read_run_folder(run_dir)
+        prepared = prepare(folder)
         record = folder.record
         name = experiment_name(record["task"], record["dataset"]["name"])
-        try:
-            exp_id = self._experiment_id(name)
-            runs = self._existing(exp_id, key_hash(record))
-            done = [r for r in runs if r.data.tags.get(content.PUBLISHED) == content.COMPLETE]
-            for run in runs:
-                if run not in done:  # cut off while publishing: never shown, removed
-                    self.client.delete_run(run.info.run_id)
-            if done:
-                return PublishResult(
-                    folder.path, folder.run_id, done[0].info.run_id, name, "exists"
-                )
-            mlflow_id, notes = self._create(exp_id, folder)
-            action: Literal["created", "replaced"] = "replaced" if runs else "created"
-        except MlflowException as exc:
-            raise TrackingError(
-                f"MLflow tracking store {self.uri}: publishing {folder.record_path} "
-                f"failed: {exc.message}"
-            ) from exc
-        return PublishResult(folder.path, folder.run_id, mlflow_id, name, action, notes)
-
-    def _create(self, exp_id: str, folder: RunFolder) -> tuple[str, tuple[str, ...]]:
-        from mlflow.entities import Metric, Param, RunTag
-
-        record = folder.record
-        tags = content.tags_of(record)
-        run = self.client.create_run(
-            exp_id, start_time=_millis(record.get("started_at")), tags=tags, run_name=folder.run_id
-        )
-        run_id = run.info.run_id
-        now = _millis(record.get("finished_at")) or int(time.time() * 1000)
-        params = [Param(k, v) for k, v in content.params_of(record).items()]
-        metrics = [Metric(k, v, now, 0) for k, v in content.metrics_of(record).items()]
-        if folder.ok:  # a failed record has no metrics; its loss CSV stays an artifact
-            metrics += [Metric(k, v, now, s) for k, s, v in self._loss_points(folder)]
-        for start in range(0, len(params), PARAM_BATCH):
-            self.client.log_batch(run_id, params=params[start : start + PARAM_BATCH])
-        for start in range(0, len(metrics), METRIC_BATCH):
-            self.client.log_batch(run_id, metrics=metrics[start : start + METRIC_BATCH])
-        notes = self._log_artifacts(run_id, folder)
-        note_tags = [RunTag(content.TAG + "publish_notes", "; ".join(notes))] if notes else []
-        self.client.log_batch(run_id, tags=[*note_tags, RunTag(content.PUBLISHED, "complete")])
-        status = "FINISHED" if folder.ok else "FAILED"
-        self.client.set_terminated(run_id, status, end_time=now)
-        return run_id, tuple(notes)
-
-    def _loss_points(self, folder: RunFolder) -> list[tuple[str, int, float]]:
-        points: list[tuple[str, int, float]] = []
-        for csv_path in sorted((folder.path / "artifacts").glob("loss*.csv")):
-            try:
-                text = csv_path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise RecordError(csv_path, f"cannot read the loss curve ({exc})") from exc
-            points += content.loss_points(csv_path.stem, text)
-        return points
-
-    def _log_artifacts(self, run_id: str, folder: RunFolder) -> list[str]:
-        record, notes = folder.record, []
-        self.client.log_artifact(run_id, str(folder.record_path))
-        if (folder.path / "run.json").is_file():
-            self.client.log_artifact(run_id, str(folder.path / "run.json"), "config")
-        for sub in ("logs", "artifacts"):
-            if (folder.path / sub).is_dir() and any((folder.path / sub).iterdir()):
-                self.client.log_artifacts(run_id, str(folder.path / sub), sub)
-        listed = [a for a in record.get("artifacts") or [] if isinstance(a, str)]
-        missing = [a for a in listed if not (folder.path / a).is_file()]
-        if missing:
-            notes.append(f"listed in the record but missing: {', '.join(missing)}")
+        key = key_hash(record)
         with tempfile.TemporaryDirectory(prefix="sarbench-publish-") as tmp:
-            work = Path(tmp)
-            self.client.log_dict(run_id, {"options": record["options"]}, "config/options.json")
-            if not folder.ok:
-                return notes
-            (work / "chips.csv").write_text(content.chips_csv(record), encoding="utf-8")
-            self.client.log_artifact(run_id, str(work / "chips.csv"), "scores")
+            extra = self._harness_files(folder, Path(tmp), prepared.notes)
+
+            def write() -> PublishResult:
+                exp_id = self._experiment_id(name)
+                runs = self._existing(exp_id, key)
+                done = [r for r in runs if r.data.tags.get(content.PUBLISHED) == content.COMPLETE]
+                for run in runs:
+                    if run not in done:  # cut off while publishing: never shown, removed
+                        self.client.delete_run(run.info.run_id)
+                if done:
+                    return PublishResult(
+                        folder.path, folder.run_id, done[0].info.run_id, name, "exists"
+                    )
+                mlflow_id = self._create(exp_id, prepared, extra)
+                action: Literal["created", "replaced"] = "replaced" if runs else "created"
+                notes = tuple(prepared.notes)
+                return PublishResult(folder.path, folder.run_id, mlflow_id, name, action, notes)
+
+            try:
+                return self.guard.run(write, f"publishing {folder.path.name}")
+            except (StoreBusyError, RecordError):
+                raise
+            except Exception as exc:
+                if _is_db_error(exc):
+                    raise store_error(self.uri, f"publishing {folder.record_path}", exc) from exc
+                raise
+
+    def _harness_files(
+        self, folder: RunFolder, work: Path, notes: list[str]
+    ) -> list[tuple[Path, str]]:
+        """What the harness makes for an ok record (``scores/chips.csv``, quicklooks), in
+        ``work``, before the store is locked; a quicklook that cannot be drawn is a note."""
+        record = folder.record
+        files: list[tuple[Path, str]] = []
+        (work / "options.json").write_text(
+            json.dumps({"options": record["options"]}, indent=2, default=str), encoding="utf-8"
+        )
+        files.append((work / "options.json", "config"))
+        if not folder.ok:
+            return files
+        (work / "chips.csv").write_text(content.chips_csv(record), encoding="utf-8")
+        files.append((work / "chips.csv", "scores"))
+        try:
             looks = write_quicklooks(
                 self.settings,
                 record["dataset"]["name"],
@@ -221,8 +314,42 @@ class Publisher:
                 folder.path / "predictions",
                 work / "quicklooks",
             )
-            if looks.files:
-                self.client.log_artifacts(run_id, str(work / "quicklooks"), "quicklooks")
-            if looks.note:
-                notes.append(looks.note)
-        return notes
+        except (DataFileError, OSError, ValueError) as exc:
+            notes.append(f"no quicklooks: {exc}")
+            return files
+        files += [(p, "quicklooks") for p in looks.files]
+        if looks.note:
+            notes.append(looks.note)
+        return files
+
+    def _create(self, exp_id: str, prepared: Prepared, extra: list[tuple[Path, str]]) -> str:
+        from mlflow.entities import Metric, Param, RunTag
+
+        folder = prepared.folder
+        record = folder.record
+        run = self.client.create_run(
+            exp_id,
+            start_time=_millis(record.get("started_at")),
+            tags=prepared.tags,
+            run_name=folder.run_id,
+        )
+        run_id = run.info.run_id
+        now = _millis(record.get("finished_at")) or int(time.time() * 1000)
+        params = [Param(k, v) for k, v in prepared.params.items()]
+        metrics = [Metric(k, v, now, 0) for k, v in prepared.metrics.items()]
+        metrics += [Metric(k, v, now, s) for k, s, v in prepared.loss]
+        for start in range(0, len(params), PARAM_BATCH):
+            self.client.log_batch(run_id, params=params[start : start + PARAM_BATCH])
+        for start in range(0, len(metrics), METRIC_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[start : start + METRIC_BATCH])
+        self.client.log_artifact(run_id, str(folder.record_path))
+        for path, where in [*prepared.files, *extra]:
+            self.client.log_artifact(run_id, str(path), where)
+        if prepared.notes:
+            note = content.clip("; ".join(prepared.notes), content.MAX_TAG)
+            self.client.log_batch(run_id, tags=[RunTag(content.TAG + "publish_notes", note)])
+        status = "FINISHED" if folder.ok else "FAILED"
+        self.client.set_terminated(run_id, status, end_time=now)
+        # last: a run without this tag was cut off while publishing and is never shown
+        self.client.set_tag(run_id, content.PUBLISHED, content.COMPLETE)
+        return run_id

@@ -19,7 +19,10 @@ from typing import Any
 from harness.publish.errors import RecordError
 from harness.runner.records import RECORD as RECORD_FILE
 from harness.runner.records import SCHEMA
+from harness.tasks import TASKS
 
+MAX_RECORD_BYTES = 64 * 2**20
+"""A larger record.json is refused unread (a real one is well under a megabyte)."""
 KEY_FIELDS = ("entry", "variant", "seed", "dataset_digest", "image_digest", "conditions")
 """What makes two records the same run: publishing one of them twice creates no duplicate."""
 STATUSES = ("ok", "failed")
@@ -76,6 +79,8 @@ def check_record(record: Any, path: Path) -> dict[str, Any]:
     _get(record, "dataset.digest", path, (str,))
     _get(record, "isolated", path, (bool,))
     _get(record, "options", path, (dict,))
+    if record["task"] not in TASKS:
+        raise RecordError(path, f"task {record['task']!r} is not one of {sorted(TASKS)}")
     status = _get(record, "status", path, (str,))
     if status not in STATUSES:
         raise RecordError(path, f"status must be one of {STATUSES}, got {status!r}")
@@ -100,8 +105,13 @@ def read_run_folder(path: str | os.PathLike[str]) -> RunFolder:
     if not file.is_file():
         raise RecordError(folder, f"not a run folder: it has no {RECORD_FILE}")
     try:
+        size = file.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise RecordError(
+                file, f"{size} bytes; a record of more than {MAX_RECORD_BYTES} is not read"
+            )
         record = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RecordError(file, f"cannot read the record ({exc})") from exc
     return RunFolder(folder, check_record(record, file))
 

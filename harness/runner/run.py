@@ -281,9 +281,7 @@ def _execute(
     try:
         score = score_predictions(output, split, task, dataset=key.dataset, seed=key.seed)
     except PredictionError as exc:
-        _fail(
-            record, "invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", ""
-        )
+        _fail(record, "invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", "")
         record["problems"] = exc.lines()  # the first 50, escaped, and a count of the rest
         return
     record["score"] = score.to_dict()
