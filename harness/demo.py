@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import SarbenchError
+from harness.errors import SarbenchError, printable
 from harness.settings import Settings
 
 Echo = Callable[[str], None]
@@ -50,6 +50,7 @@ def run_demo(
     from harness.datasets.registry import GENERATORS
     from harness.entries import load_entries
     from harness.leaderboard.site import build_site
+    from harness.publish.errors import RecordError
     from harness.publish.mlflow_store import Publisher
     from harness.publish.mlflow_store import connect as mlflow_connect
     from harness.publish.mlflow_store import tracking_uri as resolve_uri
@@ -98,7 +99,11 @@ def run_demo(
     publisher = Publisher(settings, uri)
     actions: dict[str, int] = {}
     for run_dir in tqdm(run_dirs, desc="publish", unit="run", disable=not bars):
-        action = publisher.publish(run_dir).action
+        try:
+            action = publisher.publish(run_dir).action
+        except RecordError as exc:  # named and skipped; the other records still publish
+            echo(printable(f"  not published: {run_dir.name}: " + "; ".join(exc.problems)))
+            action, failed = "skipped", failed + 1
         actions[action] = actions.get(action, 0) + 1
     echo("  " + ", ".join(f"{n} {a}" for a, n in sorted(actions.items())) + f" in {uri}")
 

@@ -52,6 +52,8 @@ IMAGE_REPOSITORY = "sarbench-entry"
 _PINNED = re.compile(r"^(sha256:[0-9a-f]{64}|[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64})$")
 _LOCAL_KEYS = {"command", "cwd"}
 _OPTION_TYPES = (str, int, float, bool)
+OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+"""Option names: what run records, MLflow params and the site can all carry as they are."""
 
 
 class EntryError(SarbenchError):
@@ -197,6 +199,11 @@ def _option_table(where: str, value: Any, problems: list[str]) -> dict[str, Any]
         problems.append(f"`{where}` must be a table of options, got {value!r}")
         return {}
     for key, item in value.items():
+        if not OPTION_NAME.match(key):
+            problems.append(
+                f"option name `{where}.{key!r}` must be a letter or '_', then letters, digits, "
+                "'_', '-' or '.' (64 at most)"
+            )
         ok = isinstance(item, _OPTION_TYPES) or (
             isinstance(item, list) and all(isinstance(v, _OPTION_TYPES) for v in item)
         )

@@ -41,7 +41,7 @@ TIGHT_PROFILE = (
 BEHAVIOURS = (
     "probe", "sleep", "hog", "crash", "bad-output", "probe-predict", "fork-bomb", "fill-disk",
     "log-flood", "symlinks", "vrt", "huge", "wrong-crs", "nan", "no-output", "odd-names",
-    "slow-ok", "fallocate", "long-paths", "inode-flood", "deep-tree", "poison", "wmts", "bands",
+    "slow-ok", "fallocate", "long-paths", "inode-flood", "deep-tree", "poison", "xss", "wmts", "bands",
     "many-files", "escapes", "just-over", "mountinfo",
 )  # fmt: skip
 HOSTILE = """

@@ -101,6 +101,7 @@ ref = "x:1"
 context = "."
 [options]
 nested = { a = 1 }
+"bad key!" = 1
 """
     )
     with pytest.raises(EntryError) as info:
@@ -118,6 +119,7 @@ nested = { a = 1 }
         "`phases` must be",
         "exactly one of `ref`",
         "option `options.nested`",
+        "option name `options.'bad key!'`",
     ):
         assert phrase in text, phrase
 

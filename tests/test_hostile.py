@@ -221,6 +221,30 @@ def test_mountinfo_shows_no_host_run_paths(attacks: dict, bench: Settings) -> No
         assert str(bench.home) not in line and str(outcome.run_dir) not in line, line
 
 
+def test_poisoned_artifacts_do_not_reach_the_site(
+    attacks: dict, bench: Settings, tmp_path: Path
+) -> None:
+    """Every record of this module's runs is published: the poisoned curve's record is
+    named and skipped, the rest publish; the hostile files never reach the site."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    published = cli(bench, "publish", "--tracking-uri", uri)
+    poison = attacks["runs"]["poison"].run_dir.name
+    assert published.exit_code == 2, published.output
+    refused = published.output.split("not published")[-1]
+    assert "1 record(s) not published" in published.output
+    assert poison in refused and "step" in refused
+    assert attacks["runs"]["xss"].run_dir.name not in refused
+    site = tmp_path / "site"
+    built = cli(bench, "leaderboard", "build", "--tracking-uri", uri, "--out", str(site))
+    assert built.exit_code == 0, built.output
+    names = {p.name for p in site.rglob("*") if p.is_file()}
+    assert "real.png" in names
+    assert not names & {"report.html", "plot.svg", "fake.png"}
+    for path in site.rglob("*"):
+        if path.is_file():
+            assert b"alert(" not in path.read_bytes(), path
+
+
 def test_path_traversal_writes_nothing_outside(attacks: dict, bench: Settings) -> None:
     outcome = attacks["runs"]["odd-names"]
     log = (outcome.run_dir / "logs" / "predict.log").read_text()
@@ -235,6 +259,17 @@ def test_data_targets_and_other_records_are_unchanged(attacks: dict, bench: Sett
     assert (good.run_dir / "record.json").read_bytes() == attacks["good_before"]
     ids = [r["run_id"] for r in load_records(bench.runs_dir)]
     assert len(ids) == len(set(ids)) == 1 + len(attacks["runs"])
+    # nothing outside the run folders: each holds only what a run keeps, no work folder
+    # and no scratch filesystem is left mounted, and the bench root holds what it had
+    kept = {"record.json", "logs", "config", "artifacts", "predictions"}
+    for run_dir in (attacks["runs"][v].run_dir for v in attacks["runs"]):
+        assert {p.name for p in run_dir.iterdir()} <= kept, run_dir
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        assert str(bench.home) not in mounts.read()
+    root = bench.home.parent
+    assert {p.name for p in root.iterdir()} == {
+        "submissions", "profiles", "data", "manifests", "home"
+    }  # fmt: skip
 
 
 # -- crash safety ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from PIL import Image
 from harness.datasets.layout import SUFFIX
 from harness.datasets.loader import Sample, SplitDir
 from harness.errors import DataFileError
-from harness.geo import read_raster
+from harness.scoring.validate import PredictionError, read_prediction
 from harness.settings import Settings
 
 QUICKLOOKS = 4
@@ -120,7 +120,10 @@ def write_quicklooks(
     for sid in chosen:
         pred_path = predictions / f"{sid}{SUFFIX}"
         sample = split.load(sid)
-        prediction = read_raster(pred_path).data[0]
+        try:  # validated when scored; read again under the same guards (band 1 only)
+            prediction = read_prediction(pred_path)
+        except PredictionError as exc:
+            return Quicklooks(tuple(files), f"no more quicklooks: {exc.lines()[0]}")
         if prediction.shape != sample.grid.shape:
             raise DataFileError(pred_path, f"shape {prediction.shape} is not the chip's")
         path = out_dir / f"{sid}.png"

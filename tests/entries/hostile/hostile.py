@@ -13,8 +13,9 @@
 - train attacks the output cap and the harness's walks: ``fallocate`` (reserves 256 MiB
   with FALLOC_FL_KEEP_SIZE: size 0, space taken), ``long-paths`` (data below a path longer
   than PATH_MAX), ``inode-flood`` (60,000 empty files), ``deep-tree`` (1,500 nested folders
-  and 250-character names, then ok), ``poison`` (artifacts a publisher must not trust:
-  a loss CSV with inf and a step of 1e30, 200,000 rows, an HTML and an SVG with script).
+  and 250-character names, then ok), ``poison`` (a loss CSV with inf and a step of 1e30:
+  refused by the publisher), ``xss`` (200,000 loss rows, HTML and SVG with script, a
+  "PNG" that is HTML, and a real PNG).
 - predict writes a bad /output: ``wmts`` (a WMTS XML "GeoTIFF" whose URL is
   ``options.url``), ``bands`` (16,384 bands in one compressed strip), ``many-files``
   (5,000 extra files), ``escapes`` (a file name with terminal escape sequences),
@@ -201,15 +202,31 @@ def deep_tree() -> None:
 
 
 def poison() -> None:
+    """A loss curve no publisher may trust: a step of 1e30, inf, a name with punctuation."""
     art = MODEL / "artifacts"
     art.mkdir()
-    rows = ["step,loss,bad metric!"] + [f"{i},{1 / (i + 1)},{i}" for i in range(200_000)]
-    rows[5] = "1e30,inf,nan"
+    rows = ["step,loss,bad metric!", "0,1.0,1", "1e30,inf,nan", "2,0.5,2"]
     (art / "loss.csv").write_text("\n".join(rows) + "\n")
-    (art / "report.html").write_text("<script>alert('xss')</script>")
+
+
+def xss() -> None:
+    """Artifacts that are fine as numbers but hostile as files: 200,000 loss rows, HTML and
+    SVG with script, a 'PNG' that is HTML, next to a real PNG."""
+    art = MODEL / "artifacts"
+    art.mkdir()
+    rows = ["step,loss"] + [f"{i},{1 / (i + 1):.6f}" for i in range(200_000)]
+    (art / "loss.csv").write_text("\n".join(rows) + "\n")
+    (art / "report.html").write_text("<script>alert('xss-html')</script>")
     (art / "plot.svg").write_text(
-        '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+        '<svg xmlns="http://www.w3.org/2000/svg"><script>alert("xss-svg")</script></svg>'
     )
+    (art / "fake.png").write_text("<script>alert('xss-png')</script>")
+    png = (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00"
+        b"\x00\x00\x00:~\x9bU\x00\x00\x00\nIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05"
+        b"\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+    (art / "real.png").write_bytes(png)
 
 
 def predict_bad(behaviour: str) -> None:
@@ -285,6 +302,7 @@ TRAIN_ATTACKS = {
     "inode-flood": inode_flood,
     "deep-tree": deep_tree,
     "poison": poison,
+    "xss": xss,
 }
 BAD_OUTPUTS = (
     "symlinks", "vrt", "huge", "wrong-crs", "nan", "no-output", "odd-names", "wmts", "bands",
