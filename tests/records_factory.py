@@ -1,4 +1,4 @@
-"""Run folders with realistic ``sarbench.run/1`` records, made by code for publish tests.
+"""Run folders with realistic ``sarbench.run/1`` records (laid out as the runner lays them), made by code for publish tests.
 
 Each record's score is real: tiny test chips (inputs, targets, valid masks) are written
 under the data root, predictions are made from the targets with seeded noise, and
@@ -112,6 +112,18 @@ class RunSpec:
     image: str | None = None
     """What the image digest is made from (default ``image-<entry>``); a new image makes a
     new run ID, as with the runner."""
+    profile: str = "quick"
+    """The conditions profile; another one has other conditions (and a new run ID)."""
+    dataset_version: str = ""
+    """Changes the dataset's digest (a re-frozen dataset of the same name)."""
+
+    @property
+    def conditions(self) -> str:
+        return CONDITIONS if self.profile == "quick" else digest(f"{self.profile}-conditions")
+
+    @property
+    def dataset_digest(self) -> str:
+        return digest(self.dataset + self.dataset_version)
 
     @property
     def isolated(self) -> bool:
@@ -124,7 +136,8 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         text = f"{self.entry}{self.variant}{self.seed}{self.dataset}{self.backend}"
-        key = digest(text + (self.image or ""))
+        extra = "" if self.profile == "quick" else self.profile
+        key = digest(text + (self.image or "") + extra + self.dataset_version)
         return f"{self.entry}.{self.variant}.s{self.seed}.{self.dataset}.{key[7:19]}"
 
 
@@ -173,7 +186,12 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         (folder / "artifacts" / "loss.csv").write_text("\n".join(lines) + "\n")
         (folder / "artifacts" / "options.json").write_text(json.dumps({"options": options}))
         artifacts += ["artifacts/loss.csv", "artifacts/options.json"]
-    (folder / "run.json").write_text(json.dumps({"train": {"contract": 1, "options": options}}))
+    # what the runner writes: config/<phase>.json, each mounted at /config/run.json
+    (folder / "config").mkdir(exist_ok=True)
+    for phase in spec.phases:
+        config = {"contract": 1, "phase": phase, "options": options, "seed": spec.seed}
+        (folder / "config" / f"{phase}.json").write_text(json.dumps(config))
+        artifacts.append(f"config/{phase}.json")
     train_s = walls["train"] if "train" in spec.phases else None
     record = {
         "schema": "sarbench.run/1",
@@ -182,9 +200,9 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
             "entry": spec.entry,
             "variant": spec.variant,
             "seed": spec.seed,
-            "dataset_digest": digest(spec.dataset),
+            "dataset_digest": spec.dataset_digest,
             "image_digest": spec.image_digest,
-            "conditions": CONDITIONS,
+            "conditions": spec.conditions,
         },
         "entry": {
             "name": spec.entry,
@@ -199,10 +217,10 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         "task": spec.task,
         "primary_metric": task.primary_metric,
         "higher_is_better": task.higher_is_better,
-        "dataset": {"name": spec.dataset, "digest": digest(spec.dataset), "split": "test"},
-        "profile": PROFILE,
+        "dataset": {"name": spec.dataset, "digest": spec.dataset_digest, "split": "test"},
+        "profile": {**PROFILE, "name": spec.profile},
         "conditions": {
-            "fingerprint": CONDITIONS,
+            "fingerprint": spec.conditions,
             "machine": MACHINE,
             "mismatches": [],
             "mismatch_allowed": False,

@@ -229,7 +229,7 @@ def test_entry_page_shows_runs_chips_quicklooks_logs_config(built: Built) -> Non
         assert [c["id"] for c in chips] == [c["id"] for c in run["score"]["chips"]]
         assert chips[0]["mse"] == pytest.approx(run["score"]["chips"][0]["metrics"]["mse"])
         assert f'href="{rid}/logs/train.log"' in page
-        assert (folder / rid / "config" / "run.json").is_file()
+        assert (folder / rid / "config" / "train.json").is_file()
     assert "optim.betas" in page and "Loss curves" in page
 
 

@@ -189,8 +189,8 @@ def test_artifacts(store: Store, tmp_path: Path) -> None:
     names = _artifacts(store.client, run.info.run_id)
     expected = {
         "record.json",
-        "config/run.json",
-        "config/options.json",
+        "config/train.json",
+        "config/predict.json",
         "logs/train.log",
         "logs/predict.log",
         "artifacts/loss.csv",

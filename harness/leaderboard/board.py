@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from harness.errors import SarbenchError
-from harness.leaderboard.source import ChipTable, PublishedRun
+from harness.leaderboard.source import ChipTable, Comparability, PublishedRun
 from harness.scoring.metrics import ChipStats, Direction, get_metric, rank_key
 from harness.scoring.stats import (
     DEFAULT_LEVEL,
@@ -109,10 +109,14 @@ class AblationRow:
 
 @dataclass(frozen=True)
 class Board:
-    """One task and dataset."""
+    """One task and dataset under one comparability key (conditions, dataset digest,
+    checkpoint): runs under different keys are on different boards, never pooled.
+    ``suffix`` tells apart the boards of one (task, dataset): empty when it has one."""
 
     task: str
     dataset: str
+    comparability: Comparability
+    suffix: str
     primary_metric: str
     direction: Direction
     secondary_metrics: tuple[str, ...]
@@ -277,12 +281,13 @@ def _ablations(official: Sequence[Row], n_resamples: int) -> dict[str, tuple[Abl
 def build_boards(
     runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_resamples: int = 10_000
 ) -> list[Board]:
-    """One board per (task, dataset), sorted by task then dataset."""
-    by_board: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
+    """One board per (task, dataset, comparability key), sorted by task, dataset, key."""
+    by_board: dict[tuple[str, str, Comparability], list[PublishedRun]] = defaultdict(list)
     for r in runs:
-        by_board[(r.task, r.dataset)].append(r)
+        by_board[(r.task, r.dataset, r.comparability)].append(r)
+    keys_per_dataset = Counter((task, dataset) for task, dataset, _ in by_board)
     boards = []
-    for (task_name, dataset), group in sorted(by_board.items()):
+    for (task_name, dataset, comparable), group in sorted(by_board.items()):
         task = get_task(task_name)
         direction = get_metric(task.name, task.primary_metric).direction
         ok = [r for r in group if r.ok]
@@ -300,6 +305,8 @@ def build_boards(
             Board(
                 task=task.name,
                 dataset=dataset,
+                comparability=comparable,
+                suffix=comparable.slug() if keys_per_dataset[(task_name, dataset)] > 1 else "",
                 primary_metric=task.primary_metric,
                 direction=direction,
                 secondary_metrics=task.secondary_metrics,

@@ -45,16 +45,19 @@ PLOT_POINTS = 500
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
-def board_dir(task: str, dataset: str) -> str:
-    return f"{slug(task)}/{slug(dataset)}"
+def board_dir(board: Board) -> str:
+    """``<task>/<dataset>``, or ``<task>/<dataset>--<key>`` where the dataset has boards
+    under several comparability keys."""
+    suffix = f"--{slug(board.suffix)}" if board.suffix else ""
+    return f"{slug(board.task)}/{slug(board.dataset)}{suffix}"
 
 
-def entry_dir(task: str, dataset: str, entry: str, variant: str) -> str:
-    return f"{board_dir(task, dataset)}/{slug(entry)}/{slug(variant)}"
+def entry_dir(board: Board, entry: str, variant: str) -> str:
+    return f"{board_dir(board)}/{slug(entry)}/{slug(variant)}"
 
 
-def run_dir(run: PublishedRun) -> str:
-    return f"{entry_dir(run.task, run.dataset, run.entry, run.variant)}/{slug(run.run_id)}"
+def run_dir(board: Board, run: PublishedRun) -> str:
+    return f"{entry_dir(board, run.entry, run.variant)}/{slug(run.run_id)}"
 
 
 def when(millis: int | None) -> str:
@@ -112,7 +115,7 @@ class BoardPage:
     @property
     def href(self) -> str:
         """This page, relative to the site root."""
-        return f"{board_dir(self.board.task, self.board.dataset)}/index.html"
+        return f"{board_dir(self.board)}/index.html"
 
     @property
     def tables(self) -> list[Table]:
@@ -158,6 +161,7 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
     cols = [
         Column("Task"),
         Column("Dataset"),
+        Column("Conditions", False, "profile, dataset digest, conditions and checkpoint"),
         Column("Ranked", True),
         Column("Leader"),
         Column("Score", True, "the leader's primary metric"),
@@ -176,6 +180,7 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
             (
                 Cell(b.task, b.task),
                 Cell(b.dataset, b.dataset, href=bp.href),
+                Cell(b.comparability.label(), b.comparability.label()),
                 Cell(str(counts[0]), str(counts[0])),
                 Cell(leader, leader),
                 Cell(f"{b.primary_metric} {score.text}" if top else "", score.sort),
@@ -188,6 +193,10 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
             {
                 "task": b.task,
                 "dataset": b.dataset,
+                "profile": b.comparability.profile,
+                "dataset_digest": b.comparability.dataset_digest,
+                "conditions": b.comparability.conditions,
+                "checkpoint": b.comparability.checkpoint,
                 "primary_metric": b.primary_metric,
                 "ranked": counts[0],
                 "leader": leader if top else None,

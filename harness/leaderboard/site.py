@@ -147,14 +147,17 @@ def _write(
     for run in runs:
         raw = download(client, run, staging / run.mlflow_id)
         staged[run.mlflow_id] = raw
-        served[run.mlflow_id] = pages.serve_run_files(raw, work / pages.run_dir(run))
         if run.ok:
             chips[run.mlflow_id] = read_chips(raw, run.task)
     boards = build_boards(runs, chips, n_resamples)
+    for board in boards:
+        for run in board.runs:
+            dest = work / pages.run_dir(board, run)
+            served[run.mlflow_id] = pages.serve_run_files(staged[run.mlflow_id], dest)
     writer = _Writer(env, work)
     board_pages = [pages.board_page(b) for b in boards]
     for bp in board_pages:
-        folder = pages.board_dir(bp.board.task, bp.board.dataset)
+        folder = pages.board_dir(bp.board)
         writer.page(f"{folder}/index.html", "board.html", page=bp)
         writer.tables(folder, bp.tables)
         for entry, variant, _ in bp.entries:
@@ -165,7 +168,7 @@ def _write(
                 for r in bp.board.runs
                 if (r.entry, r.variant) == (entry, variant)
             ]
-            efolder = pages.entry_dir(bp.board.task, bp.board.dataset, entry, variant)
+            efolder = pages.entry_dir(bp.board, entry, variant)
             writer.page(
                 f"{efolder}/index.html",
                 "entry.html",

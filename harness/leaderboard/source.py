@@ -78,6 +78,54 @@ class PublishedRun:
     def primary_metric(self) -> str:
         return self.tag("primary_metric")
 
+    @property
+    def comparability(self) -> Comparability:
+        """What must be equal for runs to share a board (runs published before the tag
+        existed: their profile, conditions and dataset digest, checkpoint ``none``)."""
+        return Comparability(
+            profile=self.tag("profile"),
+            conditions=self.tag("conditions"),
+            dataset_digest=self.tag("dataset_digest"),
+            checkpoint=self.tag("checkpoint", "none"),
+        )
+
+
+@dataclass(frozen=True, order=True)
+class Comparability:
+    """The comparability key of a board (see ``harness.runner.records.comparability``)."""
+
+    profile: str
+    conditions: str
+    dataset_digest: str
+    checkpoint: str
+
+    def label(self) -> str:
+        """For people: ``profile quick · dataset 85e57060… · conditions 1a2b3c… · no checkpoint``."""
+        ckpt = (
+            "no checkpoint"
+            if self.checkpoint == "none"
+            else f"checkpoint {_short(self.checkpoint)}"
+        )
+        return (
+            f"profile {self.profile or '?'} · dataset {_short(self.dataset_digest)} · "
+            f"conditions {_short(self.conditions)} · {ckpt}"
+        )
+
+    def slug(self) -> str:
+        """A folder-name suffix that tells boards of one dataset apart."""
+        parts = [
+            self.profile or "profile",
+            _short(self.dataset_digest, 8),
+            _short(self.conditions, 8),
+        ]
+        if self.checkpoint != "none":
+            parts.append(_short(self.checkpoint, 8))
+        return "-".join(parts)
+
+
+def _short(digest: str, n: int = 12) -> str:
+    return digest.split(":", 1)[-1][:n] or "?"
+
 
 def _from_mlflow(run: Any) -> PublishedRun:
     tags = dict(run.data.tags)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.publish.records import key_hash
+from harness.runner.records import comparability_of
 
 TAG = "sarbench."
 """Prefix of every tag SARBench sets."""
@@ -303,6 +304,7 @@ def tags_of(record: Mapping[str, Any]) -> dict[str, str]:
     gpu_list = machine.get("gpus") or []
     gpus = [str(g.get("name", "")) for g in gpu_list if isinstance(g, Mapping)]
     interval = score.get("interval") or {}
+    comparable = comparability_of(record)
     values: dict[str, Any] = {
         "schema": record["schema"],
         "run_id": record["run_id"],
@@ -336,6 +338,8 @@ def tags_of(record: Mapping[str, Any]) -> dict[str, str]:
         "started_at": record.get("started_at") or "",
         "finished_at": record.get("finished_at") or "",
         "harness_version": record.get("harness_version") or "",
+        "checkpoint": comparable["checkpoint"],
+        "comparability": comparable["id"],
     }
     tags = {TAG + name: clip(_text(value), MAX_TAG) for name, value in values.items()}
     tags["mlflow.runName"] = clip(str(record["run_id"]), MAX_TAG)

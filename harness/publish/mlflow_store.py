@@ -184,8 +184,6 @@ def prepare(folder: RunFolder) -> Prepared:
     if problems:
         raise RecordError(folder.path, problems)
     files: list[tuple[Path, str]] = []
-    if (folder.path / "run.json").is_file() and not (folder.path / "run.json").is_symlink():
-        files.append((folder.path / "run.json", "config"))
     for sub in ARTIFACT_FOLDERS:
         for path in regular_files(folder.path / sub):
             rel = path.relative_to(folder.path).parent.as_posix()

@@ -1,7 +1,7 @@
 """Run folders and their records (schema ``sarbench.run/1``), read and checked for publishing.
 
-A run folder is ``<SARBENCH_HOME>/runs/<run_id>/`` holding ``record.json``, ``run.json``,
-``logs/``, ``artifacts/`` and ``predictions/`` (see ``docs/leaderboard.md``). Reading checks
+A run folder is ``<SARBENCH_HOME>/runs/<run_id>/`` holding ``record.json``, ``config/``
+(``train.json``, ``predict.json``), ``logs/``, ``artifacts/`` and ``predictions/`` (see ``docs/leaderboard.md``). Reading checks
 the fields publishing relies on, so a malformed record is refused with the field named,
 before anything reaches MLflow.
 """

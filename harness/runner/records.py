@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +52,13 @@ class RunKey:
     conditions: str
     backend: str
     options: dict[str, Any]
+    checkpoint: str = "none"
+    """Digest of the pretrained weights mounted at ``/weights`` (:func:`weights_digest`),
+    or ``"none"``; in the key only when there are some, so runs without weights keep the
+    run IDs they always had."""
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.checkpoint == "none" else {"checkpoint": self.checkpoint}
         return {
             "entry": self.entry,
             "variant": self.variant,
@@ -64,6 +69,7 @@ class RunKey:
             "conditions": self.conditions,
             "backend": self.backend,
             "options_digest": _digest(self.options),
+            **extra,
         }
 
     @property
@@ -72,6 +78,44 @@ class RunKey:
         short = _digest(self.to_dict()).removeprefix("sha256:")[:12]
         parts = [self.entry, self.variant, f"s{self.seed}", self.dataset]
         return ".".join(_SAFE.sub("-", p.lower()) for p in parts) + "." + short
+
+
+def comparability(
+    profile: str, conditions: str, dataset_digest: str, checkpoint: str
+) -> dict[str, str]:
+    """What must be equal for two runs' scores to be compared or pooled: the conditions
+    (profile name and fingerprint), the dataset's digest, and the pretrained checkpoint's
+    digest (``"none"``). The leaderboard never puts runs whose keys differ on one board;
+    ``id`` is the digest of the other four."""
+    doc = {
+        "profile": profile,
+        "conditions": conditions,
+        "dataset_digest": dataset_digest,
+        "checkpoint": checkpoint,
+    }
+    return {**doc, "id": _digest(doc)}
+
+
+def comparability_of(record: Mapping[str, Any]) -> dict[str, str]:
+    """A record's comparability key: as written, or (records from before it was written)
+    derived from its profile, key and weights listing."""
+    given = record.get("comparability")
+    if isinstance(given, Mapping) and isinstance(given.get("id"), str):
+        return {k: str(v) for k, v in given.items()}
+    profile = record.get("profile")
+    key = record.get("key")
+    dataset = record.get("dataset")
+    weights = record.get("weights")
+    if isinstance(weights, Mapping):
+        checkpoint = str(weights.get("digest") or "unknown: weights mounted, not hashed")
+    else:
+        checkpoint = "none"
+    return comparability(
+        str(profile.get("name", "")) if isinstance(profile, Mapping) else "",
+        str(key.get("conditions", "")) if isinstance(key, Mapping) else "",
+        str(dataset.get("digest", "")) if isinstance(dataset, Mapping) else "",
+        checkpoint,
+    )
 
 
 def _digest(doc: Any) -> str:

@@ -14,6 +14,7 @@ test split's part and is left out of training.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -34,6 +35,7 @@ from harness.errors import SarbenchError
 from harness.runner.records import (
     SCHEMA,
     RunKey,
+    comparability,
     lock_path,
     read_record,
     run_lock,
@@ -89,6 +91,7 @@ class RunContext:
     progress: Progress = _quiet
     verified: dict[str, Manifest] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
+    weight_listings: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
     def manifest(self, dataset: str) -> Manifest:
         """The dataset's committed manifest, its files verified against it once."""
@@ -96,6 +99,17 @@ class RunContext:
             self.progress(f"verifying {dataset}")
             self.verified[dataset] = ops.verify(self.settings, dataset, progress=False)
         return self.verified[dataset]
+
+    def weights(self, entry: Entry) -> tuple[Path | None, dict[str, Any] | None]:
+        """The folder mounted at ``/weights`` for ``entry`` (None: none) and its listing
+        with each file's SHA-256 and the folder's digest (hashed once per context)."""
+        folder = _weights_dir(self, entry) if entry.trains else None
+        if folder is None:
+            return None, None
+        if folder not in self.weight_listings:
+            self.progress(f"hashing the weights in {folder}")
+            self.weight_listings[folder] = _weights_listing(folder)
+        return folder, self.weight_listings[folder]
 
     def image_id(self, entry: Entry) -> str | None:
         """The entry's image ID (built offline once per context); None for ``local``."""
@@ -154,6 +168,7 @@ def run_one(
     check_supported(entry, task, dataset)
     options = entry.resolve_options(variant, ctx.conditions.profile.name)
     image_id = ctx.image_id(entry)
+    _folder, listing = ctx.weights(entry)
     key = RunKey(
         entry=entry.name,
         variant=variant,
@@ -164,6 +179,7 @@ def run_one(
         conditions=ctx.conditions.fingerprint,
         backend=ctx.backend if eval_split == "test" else f"{ctx.backend}-validate",
         options=options,
+        checkpoint=listing["digest"] if listing else "none",
     )
     runs_dir = runs_dir or ctx.settings.runs_dir
     run_dir = runs_dir / key.run_id
@@ -177,6 +193,8 @@ def run_one(
         _fresh_run_dir(ctx, run_dir, key.run_id)
         record = _base_record(ctx, entry, key, task, manifest, eval_split, started_at)
         record["options"] = options
+        if listing is not None:
+            record["weights"] = listing
         spaces: list[Scratch] = []
         try:
             _execute(ctx, entry, key, task, manifest, eval_split, run_dir, record, spaces)
@@ -239,10 +257,9 @@ def _execute(
         train_mounts: dict[Any, tuple[str, Any]] = {
             data / s: (f"/data/{s}", "ro") for s in train_splits
         }
-        weights = _weights_dir(ctx, entry)
+        weights, _listing_unused = ctx.weights(entry)
         if weights is not None:
             train_mounts[weights] = ("/weights", "ro")
-            record["weights"] = _weights_listing(weights)
         train_mounts[model] = ("/model", "rw")
         train_mounts[staged["train"][1]] = ("/config/run.json", "ro")
         phases.append(("train", train_mounts))
@@ -419,6 +436,9 @@ def _base_record(
         "started_at": started_at,
         "finished_at": None,
         "harness_version": __version__,
+        "comparability": comparability(
+            ctx.conditions.profile.name, key.conditions, key.dataset_digest, key.checkpoint
+        ),
     }
 
 
@@ -473,10 +493,28 @@ def _weights_dir(ctx: RunContext, entry: Entry) -> Path | None:
 
 
 def _weights_listing(folder: Path) -> dict[str, Any]:
+    """Each file under ``folder`` with its size and SHA-256, and ``digest``: the SHA-256 of
+    the sorted (name, file digest) pairs, the checkpoint's identity in the run key and the
+    comparability key."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
+    listed = []
+    for p in files:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        listed.append(
+            {
+                "name": str(p.relative_to(folder)),
+                "bytes": p.stat().st_size,
+                "sha256": h.hexdigest(),
+            }
+        )
+    pairs = "\n".join(f"{f['name']}\t{f['sha256']}" for f in listed)
     return {
         "path": str(folder),
-        "files": [{"name": str(p.relative_to(folder)), "bytes": p.stat().st_size} for p in files],
+        "files": listed,
+        "digest": "sha256:" + hashlib.sha256(pairs.encode()).hexdigest(),
     }
 
 

@@ -1,0 +1,69 @@
+"""Runs under different comparability keys are never pooled (issue 12): a `quick` and a
+`paper` run of the same entry, variant and dataset, and a run on a re-frozen dataset of the
+same name (another digest), published to a real MLflow store and built into the site, land
+on three boards, each showing its key, none pooling another's run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.leaderboard.site import build_site
+from harness.publish.mlflow_store import Publisher, connect, default_tracking_uri
+from harness.runner.records import comparability, comparability_of
+from harness.settings import Settings
+from tests.records_factory import RunSpec, make_run, make_test_split
+
+
+def test_a_records_key_is_written_or_derived() -> None:
+    key = comparability("quick", "sha256:c", "sha256:d", "none")
+    assert comparability_of({"comparability": key}) == key
+    old = {  # a record written before the key was
+        "profile": {"name": "quick"},
+        "key": {"conditions": "sha256:c"},
+        "dataset": {"digest": "sha256:d"},
+    }
+    assert comparability_of(old) == key
+    weighed = comparability_of({**old, "weights": {"files": []}})
+    assert weighed["checkpoint"].startswith("unknown") and weighed["id"] != key["id"]
+    assert comparability("paper", "sha256:c", "sha256:d", "none")["id"] != key["id"]
+
+
+def test_quick_paper_and_another_dataset_digest_are_three_boards(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, data_root=tmp_path / "data", manifests_dir=tmp_path / "m")
+    split = make_test_split(settings, "flood-synth", "flood")
+    specs = {
+        "quick": RunSpec("unet", "flood-synth", "flood", noise=0.4),
+        "paper": RunSpec("unet", "flood-synth", "flood", noise=0.02, profile="paper"),
+        "refrozen": RunSpec("unet", "flood-synth", "flood", noise=0.2, dataset_version="v2"),
+        "quick-threshold": RunSpec("threshold", "flood-synth", "flood", noise=0.3),
+    }
+    folders = {name: make_run(settings, spec, split) for name, spec in specs.items()}
+    uri = default_tracking_uri(settings)
+    publisher = Publisher(settings, uri)
+    for folder in folders.values():
+        publisher.publish(folder)
+    summary = build_site(connect(uri), tmp_path / "site", n_resamples=200)
+    site = summary.out
+    assert summary.boards == 3
+    boards = json.loads((site / "boards.json").read_text())
+    keys = {(b["profile"], b["dataset_digest"]) for b in boards}
+    assert keys == {
+        ("quick", specs["quick"].dataset_digest),
+        ("paper", specs["paper"].dataset_digest),
+        ("quick", specs["refrozen"].dataset_digest),
+    }
+    rankings = sorted(site.glob("flood/flood-synth--*/ranking.json"))
+    assert len(rankings) == 3  # the dataset has several keys: each board is a folder of its own
+    seen = {}
+    for path in rankings:
+        rows = json.loads(path.read_text())
+        for row in rows:
+            assert len(row["run_ids"]) == 1  # nothing pooled
+            seen[row["run_ids"][0]] = path.parent.name
+        page = (path.parent / "index.html").read_text()
+        assert "shares one comparability key" in page
+    ids = {name: folder.name for name, folder in folders.items()}
+    assert len({seen[ids["quick"]], seen[ids["paper"]], seen[ids["refrozen"]]}) == 3
+    assert seen[ids["quick"]] == seen[ids["quick-threshold"]]  # same key: one board
+    assert "paper" in seen[ids["paper"]]
