@@ -13,9 +13,9 @@ COPY wheels/ /wheels/
 COPY baselines/requirements-image.txt /tmp/requirements-image.txt
 RUN python -m pip install --no-cache-dir ${PIP_OPTS} -r /tmp/requirements-image.txt \
  && rm -rf /wheels /tmp/requirements-image.txt
-# The harness's reader and writer of the dataset layout (numpy + rasterio only).
-COPY harness/__init__.py harness/errors.py harness/geo.py /app/harness/
-COPY harness/datasets/__init__.py harness/datasets/layout.py harness/datasets/loader.py /app/harness/datasets/
+# sarbench_io: the dataset layout, GeoTIFFs and the contract's mounts (numpy + rasterio
+# only), the same code the harness reads the data with. Nothing else of the harness.
+COPY sarbench_io/ /app/sarbench_io/
 COPY baselines/ /app/baselines/
 ENV PYTHONPATH=/app PYTHONDONTWRITEBYTECODE=1 USER=sarbench
 WORKDIR /app

@@ -1,8 +1,9 @@
 """The container contract, as a baseline sees it (docs/contract.md).
 
-Paths come from the ``SARBENCH_*`` variables with the fixed container paths as fallbacks,
-so the same code runs in a container and under the local backend. ``/config/run.json``
-carries the task, dataset, variant options, seed and time budget of the phase.
+Paths come from the ``SARBENCH_*`` variables with the fixed container paths as fallbacks
+(:class:`sarbench_io.contract.Mounts`), so the same code runs in a container and under the
+local backend. ``/config/run.json`` (read by :func:`sarbench_io.read_run_config`) carries
+the task, dataset, variant options, seed and time budget of the phase.
 
 Options: each model declares a frozen dataclass of its options with defaults
 (:func:`resolve_options` builds it from the run's options and refuses unknown keys);
@@ -24,40 +25,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from sarbench_io.contract import Mounts, read_run_config
+from sarbench_io.errors import ContractError
+
 T = TypeVar("T")
 
 
-class ContractError(Exception):
-    """The run's configuration or mounts are not what the contract promises."""
-
-
-def _path(variable: str, fallback: str) -> Path:
-    return Path(os.environ.get(variable, fallback))
-
-
 @dataclass(frozen=True)
-class Paths:
-    """Where the phase's mounts are (container paths, or host paths under ``local``)."""
-
-    config: Path
-    model: Path
-    output: Path
-    weights: Path
-    test_inputs: Path
-
-    @classmethod
-    def from_env(cls) -> Paths:
-        return cls(
-            config=_path("SARBENCH_CONFIG_RUN_JSON", "/config/run.json"),
-            model=_path("SARBENCH_MODEL", "/model"),
-            output=_path("SARBENCH_OUTPUT", "/output"),
-            weights=_path("SARBENCH_WEIGHTS", "/weights"),
-            test_inputs=_path("SARBENCH_DATA_TEST_INPUTS", "/data/test/inputs"),
-        )
-
-    def split(self, name: str) -> Path:
-        """A training split folder (``train``, ``val``, ``pretrain`` where the dataset has it)."""
-        return _path("SARBENCH_DATA_" + name.upper(), f"/data/{name}")
+class Paths(Mounts):
+    """Where the phase's mounts are (container paths, or host paths under ``local``):
+    ``Paths.from_env()``, ``paths.split("train")``, ``paths.model``..."""
 
     def has_split(self, name: str) -> bool:
         return (self.split(name) / "inputs").is_dir()
@@ -99,10 +76,7 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ContractError(f"{path}: cannot read the run configuration: {exc}") from exc
+        raw = read_run_config(path)
         try:
             return cls(
                 phase=raw["phase"],

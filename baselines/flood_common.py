@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.contract import ContractError, Paths, RunConfig, log, progress, write_loss_curve
-from harness.datasets.loader import SplitDir
-from harness.geo import write_raster
+from sarbench_io.geo import write_raster
+from sarbench_io.loader import SplitDir
 
 LOSSES = ("bce", "bce+dice")
 SCHEDULES = ("cosine", "constant")

@@ -64,8 +64,8 @@ from baselines.pix2pix_data import (
     tta_predict,
 )
 from baselines.pix2pix_nets import Norm, PatchDiscriminator, UNetGenerator
-from harness.datasets.loader import SplitDir
-from harness.geo import write_raster
+from sarbench_io.geo import write_raster
+from sarbench_io.loader import SplitDir
 
 CHECKPOINT = "pix2pix.pt"
 FORMAT = 1

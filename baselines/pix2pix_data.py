@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from baselines.sar_indexes import INDEX_NAMES, sar_index_stack
-from harness.datasets.loader import SplitDir
+from sarbench_io.loader import SplitDir
 
 MappingMethod = Literal["sar-bins", "quantiles", "none"]
 MAPPING_METHODS: tuple[str, ...] = ("sar-bins", "quantiles", "none")

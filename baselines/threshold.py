@@ -44,8 +44,8 @@ from baselines.contract import (
     write_loss_curve,
     write_options,
 )
-from harness.datasets.loader import Sample, SplitDir
-from harness.geo import write_raster
+from sarbench_io.geo import write_raster
+from sarbench_io.loader import Sample, SplitDir
 
 MODEL_FILE = "threshold.json"
 GRID_LO, GRID_HI, GRID_STEP = -60.0, 60.0, 0.01

@@ -5,6 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+# Shared with what runs in containers: a bad data file is the same error on either side.
+from sarbench_io.errors import DataFileError as DataFileError
+from sarbench_io.errors import SarbenchError as SarbenchError
+
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:
     r"""``text`` made safe to print on a terminal: every control or other non-printable
@@ -40,10 +44,6 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     return "".join(out)
 
 
-class SarbenchError(Exception):
-    """Base class for errors the CLI reports as a message (exit code 2), not a traceback."""
-
-
 class UnknownNameError(SarbenchError, KeyError):
     """A task, dataset, entry or split name that is not registered."""
 
@@ -57,14 +57,6 @@ class UnknownNameError(SarbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
-
-
-class DataFileError(SarbenchError):
-    """A data file that cannot be read or is not what it must be; names the file."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path, self.problem = path, problem
 
 
 class SourceError(SarbenchError):

@@ -10,7 +10,10 @@
 ```
 
 A container's ``/data/train`` is one ``<split>/`` folder of this layout; its
-``/data/test/inputs`` is the ``inputs/`` folder alone.
+``/data/test/inputs`` is the ``inputs/`` folder alone. What a split holds, and the rules of
+sample ids and split names, are :mod:`sarbench_io.layout`'s (the code that also runs in
+containers), named here too; this module adds the data root's bookkeeping files and
+dataset names.
 """
 
 from __future__ import annotations
@@ -18,21 +21,27 @@ from __future__ import annotations
 import re
 
 from harness.errors import SourceError
+from sarbench_io.layout import KINDS, SAMPLE_ID, SPLIT_NAME, SUFFIX, check_sample_id, rel_path
 
-KINDS: tuple[str, ...] = ("inputs", "targets", "valid")
-SUFFIX = ".tif"
+__all__ = [
+    "BYTES_RECORD",
+    "DATASET_NAME",
+    "KINDS",
+    "LOCAL_COPY",
+    "NOT_CONTENT",
+    "SAMPLE_ID",
+    "SPLIT_NAME",
+    "SUFFIX",
+    "check_dataset_name",
+    "check_sample_id",
+    "rel_path",
+]
+
 LOCAL_COPY = "manifest.json"
 BYTES_RECORD = ".sarbench-files.json"
 NOT_CONTENT = frozenset({LOCAL_COPY, BYTES_RECORD})
 
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-SAMPLE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-
-
-def rel_path(split: str, kind: str, sample_id: str) -> str:
-    """Relative POSIX path of one file of one sample."""
-    return f"{split}/{kind}/{sample_id}{SUFFIX}"
 
 
 def check_dataset_name(name: str, what: str = "dataset name", hint: str = "") -> str:
@@ -43,13 +52,3 @@ def check_dataset_name(name: str, what: str = "dataset name", hint: str = "") ->
             f"and '_', starting with a letter or digit (at most 64 characters){hint}"
         )
     return name
-
-
-def check_sample_id(sample_id: str) -> str:
-    """Return ``sample_id`` if it is a safe file stem, else raise ``ValueError``."""
-    if not SAMPLE_ID.match(sample_id) or sample_id.endswith("."):
-        raise ValueError(
-            f"sample id {sample_id!r} is not allowed: use letters, digits, '_', '-' and '.', "
-            "starting with a letter or digit (at most 128 characters)"
-        )
-    return sample_id

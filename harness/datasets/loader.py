@@ -1,119 +1,14 @@
-"""The one loader, shared by the harness and the baselines.
+"""The one loader, shared by the harness, the baselines and entries: :class:`SplitDir`
+and :class:`Sample` are :mod:`sarbench_io.loader`'s (numpy and rasterio only, so that
+images can copy it without the rest of the harness), named here for the harness.
 
-It reads a split folder of the dataset layout (see :mod:`harness.datasets.layout`): the
-data root's ``<dataset>/<split>/`` or a container's ``/data/train``. It needs numpy and
-rasterio only, so a baseline image can use it without the rest of the harness.
-
-Example::
-
-    split = SplitDir("/data/train")
-    for sample in split:
-        x, y = sample.inputs, sample.target      # (bands, H, W) float32, (H, W)
-        sample.grid                              # CRS + transform to write predictions with
+Importing it from here also imports :mod:`harness.geo`, which closes GDAL's network for
+the process before any raster is read.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import harness.geo  # noqa: F401  (closes GDAL's network: see harness.geo)
+from sarbench_io.loader import Sample, SplitDir
 
-import numpy as np
-
-from harness.datasets.layout import SUFFIX
-from harness.errors import DataFileError
-from harness.geo import Grid, read_raster
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One chip with its georeferencing.
-
-    ``target`` and ``valid`` are ``None`` where the split has none (a container's test
-    inputs). ``valid`` is a bool mask, True where a pixel is scored.
-    """
-
-    id: str
-    inputs: np.ndarray
-    grid: Grid
-    band_names: tuple[str, ...]
-    target: np.ndarray | None = None
-    valid: np.ndarray | None = None
-    input_nodata: float | None = None
-
-    def valid_or_all(self) -> np.ndarray:
-        """The valid mask, or all True where the split carries none."""
-        if self.valid is not None:
-            return self.valid
-        return np.ones(self.grid.shape, dtype=bool)
-
-
-class SplitDir:
-    """A split folder: ``inputs/`` and, where present, ``targets/`` and ``valid/``.
-
-    ``path`` may also be an ``inputs/`` folder itself (a container's ``/data/test/inputs``):
-    then only inputs are read, whatever lies beside it.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        path = Path(path)
-        if (path / "inputs").is_dir():
-            self.inputs_dir = path / "inputs"
-        elif path.name == "inputs" and path.is_dir():
-            self.inputs_dir = path
-        else:
-            raise DataFileError(path, "not a split folder: it has no inputs/ folder")
-        self.path = self.inputs_dir.parent
-        # Given an inputs/ folder itself, read inputs only (a container's test mount).
-        whole = self.inputs_dir != path
-        targets, valid = self.path / "targets", self.path / "valid"
-        self.targets_dir = targets if whole and targets.is_dir() else None
-        self.valid_dir = valid if whole and valid.is_dir() else None
-        self.ids: list[str] = sorted(
-            p.name[: -len(SUFFIX)]
-            for p in self.inputs_dir.iterdir()
-            if p.name.endswith(SUFFIX) and p.is_file()
-        )
-
-    @property
-    def has_targets(self) -> bool:
-        return self.targets_dir is not None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __iter__(self) -> Iterator[Sample]:
-        for sid in self.ids:
-            yield self.load(sid)
-
-    def input_path(self, sample_id: str) -> Path:
-        return self.inputs_dir / f"{sample_id}{SUFFIX}"
-
-    def load(self, sample_id: str) -> Sample:
-        """Read one sample; a target or mask that does not fit its input is an error."""
-        src = read_raster(self.input_path(sample_id))
-        target = valid = None
-        if self.targets_dir is not None:
-            t = read_raster(self.targets_dir / f"{sample_id}{SUFFIX}")
-            _same_grid(t.grid, src.grid, self.targets_dir / f"{sample_id}{SUFFIX}")
-            target = t.data[0]
-        if self.valid_dir is not None:
-            vpath = self.valid_dir / f"{sample_id}{SUFFIX}"
-            v = read_raster(vpath)  # a split with valid/ needs a mask for every sample
-            _same_grid(v.grid, src.grid, vpath)
-            valid = v.data[0] != 0
-        return Sample(
-            id=sample_id,
-            inputs=src.data,
-            grid=src.grid,
-            band_names=src.band_names,
-            target=target,
-            valid=valid,
-            input_nodata=src.nodata,
-        )
-
-
-def _same_grid(got: Grid, want: Grid, path: Path) -> None:
-    if got != want:
-        raise DataFileError(path, f"grid {got} does not match its input's grid {want}")
+__all__ = ["Sample", "SplitDir"]

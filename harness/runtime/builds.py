@@ -32,6 +32,7 @@ from pathlib import Path
 
 import docker
 
+import sarbench_io
 from harness.entries import Entry
 from harness.runtime.buildcheck import (
     BuildInputError,
@@ -51,6 +52,8 @@ from harness.runtime.images import (
 )
 from harness.settings import Settings
 
+CONTAINER_PACKAGE = Path(sarbench_io.__file__).parent
+""":mod:`sarbench_io`, which :func:`stage_container_package` copies into entries' contexts."""
 TORCH_IMAGE = "sarbench-torch:bookworm"
 TORCH_CONTEXT = Path(__file__).parent / "torch_image"
 WHEELS = "wheels"
@@ -232,6 +235,31 @@ def check_build_inputs(
         raise BuildInputError(f"entry {entry.name!r} ({entry.path})", problems)
 
 
+def stage_container_package(context: Path) -> None:
+    """Copy the :mod:`sarbench_io` package (its ``.py`` files, no ``__pycache__``) into
+    ``<context>/sarbench_io/``, replacing what is there, so that an entry's Dockerfile can
+    ``COPY sarbench_io/`` although its context cannot reach the repository. Called before
+    every build (it is cheap). A ``<context>/sarbench_io`` that is a symbolic link is
+    refused; a context that holds the package itself (the repository's root, the
+    baselines' context) is left as it is.
+    """
+    dest = context / CONTAINER_PACKAGE.name
+    if dest.is_symlink():
+        raise ImageBuildError(f"{dest}: must be a folder, not a symbolic link")
+    if dest.resolve() == CONTAINER_PACKAGE.resolve():
+        return
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    elif dest.exists():
+        dest.unlink()
+    for source in sorted(CONTAINER_PACKAGE.rglob("*.py")):
+        rel = source.relative_to(CONTAINER_PACKAGE)
+        if "__pycache__" in rel.parts:
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, dest / rel)  # the source's times too: Docker's cache holds
+
+
 def ensure_entry_image(
     client: docker.DockerClient,
     entry: Entry,
@@ -265,6 +293,7 @@ def ensure_entry_image(
         if wheels.is_symlink():
             raise ImageBuildError(f"{wheels}: must be a folder, not a symbolic link")
         wheels.mkdir(exist_ok=True)  # the Dockerfile may COPY it regardless
+    stage_container_package(spec.context)
     progress(f"building {spec.repository} from {spec.context} (network off)")
     image_id = build_image(
         client,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from harness.runtime.errors import MountError
 from harness.runtime.limits import Limits
+from sarbench_io.contract import env_name
 
 PhaseStatus = Literal["ok", "timeout", "oom", "crash", "output_limit", "error"]
 MountMode = Literal["ro", "rw"]
@@ -29,7 +29,6 @@ Mounts = Mapping[str | os.PathLike[str], tuple[str, MountMode]]
 
 # Container paths that the runtime owns: a mount there would hide or replace them.
 _RESERVED = ("/tmp", "/proc", "/sys", "/dev", "/etc")
-ENV_PREFIX = "SARBENCH_"
 
 
 @dataclass(frozen=True)
@@ -109,8 +108,9 @@ class PhaseRunner(Protocol):
 
 
 def mount_env_name(target: str) -> str:
-    """The environment variable that announces a mount: ``/data/train`` -> ``SARBENCH_DATA_TRAIN``."""
-    return ENV_PREFIX + re.sub(r"[^A-Z0-9]+", "_", target.upper()).strip("_")
+    """The environment variable that announces a mount: ``/data/train`` -> ``SARBENCH_DATA_TRAIN``
+    (the rule containers read it by: :func:`sarbench_io.contract.env_name`)."""
+    return env_name(target)
 
 
 def check_mounts(mounts: Mounts) -> list[Mount]:
@@ -209,3 +209,32 @@ def output_reason(usage: tuple[int, int], limits: Limits) -> str:
 def tail_lines(text: str, n: int) -> str:
     """The last ``n`` lines of ``text``."""
     return "\n".join(text.splitlines()[-n:]) if n > 0 else ""
+
+
+# exit 137 (SIGKILL) that we did not send, with memory this close to the limit, is an OOM kill
+_OOM_FRACTION = 0.9
+
+
+def classify(
+    *,
+    exit_code: int,
+    oom_killed: bool,
+    timed_out: bool,
+    output_exceeded: bool,
+    peak: int | None,
+    limits: Limits,
+    output_bytes: int,
+    output_files: int = 0,
+) -> tuple[PhaseStatus, str]:
+    """How a phase ended, and one line saying why: the one classification both backends
+    use (the local backend never sees ``oom_killed`` nor a peak near the limit)."""
+    if timed_out:
+        return "timeout", f"killed at the wall-clock limit of {limits.timeout_s:g} s"
+    if output_exceeded:
+        return "output_limit", output_reason((output_bytes, output_files), limits)
+    near_limit = peak is not None and peak >= _OOM_FRACTION * limits.memory_bytes
+    if oom_killed or (exit_code == 137 and near_limit):
+        return "oom", f"killed at the memory limit of {limits.memory_bytes} bytes"
+    if exit_code == 0:
+        return "ok", "exited with code 0"
+    return "crash", f"exited with code {exit_code}"
