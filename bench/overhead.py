@@ -35,6 +35,7 @@ from harness.conditions.profiles import get_profile
 from harness.datasets import ops
 from harness.entries import load_entry
 from harness.runner.run import RunContext, run_one
+from harness.runtime.backends import DockerBackend
 from harness.runtime.builds import ensure_entry_image
 from harness.runtime.docker_backend import connect
 from harness.settings import REPO_ROOT, Settings
@@ -73,7 +74,7 @@ def main() -> None:
         (root / "trivial.toml").write_text(ENTRY.format(base=base))
         entry = load_entry(root / "trivial.toml")
         profile = get_profile(settings.profiles_dir, "quick")
-        ctx = RunContext(settings, conditions(profile, allow_mismatch=True), "docker", client)
+        ctx = RunContext(settings, conditions(profile, allow_mismatch=True), DockerBackend(client))
         ctx.manifest("flood-synth")  # verified once, as `sarbench run` does
         image = ctx.image_id(entry)
         inputs = settings.dataset_dir("flood-synth") / "test" / "inputs"

@@ -57,6 +57,7 @@ def run_demo(
     from harness.runner.cli import summary_line
     from harness.runner.plan import make_plan
     from harness.runner.run import RunContext, run_one
+    from harness.runtime.backends import open_backend
 
     started = time.monotonic()
     bars = sys.stderr.isatty()
@@ -66,7 +67,12 @@ def run_demo(
         echo(f"  {name}: {outcome.status} {outcome.digest[:19]}")
 
     echo("2/4 baselines")
-    client, chosen_backend = _engine(settings, backend, docker_host, echo)
+    chosen_backend = open_backend(
+        backend,  # type: ignore[arg-type]
+        docker_host=docker_host,
+        echo=lambda m: echo(f"  {m}"),
+        runs_dir=settings.runs_dir,
+    )
     cond = conditions(get_profile(settings.profiles_dir, profile), allow_mismatch=True)
     for mismatch in cond.mismatches:
         echo(f"  warning: this machine does not meet the {profile!r} profile: {mismatch}")
@@ -78,8 +84,7 @@ def run_demo(
     ctx = RunContext(
         settings=settings,
         conditions=cond,
-        backend=chosen_backend,  # type: ignore[arg-type]
-        client=client,
+        backend=chosen_backend,
         progress=lambda m: tqdm.write(f"    {m}", file=sys.stderr) if bars else None,
     )
     run_dirs, failed = [], 0
@@ -91,8 +96,7 @@ def run_demo(
             failed += record["status"] != "ok"
             tqdm.write(f"  {summary_line(record, outcome.action)}", file=sys.stdout)
     finally:
-        if client is not None:
-            client.close()
+        chosen_backend.close()
 
     echo("3/4 MLflow")
     uri = resolve_uri(settings, tracking_uri)
@@ -117,27 +121,3 @@ def run_demo(
         "(then http://127.0.0.1:5000)"
     )
     return DemoResult(len(plan), failed, summary.out, uri, wall)
-
-
-def _engine(
-    settings: Settings, backend: str | None, docker_host: str | None, echo: Echo
-) -> tuple[object, str]:
-    """A Docker client and ``"docker"``, or ``None`` and ``"local"`` with a warning."""
-    from harness.runtime.docker_backend import connect
-    from harness.runtime.errors import EngineUnavailableError
-    from harness.runtime.watchdog import reap_and_report
-
-    if backend == "local":
-        return None, "local"
-    try:
-        client = connect(docker_host)
-    except EngineUnavailableError as exc:
-        if backend == "docker":
-            raise
-        echo(
-            f"  WARNING: {exc}\n  Running the baselines locally instead: unisolated, so "
-            "their records stay out of the official table."
-        )
-        return None, "local"
-    reap_and_report(client, lambda m: echo(f"  {m}"), settings.runs_dir)
-    return client, "docker"

@@ -42,6 +42,7 @@ _TOP_KEYS = {
     "options",
     "profiles",
     "variants",
+    "ablation",
 }
 _IMAGE_KEYS = {"ref", "context", "dockerfile", "requirements", "build_args"}
 RESERVED_BASELINES = ("threshold", "unet", "prithvi", "pix2pix")
@@ -93,6 +94,24 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class Ablation:
+    """An entry's ablation study: ``reference`` is the variant with every component on;
+    each of ``components`` is a boolean option that the other variants switch off;
+    ``labels`` names them for people (default: the option name)."""
+
+    reference: str
+    components: tuple[str, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "components": list(self.components),
+            "labels": {c: self.labels.get(c, c) for c in self.components},
+        }
+
+
+@dataclass(frozen=True)
 class Entry:
     """One registered entry (see the module docstring)."""
 
@@ -112,6 +131,7 @@ class Entry:
     variants: Mapping[str, Mapping[str, Any]]
     default_variant: str
     path: Path
+    ablation: Ablation | None = None
 
     @property
     def trains(self) -> bool:
@@ -264,6 +284,7 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
             f"`default_variant` {default_variant!r} is not one of the variants "
             f"({', '.join(variants)})"
         )
+    ablation = _ablation(raw.get("ablation"), options, variants, problems)
     if image is not None and name:
         _check_reserved(path, name, baseline is True, image, problems)
     if problems or image is None:
@@ -285,7 +306,51 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
         variants=variants,
         default_variant=default_variant,
         path=path,
+        ablation=ablation,
     )
+
+
+def _ablation(
+    raw: Any,
+    options: Mapping[str, Any],
+    variants: Mapping[str, Mapping[str, Any]],
+    problems: list[str],
+) -> Ablation | None:
+    """``[ablation]``: ``reference`` (a variant), ``components`` (boolean options, all on in
+    ``reference``), optional ``labels``."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"`[ablation]` must be a table, got {raw!r}")
+        return None
+    for key in sorted(set(raw) - {"reference", "components", "labels"}):
+        problems.append(f"unknown key `ablation.{key}` (known: components, labels, reference)")
+    reference, components, labels = (
+        raw.get("reference"),
+        raw.get("components"),
+        raw.get("labels", {}),
+    )
+    if not isinstance(reference, str) or reference not in variants:
+        problems.append(f"`ablation.reference` must name a variant, got {reference!r}")
+        return None
+    if (
+        not isinstance(components, list)
+        or not components
+        or not all(isinstance(c, str) for c in components)
+    ):
+        problems.append(f"`ablation.components` must be a list of option names, got {components!r}")
+        return None
+    for c in components:
+        value = {**options, **variants[reference]}.get(c)
+        if value is not True:
+            problems.append(
+                f"ablation component `{c}` must be a boolean option that is true in the "
+                f"reference variant {reference!r}, got {value!r}"
+            )
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        problems.append(f"`ablation.labels` must be a table of strings, got {labels!r}")
+        labels = {}
+    return Ablation(reference, tuple(components), dict(labels))
 
 
 def _project_file(path: Path, name: str) -> bool:

@@ -50,6 +50,12 @@ ABLATION_NOISE = {
     "no-tta": 0.085,
 }
 COMPONENTS = ("pretrain", "finetune", "sar_indexes", "train_aug", "tta")
+ABLATION = {
+    "reference": "full",
+    "components": list(COMPONENTS),
+    "labels": {c: c.replace("_", " ").capitalize() for c in COMPONENTS},
+}
+"""What pix2pix's entry file declares (``[ablation]``), as the runner records it."""
 
 
 def digest(text: str) -> str:
@@ -204,6 +210,7 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
             "image_digest": spec.image_digest,
             "conditions": spec.conditions,
         },
+        "ablation": ABLATION if spec.entry == "pix2pix" else None,
         "entry": {
             "name": spec.entry,
             "team": spec.team,

@@ -14,6 +14,7 @@ from harness.conditions.probe import conditions
 from harness.conditions.profiles import get_profile
 from harness.datasets import ops
 from harness.runner.run import RunContext
+from harness.runtime.backends import DockerBackend, LocalBackend
 from harness.settings import REPO_ROOT, Settings
 from tests.helpers import TinySource
 
@@ -94,12 +95,8 @@ def make_ctx(
     settings: Settings, client: Any, profile: str = "test", backend: str = "docker"
 ) -> RunContext:
     cond = conditions(get_profile(settings.profiles_dir, profile))
-    return RunContext(
-        settings=settings,
-        conditions=cond,
-        backend=backend,  # type: ignore[arg-type]
-        client=client if backend == "docker" else None,
-    )
+    chosen = DockerBackend(client) if backend == "docker" else LocalBackend()
+    return RunContext(settings=settings, conditions=cond, backend=chosen)
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

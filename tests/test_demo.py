@@ -95,6 +95,31 @@ def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
     assert len(runs) == len(demo["records"])
 
 
+def test_a_real_runs_configs_reach_mlflow_and_its_entry_page(demo: dict) -> None:
+    """The runner's own run folder (not a factory's): config/train.json and
+    config/predict.json are MLflow artifacts and are shown on the entry page."""
+    from harness.publish.mlflow_store import connect
+
+    unet = next(r for r in demo["records"] if r["entry"]["name"] == "unet")
+    folder = Path(demo["home"]) / "runs" / unet["run_id"]
+    configs = {p.name: json.loads(p.read_text()) for p in (folder / "config").glob("*.json")}
+    assert set(configs) == {"train.json", "predict.json"}
+    assert configs["train.json"]["options"] == unet["options"]
+    client = connect(f"sqlite:///{Path(demo['home']) / 'mlflow' / 'mlflow.db'}")
+    (run,) = [
+        run
+        for exp in client.search_experiments()
+        for run in client.search_runs([exp.experiment_id], max_results=500)
+        if run.data.tags.get("sarbench.run_id") == unet["run_id"]
+    ]
+    listed = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
+    assert {"config/train.json", "config/predict.json"} <= listed
+    page = Path(demo["home"]) / "site" / "flood" / "flood-synth" / "unet" / "default"
+    html = (page / "index.html").read_text()
+    assert "train.json" in html and "predict.json" in html
+    assert (page / unet["run_id"] / "config" / "predict.json").is_file()
+
+
 def test_running_the_demo_again_skips_every_run(demo: dict) -> None:
     before = {r["run_id"]: json.dumps(r, sort_keys=True) for r in demo["records"]}
     result = CliRunner().invoke(main, [*demo["args"], "demo", "--backend", "docker"])

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -294,19 +295,24 @@ def _slow_ok_run(settings: Settings, *extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _train_container(client: docker.DockerClient) -> Any:
+    """The hostile entry's running train container, once it has started."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        running = client.containers.list(
+            filters={"label": ["sarbench.entry=hostile", "sarbench.phase=train"]}
+        )
+        if running:
+            return running[0]
+        time.sleep(0.1)
+    pytest.fail("the train container never started")
+
+
 def test_sigkill_mid_run_leaves_no_record_and_the_next_run_finishes_it(
     bench: Settings, docker_client: docker.DockerClient, attacks: dict
 ) -> None:
     proc = _slow_ok_run(bench)
-    deadline = time.monotonic() + 120
-    running = []
-    while time.monotonic() < deadline and not running:
-        running = docker_client.containers.list(
-            filters={"label": ["sarbench.entry=hostile", "sarbench.phase=train"]}
-        )
-        time.sleep(0.2)
-    assert running, "the train container never started"
-    run_id = running[0].labels["sarbench.run"]
+    run_id = _train_container(docker_client).labels["sarbench.run"]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     run_dir = bench.runs_dir / run_id
@@ -336,15 +342,7 @@ def test_a_killed_harness_does_not_outlive_the_wall_clock(
         bench, "run", "hostile", "--variant", "sleep", "--dataset", "tiny",
         "--profile", "tight", "--seed", "5",
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    running = []
-    while time.monotonic() < deadline and not running:
-        running = docker_client.containers.list(
-            filters={"label": ["sarbench.entry=hostile", "sarbench.phase=train"]}
-        )
-        time.sleep(0.1)
-    assert running, "the train container never started"
-    container = running[0]
+    container = _train_container(docker_client)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     started = _parse_time(container.attrs["State"]["StartedAt"])

@@ -524,7 +524,7 @@ def test_sarbench_validate_prints_container_text_escaped(
     monkeypatch.setattr(runner_validate, "run_one", lambda *a, **k: outcome)
     limits = SimpleNamespace(timeout_s=100.0)
     ctx: Any = SimpleNamespace(
-        backend="docker",
+        backend=SimpleNamespace(problems=lambda entry: []),
         conditions=SimpleNamespace(profile=SimpleNamespace(limits=lambda p: limits)),
     )
     found, rec = runner_validate.check_entry(ctx, entry, "default", 0, "d", runs_dir=tmp_path)

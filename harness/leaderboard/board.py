@@ -14,6 +14,7 @@ rows, never mixed in; failed runs are listed with their reason, never ranked.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -37,16 +38,32 @@ from harness.scoring.stats import (
 from harness.tasks import get_task
 
 ALPHA = 1.0 - DEFAULT_LEVEL
-COMPONENTS = ("pretrain", "finetune", "sar_indexes", "train_aug", "tta")
-"""The pix2pix ablation's components (Table 3 of the SAR-to-NDVI study), as option names."""
-COMPONENT_LABELS = {
-    "pretrain": "Pre-training",
-    "finetune": "Fine-tuning",
-    "sar_indexes": "SAR indexes",
-    "train_aug": "Training aug",
-    "tta": "Test-time aug",
-}
-FULL = "full"
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """An entry's declared ablation (its ``[ablation]`` table, published as the tag
+    ``sarbench.ablation``): the reference variant, the component options, their labels."""
+
+    reference: str
+    components: tuple[str, ...]
+    labels: dict[str, str]
+
+    @classmethod
+    def of(cls, run: PublishedRun) -> AblationSpec | None:
+        """The spec a run carries, or None (no ablation declared, or unreadable)."""
+        try:
+            doc = json.loads(run.tag("ablation") or "null")
+            if not isinstance(doc, dict):
+                return None
+            components = tuple(str(c) for c in doc["components"])
+            labels = {str(k): str(v) for k, v in dict(doc.get("labels") or {}).items()}
+            return cls(str(doc["reference"]), components, labels)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def label(self, component: str) -> str:
+        return self.labels.get(component, component)
 
 
 def short_digest(d: str) -> str:
@@ -95,16 +112,24 @@ class Row:
 
 @dataclass(frozen=True)
 class AblationRow:
-    """One variant of the ablation matrix, against ``full``."""
+    """One variant of the ablation matrix, against the reference variant."""
 
     row: Row
     label: str
     components: dict[str, bool]
-    versus_full: PairedComparison | None
+    versus_reference: PairedComparison | None
 
     @property
     def change(self) -> float:
-        return math.nan if self.versus_full is None else self.versus_full.difference
+        return math.nan if self.versus_reference is None else self.versus_reference.difference
+
+
+@dataclass(frozen=True)
+class AblationMatrix:
+    """One entry's ablation matrix (of one image): its spec and its rows, reference first."""
+
+    spec: AblationSpec
+    rows: tuple[AblationRow, ...]
 
 
 @dataclass(frozen=True)
@@ -123,7 +148,7 @@ class Board:
     official: tuple[Row, ...]
     unofficial: tuple[Row, ...]
     failed: tuple[PublishedRun, ...]
-    ablations: dict[str, tuple[AblationRow, ...]]
+    ablations: dict[str, AblationMatrix]
     runs: tuple[PublishedRun, ...]
 
     @property
@@ -223,37 +248,41 @@ def _component(run: PublishedRun, name: str) -> bool | None:
     return {"true": True, "false": False}.get(value)
 
 
-def ablation(rows: Sequence[Row], n_resamples: int) -> tuple[AblationRow, ...]:
-    """The ablation matrix of one entry's rows of one image (Table 3 form), or ``()`` where
-    the entry has no ``full`` variant or its variants do not all carry the five component
-    options."""
-    comps: dict[str, dict[str, bool]] = {}
+def ablation(rows: Sequence[Row], n_resamples: int) -> AblationMatrix | None:
+    """The ablation matrix of one entry's rows of one image, as the entry declared it
+    (:class:`AblationSpec`), or None where it declared none, or its variants do not all
+    carry the component options, or the reference variant has no row."""
     if len(rows) < 2 or len({r.variant for r in rows}) != len(rows):
-        return ()
+        return None
+    spec = AblationSpec.of(rows[0].runs[0])
+    if spec is None:
+        return None
+    comps: dict[str, dict[str, bool]] = {}
     for row in rows:
-        values = {c: _component(row.runs[0], c) for c in COMPONENTS}
+        values = {c: _component(row.runs[0], c) for c in spec.components}
         if any(v is None for v in values.values()):
-            return ()
+            return None
         comps[row.variant] = {c: bool(v) for c, v in values.items()}
-    full = next((r for r in rows if r.variant == FULL), None)
-    if full is None:
-        return ()
+    reference = next((r for r in rows if r.variant == spec.reference), None)
+    if reference is None:
+        return None
+    n = len(spec.components)
 
     def order(r: Row) -> tuple[int, str]:
-        off = [i for i, c in enumerate(COMPONENTS) if not comps[r.variant][c]]
-        return (0 if r is full else 1 + (off[0] if len(off) == 1 else len(COMPONENTS)), r.variant)
+        off = [i for i, c in enumerate(spec.components) if not comps[r.variant][c]]
+        return (0 if r is reference else 1 + (off[0] if len(off) == 1 else n), r.variant)
 
     out: list[AblationRow] = []
-    for n, row in enumerate(sorted(rows, key=order)):
+    for i, row in enumerate(sorted(rows, key=order)):
         versus = None
-        if row is not full:
+        if row is not reference:
             try:
-                versus = compare_rows(row, full, row.runs[0].primary_metric, n_resamples)
+                versus = compare_rows(row, reference, row.runs[0].primary_metric, n_resamples)
             except ChipMismatchError:
                 versus = None
-        label = "Ours (full)" if row is full else f"Ablation {n}"
+        label = f"Reference ({spec.reference})" if row is reference else f"Ablation {i}"
         out.append(AblationRow(row, label, comps[row.variant], versus))
-    return tuple(out)
+    return AblationMatrix(spec, tuple(out))
 
 
 def _rows(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n: int) -> list[Row]:
@@ -264,14 +293,14 @@ def _rows(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n: int) 
     return [make_row(g, chips, n) for _, g in sorted(groups.items())]
 
 
-def _ablations(official: Sequence[Row], n_resamples: int) -> dict[str, tuple[AblationRow, ...]]:
+def _ablations(official: Sequence[Row], n_resamples: int) -> dict[str, AblationMatrix]:
     """The ablation matrices of the official rows, one per (entry, image); named by the
     entry, or ``<entry> @<short digest>`` where the entry has rows of several images."""
     groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
     for row in official:
         groups[(row.entry, row.image_digest)].append(row)
     images = Counter(entry for entry, _ in groups)
-    out: dict[str, tuple[AblationRow, ...]] = {}
+    out: dict[str, AblationMatrix] = {}
     for (entry, digest), rows in sorted(groups.items()):
         if a := ablation(rows, n_resamples):
             out[entry if images[entry] == 1 else f"{entry} @{short_digest(digest)}"] = a

@@ -149,8 +149,8 @@ def board_page(board: Board) -> BoardPage:
         unofficial_plot=_plot(board, board.unofficial),
         failed=failed_table(board.failed, link),
         ablations=tuple(
-            (entry, ablation_table(board, entry, rows, link))
-            for entry, rows in sorted(board.ablations.items())
+            (entry, ablation_table(board, entry, matrix, link))
+            for entry, matrix in sorted(board.ablations.items())
         ),
         entries=entries,
     )

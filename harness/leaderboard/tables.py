@@ -17,9 +17,7 @@ from typing import Any
 
 from harness.leaderboard.board import (
     ALPHA,
-    COMPONENT_LABELS,
-    COMPONENTS,
-    AblationRow,
+    AblationMatrix,
     Board,
     Row,
     short_digest,
@@ -199,18 +197,21 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
     return Table(name, tuple(cols), tuple(cells), tuple(records), tuple(classes))
 
 
-def ablation_table(board: Board, entry: str, rows: Sequence[AblationRow], link: Link) -> Table:
-    """The ablation matrix in the form of the study's Table 3, with intervals and changes."""
+def ablation_table(board: Board, entry: str, matrix: AblationMatrix, link: Link) -> Table:
+    """An entry's ablation matrix as it declared it: a column per component, each row's
+    score with its interval, and its change against the reference variant."""
     p = board.primary_metric
+    spec = matrix.spec
+    ref = spec.reference
     cols = [
         Column("Variant"),
-        *(Column(COMPONENT_LABELS[c]) for c in COMPONENTS),
+        *(Column(spec.label(c)) for c in spec.components),
         Column(f"{p} [95% CI]", True),
-        Column("Change vs full", True, "difference to full, paired test p-value"),
+        Column(f"Change vs {ref}", True, f"difference to {ref}, paired test p-value"),
     ]
     cells, records = [], []
-    for a in rows:
-        r, v = a.row, a.versus_full
+    for a in matrix.rows:
+        r, v = a.row, a.versus_reference
         change = Cell("—", "")
         if v is not None:
             rel = v.difference / v.b * 100 if v.b else math.nan
@@ -222,7 +223,7 @@ def ablation_table(board: Board, entry: str, rows: Sequence[AblationRow], link: 
                 Cell(f"{a.label}: {r.variant}", r.variant, href=link(r.entry, r.variant)),
                 *(
                     Cell("✓" if a.components[c] else "–", str(int(a.components[c])), cls="check")
-                    for c in COMPONENTS
+                    for c in spec.components
                 ),
                 Cell(f"{fmt(r.primary)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]", num(r.primary).sort),
                 change,
@@ -233,13 +234,14 @@ def ablation_table(board: Board, entry: str, rows: Sequence[AblationRow], link: 
                 "label": a.label,
                 "variant": r.variant,
                 "image_digest": r.image_digest,
-                **{c: a.components[c] for c in COMPONENTS},
+                **{c: a.components[c] for c in spec.components},
                 p: r.primary,
                 f"{p}_ci_low": r.ci_low,
                 f"{p}_ci_high": r.ci_high,
                 "seeds": [x.seed for x in r.runs],
-                "change_vs_full": None if v is None else v.difference,
-                "p_value_vs_full": None if v is None else v.p_value,
+                "reference": ref,
+                "change_vs_reference": None if v is None else v.difference,
+                "p_value_vs_reference": None if v is None else v.p_value,
             }
         )
     return Table(f"ablation-{slug(entry)}", tuple(cols), tuple(cells), tuple(records))

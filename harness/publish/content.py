@@ -339,6 +339,7 @@ def tags_of(record: Mapping[str, Any]) -> dict[str, str]:
         "finished_at": record.get("finished_at") or "",
         "harness_version": record.get("harness_version") or "",
         "checkpoint": comparable["checkpoint"],
+        "ablation": record.get("ablation") or "",
         "comparability": comparable["id"],
     }
     tags = {TAG + name: clip(_text(value), MAX_TAG) for name, value in values.items()}

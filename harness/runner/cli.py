@@ -42,26 +42,20 @@ def _context(
     cond = conditions(profile, allow_mismatch=allow_mismatch)
     for mismatch in cond.mismatches:
         click.echo(f"warning: conditions mismatch allowed: {mismatch}", err=True)
-    client = None
-    if backend == "docker":
-        from harness.runtime.docker_backend import connect
-        from harness.runtime.watchdog import reap_and_report
+    from harness.runtime.backends import open_backend
 
-        client = connect(docker_host)
-        reap_and_report(client, lambda m: click.echo(f"note: {m}", err=True), settings.runs_dir)
-    else:
-        click.echo(
-            "warning: the local backend runs entries as plain subprocesses, without "
-            "isolation; its records are marked unisolated and never enter the official table",
-            err=True,
-        )
+    chosen = open_backend(
+        backend,  # type: ignore[arg-type]
+        docker_host=docker_host,
+        echo=lambda m: click.echo(m, err=True),
+        runs_dir=settings.runs_dir,
+    )
     from harness.runtime.builds import parse_build_args
 
     return RunContext(
         settings=settings,
         conditions=cond,
-        backend=backend,  # type: ignore[arg-type]
-        client=client,
+        backend=chosen,
         weights_dir=weights,
         build_args=parse_build_args(build_args),
         progress=_echo_progress,
@@ -173,8 +167,7 @@ def run(
             else:
                 tqdm.write(summary_line(outcome.record, outcome.action), file=sys.stdout)
     finally:
-        if ctx.client is not None:
-            ctx.client.close()
+        ctx.backend.close()
     if not as_json:
         click.echo(f"\n{len(plan)} run(s), {failed} failed; records under {settings.runs_dir}")
     if failed:
@@ -228,8 +221,7 @@ def validate(
             ),
         )
     finally:
-        if ctx.client is not None:
-            ctx.client.close()
+        ctx.backend.close()
     click.echo(render_problems(entry, record, problems))
     if problems:
         sys.exit(1)

@@ -42,22 +42,16 @@ from harness.runner.records import (
     save_record,
     write_json_atomic,
 )
+from harness.runtime.backends import Backend, BuildCall, PhaseCall
 from harness.runtime.limits import Limits
 from harness.runtime.phase import Mounts, PhaseResult
-from harness.runtime.scratch import (
-    Scratch,
-    ScratchError,
-    kernel_limits_available,
-    remove_tree,
-    require_kernel_limits,
-)
+from harness.runtime.scratch import Scratch, ScratchError, remove_tree, require_kernel_limits
 from harness.runtime.watchdog import LABEL_LOCK
 from harness.scoring.score import score_predictions
 from harness.scoring.validate import PredictionError
 from harness.settings import Settings
 from harness.tasks import Task, get_task
 
-Backend = Literal["docker", "local"]
 Progress = Callable[[str], None]
 ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
 ARTIFACT_MAX_FILES = 1000
@@ -77,20 +71,19 @@ def _quiet(_: str) -> None:
 class RunContext:
     """What every run of one ``sarbench run`` shares.
 
-    ``client`` is the Docker client (``None`` for the local backend); ``weights_dir`` is
+    ``backend`` runs the phases (:mod:`harness.runtime.backends`); ``weights_dir`` is
     mounted at ``/weights`` for entries that train (``<home>/weights/<entry>`` when absent
     and that folder exists). Dataset verification and image builds happen once per context.
     """
 
     settings: Settings
     conditions: Conditions
-    backend: Backend = "docker"
-    client: Any = None
+    backend: Backend
     weights_dir: Path | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     progress: Progress = _quiet
     verified: dict[str, Manifest] = field(default_factory=dict)
-    images: dict[str, str] = field(default_factory=dict)
+    images: dict[str, str | None] = field(default_factory=dict)
     weight_listings: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
     def manifest(self, dataset: str) -> Manifest:
@@ -112,19 +105,10 @@ class RunContext:
         return folder, self.weight_listings[folder]
 
     def image_id(self, entry: Entry) -> str | None:
-        """The entry's image ID (built offline once per context); None for ``local``."""
-        if self.backend == "local":
-            return None
+        """The entry's image ID (built offline once per context); None without images."""
         if entry.name not in self.images:
-            from harness.runtime.builds import ensure_entry_image
-
-            self.images[entry.name] = ensure_entry_image(
-                self.client,
-                entry,
-                build_args=self.build_args,
-                progress=self.progress,
-                settings=self.settings,
-            )
+            build = BuildCall(self.build_args, self.progress, self.settings)
+            self.images[entry.name] = self.backend.image_id(entry, build)
         return self.images[entry.name]
 
 
@@ -177,7 +161,7 @@ def run_one(
         dataset_digest=manifest.digest,
         image_digest=image_id,
         conditions=ctx.conditions.fingerprint,
-        backend=ctx.backend if eval_split == "test" else f"{ctx.backend}-validate",
+        backend=ctx.backend.name if eval_split == "test" else f"{ctx.backend.name}-validate",
         options=options,
         checkpoint=listing["digest"] if listing else "none",
     )
@@ -230,8 +214,8 @@ def _execute(
         phase: _write_config(run_dir, phase, key, task, manifest, record, train_splits, budgets)
         for phase in entry.phases
     }
-    by_kernel = ctx.backend == "docker" and kernel_limits_available()
-    if ctx.backend == "docker" and not by_kernel and require_kernel_limits():
+    by_kernel = ctx.backend.kernel_limits()
+    if ctx.backend.isolated and not by_kernel and require_kernel_limits():
         raise ScratchError(
             "SARBENCH_REQUIRE_KERNEL_LIMITS=1 but this process cannot make loop-mounted "
             "scratch filesystems (it needs root, loop devices and mkfs.ext4)"
@@ -356,31 +340,8 @@ def _run_phase(
     if sampler is not None:
         sampler.start()
     try:
-        if ctx.backend == "docker":
-            from harness.runtime import docker_backend
-
-            result = docker_backend.run_phase(
-                ctx.client,
-                key.image_digest or entry.image.name,
-                [phase],
-                mounts,
-                limits,
-                labels,
-                log_path=log_path,
-            )
-        else:
-            from harness.runtime import local_backend
-
-            result = local_backend.run_phase(
-                None,
-                "",
-                entry.local_argv(phase),
-                mounts,
-                limits,
-                labels,
-                cwd=entry.local_cwd,
-                log_path=log_path,
-            )
+        call = PhaseCall(entry, key.image_digest, phase, mounts, limits, labels, log_path)
+        result = ctx.backend.run_phase(call)
     finally:
         gpu = sampler.stop() if sampler is not None else None
     return result, gpu
@@ -407,6 +368,7 @@ def _base_record(
         "run_id": key.run_id,
         "key": key.to_dict(),
         "entry": entry.summary(),
+        "ablation": entry.ablation.to_dict() if entry.ablation else None,
         "variant": key.variant,
         "options": {},
         "seed": key.seed,
@@ -416,8 +378,8 @@ def _base_record(
         "dataset": {"name": key.dataset, "digest": manifest.digest, "split": eval_split},
         "profile": ctx.conditions.profile.to_dict(),
         "conditions": ctx.conditions.to_dict(),
-        "backend": ctx.backend,
-        "isolated": ctx.backend == "docker",
+        "backend": ctx.backend.name,
+        "isolated": ctx.backend.isolated,
         "image": {"ref": entry.image.name or None, "digest": key.image_digest},
         "status": "failed",
         "reason": "error",
@@ -568,10 +530,7 @@ def _fresh_run_dir(ctx: RunContext, run_dir: Path, run_id: str) -> None:
     container starts, so no folder means no container)."""
     if run_dir.exists():
         ctx.progress(f"{run_id}: removing an unfinished earlier attempt")
-        if ctx.backend == "docker":
-            from harness.runtime.docker_backend import remove_leftovers
-
-            remove_leftovers(ctx.client, {"sarbench.run": run_id})
+        ctx.backend.remove_leftovers(run_id)
         remove_tree(run_dir)
     run_dir.mkdir(parents=True)
 

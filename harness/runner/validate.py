@@ -93,8 +93,9 @@ def check_entry(
     ctx: RunContext, entry: Entry, variant: str, seed: int, dataset: str, *, runs_dir: Path
 ) -> tuple[list[str], dict[str, Any] | None]:
     """Run the entry on val; every problem found, and the record (None if it never ran)."""
-    if ctx.backend == "local" and not entry.local_command:
-        return [f"{entry.path}: no [local] command, so the local backend cannot run it"], None
+    unrunnable = ctx.backend.problems(entry)
+    if unrunnable:
+        return unrunnable, None
     try:
         outcome = run_one(ctx, entry, variant, seed, dataset, eval_split="val", runs_dir=runs_dir)
     except SarbenchError as exc:

@@ -39,10 +39,9 @@ from harness.runtime.phase import (
     Mount,
     Mounts,
     PhaseResult,
-    PhaseStatus,
     check_mounts,
+    classify,
     mount_env,
-    output_reason,
     output_usage,
     over_output_cap,
     prepare_writable,
@@ -57,8 +56,6 @@ DEFAULT_TAIL_LINES = 50
 MEMORY_SAMPLE_S = 0.25
 # the deadline label allows this long between create and start
 _START_SLACK_S = 30.0
-# exit 137 (SIGKILL) that we did not send, with memory this close to the limit, is an OOM kill
-_OOM_FRACTION = 0.9
 _USER = re.compile(r"^(\d+):(\d+)$")
 
 
@@ -396,30 +393,6 @@ def _kill(container: Container) -> None:
     except docker.errors.APIError as exc:
         if exc.status_code not in (404, 409):  # already gone or no longer running
             raise
-
-
-def classify(
-    *,
-    exit_code: int,
-    oom_killed: bool,
-    timed_out: bool,
-    output_exceeded: bool,
-    peak: int | None,
-    limits: Limits,
-    output_bytes: int,
-    output_files: int = 0,
-) -> tuple[PhaseStatus, str]:
-    """The status of an ended container, and one line saying why."""
-    if timed_out:
-        return "timeout", f"killed at the wall-clock limit of {limits.timeout_s:g} s"
-    if output_exceeded:
-        return "output_limit", output_reason((output_bytes, output_files), limits)
-    near_limit = peak is not None and peak >= _OOM_FRACTION * limits.memory_bytes
-    if oom_killed or (exit_code == 137 and near_limit):
-        return "oom", f"killed at the memory limit of {limits.memory_bytes} bytes"
-    if exit_code == 0:
-        return "ok", "exited with code 0"
-    return "crash", f"exited with code {exit_code}"
 
 
 def _lifetime(state: Mapping[str, Any]) -> float | None:

@@ -38,8 +38,8 @@ from harness.runtime.phase import (
     PhaseResult,
     PhaseStatus,
     check_mounts,
+    classify,
     mount_env,
-    output_reason,
     output_usage,
     over_output_cap,
     tail_lines,
@@ -117,7 +117,16 @@ def run_phase(
     output_bytes = usage[0]
     if killed_for is None and over_output_cap(usage, limits):
         killed_for = "output_limit"
-    status, reason = _classify(exit_code, killed_for, limits, usage)
+    status, reason = classify(
+        exit_code=exit_code,
+        oom_killed=False,
+        timed_out=killed_for == "timeout",
+        output_exceeded=killed_for == "output_limit",
+        peak=None,
+        limits=limits,
+        output_bytes=usage[0],
+        output_files=usage[1],
+    )
     return PhaseResult(
         status=status,
         exit_code=exit_code,
@@ -159,18 +168,6 @@ def _wait(
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code  # reaped here, so that Popen does not try again
     return (128 - code if code < 0 else code), usage.ru_maxrss * 1024, killed_for
-
-
-def _classify(
-    exit_code: int, killed_for: PhaseStatus | None, limits: Limits, usage: tuple[int, int]
-) -> tuple[PhaseStatus, str]:
-    if killed_for == "timeout":
-        return "timeout", f"killed at the wall-clock limit of {limits.timeout_s:g} s"
-    if killed_for == "output_limit":
-        return "output_limit", output_reason(usage, limits)
-    if exit_code == 0:
-        return "ok", "exited with code 0"
-    return "crash", f"exited with code {exit_code}"
 
 
 def _kill_group(pgid: int) -> None:
