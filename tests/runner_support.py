@@ -68,6 +68,10 @@ def make_bench(root: Path, options: dict[str, str] | None = None) -> Settings:
     )
     (subs / "template.toml").write_text(toml)
     shutil.copytree(REPO_ROOT / "tests" / "entries" / "hostile", subs / "hostile")
+    # built exactly like the template (its Dockerfile and requirements), with its own script
+    dockerfile = (subs / "template" / "Dockerfile").read_text()
+    (subs / "hostile" / "Dockerfile").write_text(dockerfile.replace("entry.py", "hostile.py"))
+    shutil.copy(subs / "template" / "requirements.txt", subs / "hostile" / "requirements.txt")
     hostile = HOSTILE
     # the VRT attack points at a hidden test target by its host path
     extra = {

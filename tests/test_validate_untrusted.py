@@ -151,7 +151,7 @@ def bomb_tiff(
 
 
 MEMORY_SCRIPT = """
-import json, resource, sys
+import json, sys
 from harness.datasets.loader import SplitDir
 from harness.scoring.validate import PredictionError, read_prediction, validate_predictions
 from harness.tasks import get_task
@@ -167,7 +167,10 @@ for sid in split.ids:
         out["read"][sid] = list(read_prediction(f"{pred}/{sid}.tif").shape)
     except PredictionError as exc:
         out["read"][sid] = exc.lines()
-out["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process image's own peak; ru_maxrss would also count the parent's at the
+# fork (Linux keeps the larger at exec), which after a long test session is gigabytes
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+out["peak_mib"] = int(hwm.split()[1]) / 1024
 print(json.dumps(out))
 """
 

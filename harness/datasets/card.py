@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness import quicklook as ql
 from harness.datasets.loader import Sample, SplitDir
 from harness.datasets.manifest import Manifest
 from harness.datasets.registry import GENERATORS, IMPORTERS
@@ -25,55 +26,23 @@ QUICKLOOKS_PER_SPLIT = 3
 LAYOUT_DOC = "docs/datasets.md"
 
 
-def _spread(ids: list[str], k: int) -> list[str]:
-    """Up to ``k`` ids spread evenly over the sorted list (first, ..., last)."""
-    if len(ids) <= k:
-        return ids
-    return [ids[round(i * (len(ids) - 1) / (k - 1))] for i in range(k)]
-
-
 def _date(manifest: Manifest, sample_id: str) -> str:
     return str(manifest.samples.get(sample_id, {}).get("date", ""))
 
 
-def _gray(band: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(band)
-    if not finite.any():
-        return np.zeros(band.shape, np.uint8)
-    lo, hi = np.percentile(band[finite], [2, 98])
-    scaled = (np.where(finite, band, lo) - lo) / max(hi - lo, 1e-9)
-    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
-
-
-def _rgb(gray: np.ndarray) -> np.ndarray:
-    return np.repeat(gray[..., None], 3, axis=2)
-
-
-def _ndvi_colour(ndvi: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Brown (-1..0.2) to dark green (0.9), grey where not valid."""
-    t = np.clip((ndvi + 0.2) / 1.1, 0, 1)[..., None]
-    brown, green = np.array([150, 110, 60]), np.array([20, 120, 30])
-    rgb = (brown * (1 - t) + green * t).astype(np.uint8)
-    rgb[~valid] = (90, 90, 90)
-    return rgb
-
-
 def quicklook(sample: Sample, task: str) -> Image.Image:
     """Input bands in grey, then the target (flood mask over the post image; NDVI colours)."""
-    panels = [_rgb(_gray(b)) for b in sample.inputs]
+    panels = [ql.grey(b) for b in sample.inputs]
     valid = sample.valid_or_all()
     if sample.target is not None:
         if task == "flood":
             base = panels[-1].copy()
-            flood = (sample.target == 1) & valid
-            base[flood] = (0.4 * base[flood] + 0.6 * np.array([30, 110, 255])).astype(np.uint8)
-            base[~valid] = (255, 0, 255)
+            ql.tint(base, (sample.target == 1) & valid, ql.FLOOD_BLUE, weight=0.6)
+            base[~valid] = ql.NOT_SCORED
             panels.append(base)
         else:
-            panels.append(_ndvi_colour(sample.target.astype(np.float64), valid))
-    gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
-    row = np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
-    return Image.fromarray(row)
+            panels.append(ql.ndvi(sample.target, valid))
+    return ql.side_by_side(panels, gap=4)
 
 
 def _source_doc(name: str, manifest: Manifest) -> str:
@@ -130,7 +99,7 @@ def write_card(settings: Settings, manifest: Manifest, data_dir: Path | None = N
         sd = SplitDir(data / split)
         rows.append(f"| {split} | {_stats(sd, task.name)} |")
         by_date = sorted(manifest.splits[split], key=lambda i: (_date(manifest, i), i))
-        for sid in _spread(by_date, QUICKLOOKS_PER_SPLIT):
+        for sid in ql.spread(by_date, QUICKLOOKS_PER_SPLIT):
             fname = f"{sid}.png"
             quicklook(sd.load(sid), task.name).save(looks / fname, optimize=True)
             images.append(f"![{split} {sid}](quicklooks/{fname})")

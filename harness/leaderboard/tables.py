@@ -23,6 +23,7 @@ from harness.leaderboard.board import (
     short_digest,
 )
 from harness.leaderboard.source import ChipTable, PublishedRun
+from harness.numbers import fmt
 from harness.scoring.stats import json_float
 
 Link = Callable[[str, str], str]
@@ -83,15 +84,6 @@ def _json_safe(v: Any) -> Any:
     if isinstance(v, list | tuple):
         return [_json_safe(x) for x in v]
     return v
-
-
-def fmt(v: float | None, digits: int = 4) -> str:
-    """A number for people: ``n/a`` for undefined, ``inf`` spelled out."""
-    if v is None or math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
 
 
 def num(v: float | None) -> Cell:

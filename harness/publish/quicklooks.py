@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness import quicklook as ql
 from harness.datasets.layout import SUFFIX
 from harness.datasets.loader import Sample, SplitDir
 from harness.errors import DataFileError
@@ -26,10 +27,6 @@ from harness.settings import Settings
 
 QUICKLOOKS = 4
 MIN_PANEL = 128
-FLOOD_BLUE = np.array([30, 110, 255])
-FALSE_RED = np.array([230, 40, 40])
-MISS_ORANGE = np.array([255, 170, 0])
-NOT_SCORED = (90, 90, 90)
 
 
 @dataclass(frozen=True)
@@ -40,61 +37,27 @@ class Quicklooks:
     note: str = ""
 
 
-def spread(ids: list[str], k: int = QUICKLOOKS) -> list[str]:
-    """Up to ``k`` of the sorted ``ids``, spread evenly from the first to the last."""
-    ids = sorted(ids)
-    if len(ids) <= k:
-        return ids
-    return [ids[round(i * (len(ids) - 1) / (k - 1))] for i in range(k)]
-
-
-def _grey(band: np.ndarray) -> np.ndarray:
-    finite = np.isfinite(band)
-    out = np.zeros((*band.shape, 3), np.uint8)
-    if finite.any():
-        lo, hi = np.percentile(band[finite], [2, 98])
-        scaled = np.clip((np.where(finite, band, lo) - lo) / max(hi - lo, 1e-9), 0, 1)
-        out[...] = (scaled * 255).astype(np.uint8)[..., None]
-    return out
-
-
-def _tint(base: np.ndarray, where: np.ndarray, colour: np.ndarray) -> None:
-    base[where] = (0.35 * base[where] + 0.65 * colour).astype(np.uint8)
-
-
-def _ndvi(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    t = np.clip((np.nan_to_num(values.astype(np.float64)) + 0.2) / 1.1, 0, 1)[..., None]
-    rgb = (np.array([150, 110, 60]) * (1 - t) + np.array([20, 120, 30]) * t).astype(np.uint8)
-    rgb[~valid] = NOT_SCORED
-    return rgb
-
-
 def panels(sample: Sample, prediction: np.ndarray, task: str) -> list[np.ndarray]:
     """Input, truth and prediction panels (RGB uint8 arrays) of one chip."""
     if sample.target is None:
         raise ValueError(f"chip {sample.id} has no target to show")
     valid = sample.valid_or_all()
     if task == "flood":
-        band = _grey(sample.inputs[-1])
+        band = ql.grey(sample.inputs[-1])
         truth, pred = band.copy(), band.copy()
         wet, said = (sample.target == 1) & valid, (prediction == 1) & valid
-        _tint(truth, wet, FLOOD_BLUE)
-        _tint(pred, wet & said, FLOOD_BLUE)
-        _tint(pred, said & ~wet, FALSE_RED)
-        _tint(pred, wet & ~said, MISS_ORANGE)
-        truth[~valid] = pred[~valid] = NOT_SCORED
+        ql.tint(truth, wet, ql.FLOOD_BLUE)
+        ql.tint(pred, wet & said, ql.FLOOD_BLUE)
+        ql.tint(pred, said & ~wet, ql.FALSE_RED)
+        ql.tint(pred, wet & ~said, ql.MISS_ORANGE)
+        truth[~valid] = pred[~valid] = ql.NOT_SCORED
         return [band, truth, pred]
-    return [_grey(sample.inputs[0]), _ndvi(sample.target, valid), _ndvi(prediction, valid)]
+    return [ql.grey(sample.inputs[0]), ql.ndvi(sample.target, valid), ql.ndvi(prediction, valid)]
 
 
 def render(sample: Sample, prediction: np.ndarray, task: str) -> Image.Image:
     """The three panels side by side, scaled up (nearest) to at least 128 pixels high."""
-    parts = panels(sample, prediction, task)
-    scale = max(1, -(-MIN_PANEL // parts[0].shape[0]))
-    parts = [p.repeat(scale, axis=0).repeat(scale, axis=1) for p in parts]
-    gap = np.full((parts[0].shape[0], 6, 3), 255, np.uint8)
-    row = np.concatenate([parts[0], gap, parts[1], gap, parts[2]], axis=1)
-    return Image.fromarray(row)
+    return ql.side_by_side(panels(sample, prediction, task), min_height=MIN_PANEL)
 
 
 def write_quicklooks(
@@ -112,7 +75,7 @@ def write_quicklooks(
     if not predictions.is_dir():
         return Quicklooks((), f"no quicklooks: {predictions} is missing")
     split = SplitDir(test)
-    chosen = [sid for sid in spread(chip_ids) if sid in set(split.ids)]
+    chosen = [sid for sid in ql.spread(sorted(chip_ids), QUICKLOOKS) if sid in set(split.ids)]
     if not chosen:
         return Quicklooks((), f"no quicklooks: none of the scored chips is in {test}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from harness.numbers import interval
 from harness.settings import Settings
 
 _BACKENDS = click.Choice(["docker", "local"])
@@ -101,7 +102,7 @@ def summary_line(record: dict[str, Any], action: str) -> str:
         score = record["score"]
         iv = score["interval"]
         metric = score["primary_metric"]
-        verdict = f"{metric}={score['metrics'][metric]:.4f} [{iv['low']:.4f}, {iv['high']:.4f}]"
+        verdict = f"{metric}={interval(score['metrics'][metric], iv['low'], iv['high'])}"
     else:
         verdict = f"FAILED ({record['reason']})"
     note = " (recorded before; skipped)" if action == "skipped" else ""

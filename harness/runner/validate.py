@@ -17,6 +17,7 @@ from typing import Any
 from harness.datasets.registry import GENERATORS
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
 from harness.errors import SarbenchError, printable
+from harness.numbers import interval
 from harness.runner.run import RunContext, run_one
 from harness.scoring.validate import count_problems, is_more_problems
 from harness.settings import Settings
@@ -132,8 +133,8 @@ def render_problems(entry: Entry, record: dict[str, Any] | None, problems: list[
             score = record["score"]
             metric, iv = score["primary_metric"], score["interval"]
             lines.append(
-                f"val {metric} = {score['metrics'][metric]:.4f} "
-                f"[{iv['low']:.4f}, {iv['high']:.4f}] over {score['n_chips']} chips"
+                f"val {metric} = {interval(score['metrics'][metric], iv['low'], iv['high'])} "
+                f"over {score['n_chips']} chips"
             )
         lines.append(f"run folder (logs, predictions): {record['run_dir']}")
     name = printable(entry.name)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from harness.errors import SarbenchError, printable
+from harness.numbers import fmt
 from harness.scoring.metrics import rank_key
 from harness.settings import Settings
 
@@ -25,11 +26,7 @@ _WORST_SHOWN = 5
 
 
 def _fmt(v: float) -> str:
-    if math.isnan(v):
-        return "undefined"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.6g}"
+    return fmt(v, 6)
 
 
 def render(result: ScoreResult) -> str:
