@@ -3,14 +3,19 @@
 Dataset cards (:mod:`harness.datasets.card`: inputs and target) and run pages
 (:mod:`harness.publish.quicklooks`: input, truth, prediction) both draw with these pieces,
 so a chip looks the same wherever it is shown: SAR bands in grey (2nd to 98th percentile),
-flood in blue over the post-event band, NDVI from brown (-0.2 and below) to dark green
-(0.9), pixels that are not scored in grey.
+a class mask in blue over an input band, a continuous target on a brown-to-green ramp (NDVI
+from brown at -0.2 and below to dark green at 0.9), pixels that are not scored in grey.
+Which of these a task's target gets is its target kind's (``harness.tasks``).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FLOOD_BLUE = np.array([30, 110, 255])
 FALSE_RED = np.array([230, 40, 40])
@@ -37,9 +42,10 @@ def grey(band: np.ndarray) -> np.ndarray:
     return out
 
 
-def ndvi(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """NDVI as brown-to-green RGB; :data:`NOT_SCORED` where not ``valid``."""
-    t = np.clip((np.nan_to_num(values.astype(np.float64)) + 0.2) / 1.1, 0, 1)[..., None]
+def ramp(values: np.ndarray, valid: np.ndarray, low: float, span: float) -> np.ndarray:
+    """Values as brown (``low`` and below) to dark green (``low + span`` and above) RGB;
+    :data:`NOT_SCORED` where not ``valid``."""
+    t = np.clip((np.nan_to_num(values.astype(np.float64)) - low) / span, 0, 1)[..., None]
     rgb = (_BROWN * (1 - t) + _GREEN * t).astype(np.uint8)
     rgb[~valid] = NOT_SCORED
     return rgb
@@ -52,6 +58,8 @@ def tint(base: np.ndarray, where: np.ndarray, colour: np.ndarray, weight: float 
 
 def side_by_side(panels: list[np.ndarray], *, gap: int = 6, min_height: int = 0) -> Image.Image:
     """The panels in a row with white gaps, scaled up (nearest) to ``min_height`` pixels."""
+    from PIL import Image  # only where an image is made
+
     scale = max(1, -(-min_height // panels[0].shape[0])) if min_height else 1
     parts = [p.repeat(scale, axis=0).repeat(scale, axis=1) for p in panels]
     white = np.full((parts[0].shape[0], gap, 3), 255, np.uint8)

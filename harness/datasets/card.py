@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import inspect
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from harness import quicklook as ql
@@ -31,17 +31,10 @@ def _date(manifest: Manifest, sample_id: str) -> str:
 
 
 def quicklook(sample: Sample, task: str) -> Image.Image:
-    """Input bands in grey, then the target (flood mask over the post image; NDVI colours)."""
+    """Input bands in grey, then the target as the task's target kind draws it."""
     panels = [ql.grey(b) for b in sample.inputs]
-    valid = sample.valid_or_all()
     if sample.target is not None:
-        if task == "flood":
-            base = panels[-1].copy()
-            ql.tint(base, (sample.target == 1) & valid, ql.FLOOD_BLUE, weight=0.6)
-            base[~valid] = ql.NOT_SCORED
-            panels.append(base)
-        else:
-            panels.append(ql.ndvi(sample.target, valid))
+        panels.append(get_task(task).target.card_panel(sample))
     return ql.side_by_side(panels, gap=4)
 
 
@@ -58,30 +51,19 @@ def _source_doc(name: str, manifest: Manifest) -> str:
 
 
 def _stats(split: SplitDir, task: str) -> str:
+    """Chips, valid pixels and the target column (the task's target kind's) of a split."""
+    kind = get_task(task).target
     n = valid_px = total_px = 0
-    pos = 0
-    vals: list[np.ndarray] = []
+    tallies: list[Any] = []
     for s in split:
         v = s.valid_or_all()
         n += 1
         total_px += v.size
         valid_px += int(v.sum())
-        if s.target is None:
-            continue
-        if task == "flood":
-            pos += int((s.target[v] == 1).sum())
-        else:
-            vals.append(s.target[v].astype(np.float64))
+        if s.target is not None:
+            tallies.append(kind.card_tally(s.target[v]))
     valid_pct = 100.0 * valid_px / max(total_px, 1)
-    if task == "flood":
-        return f"{n} | {valid_pct:.1f}% | {100.0 * pos / max(valid_px, 1):.1f}% flooded"
-    allv = np.concatenate(vals) if vals else np.zeros(0)
-    if allv.size == 0:
-        return f"{n} | {valid_pct:.1f}% | -"
-    return (
-        f"{n} | {valid_pct:.1f}% | NDVI mean {allv.mean():.3f}, "
-        f"p5-p95 {np.percentile(allv, 5):.3f} to {np.percentile(allv, 95):.3f}"
-    )
+    return f"{n} | {valid_pct:.1f}% | {kind.card_summary(tallies, valid_px)}"
 
 
 def write_card(settings: Settings, manifest: Manifest, data_dir: Path | None = None) -> Path:
@@ -103,12 +85,7 @@ def write_card(settings: Settings, manifest: Manifest, data_dir: Path | None = N
             fname = f"{sid}.png"
             quicklook(sd.load(sid), task.name).save(looks / fname, optimize=True)
             images.append(f"![{split} {sid}](quicklooks/{fname})")
-    target_col = "flood share of valid pixels" if task.name == "flood" else "target values"
-    panels = (
-        "input bands, then the flood mask in blue over the post-event image"
-        if task.name == "flood"
-        else "input bands, then NDVI (brown low, green high; grey = not farm, not scored)"
-    )
+    target_col, panels = task.target.card_column, task.target.card_panels
     src = manifest.source
     made = ", ".join(f"{k}={v}" for k, v in src.items() if k != "params")
     text = f"""# {name}

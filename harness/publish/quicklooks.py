@@ -24,6 +24,7 @@ from harness.datasets.loader import Sample, SplitDir
 from harness.errors import DataFileError
 from harness.scoring.validate import PredictionError, read_prediction
 from harness.settings import Settings
+from harness.tasks import get_task
 
 QUICKLOOKS = 4
 MIN_PANEL = 128
@@ -41,18 +42,7 @@ def panels(sample: Sample, prediction: np.ndarray, task: str) -> list[np.ndarray
     """Input, truth and prediction panels (RGB uint8 arrays) of one chip."""
     if sample.target is None:
         raise ValueError(f"chip {sample.id} has no target to show")
-    valid = sample.valid_or_all()
-    if task == "flood":
-        band = ql.grey(sample.inputs[-1])
-        truth, pred = band.copy(), band.copy()
-        wet, said = (sample.target == 1) & valid, (prediction == 1) & valid
-        ql.tint(truth, wet, ql.FLOOD_BLUE)
-        ql.tint(pred, wet & said, ql.FLOOD_BLUE)
-        ql.tint(pred, said & ~wet, ql.FALSE_RED)
-        ql.tint(pred, wet & ~said, ql.MISS_ORANGE)
-        truth[~valid] = pred[~valid] = ql.NOT_SCORED
-        return [band, truth, pred]
-    return [ql.grey(sample.inputs[0]), ql.ndvi(sample.target, valid), ql.ndvi(prediction, valid)]
+    return get_task(task).target.run_panels(sample, prediction)
 
 
 def render(sample: Sample, prediction: np.ndarray, task: str) -> Image.Image:

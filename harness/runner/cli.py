@@ -18,6 +18,7 @@ import click
 
 from harness.numbers import interval
 from harness.settings import Settings
+from harness.tasks import task_choice
 
 _BACKENDS = click.Choice(["docker", "local"])
 
@@ -178,7 +179,9 @@ def run(
 @click.command("validate")
 @click.argument("target")
 @click.option(
-    "--task", type=click.Choice(["flood", "ndvi"]), help="Task (for a folder or an image)."
+    "--task",
+    type=task_choice(),
+    help="Task (for a folder or an image).",
 )
 @click.option("--variant", help="Variant [default: the entry's default].")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -5,6 +5,9 @@ and float64 sums of errors and targets, and the SSIM sum). A table of chips pool
 summing, so a pooled metric is the metric of all valid pixels of the chips taken together,
 and a bootstrap resample is a weighted sum (:meth:`ChipStats.combine`).
 
+Which statistics a task's chips are reduced to is the task's declaration
+(``harness.tasks.Task.stats``); nothing here is chosen by task name.
+
 Pure numpy (scipy's Gaussian filter for SSIM), no I/O. A :class:`ChipReducer` reduces a run
 of chips with work buffers reused from chip to chip: on large chips, fresh multi-megabyte
 temporaries per chip cost more in page faults than the arithmetic itself.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Self
 
@@ -36,9 +39,49 @@ class ChipStats(ABC):
 
     A table of ``C`` chips has fields of shape ``(C,)``; a pooled set has 0-d fields;
     :meth:`combine` with a ``(B, C)`` weight matrix gives ``B`` weighted sets at once.
+
+    ``task`` names the task whose metrics apply (metrics are looked up under it). A task
+    that reuses another task's statistics gets its own subclass (:meth:`for_task`).
+    A subclass implements :meth:`combine` and :meth:`reduce_chip`.
     """
 
     task: ClassVar[str]
+
+    @classmethod
+    def for_task(cls, task: str) -> type[Self]:
+        """These statistics as ``task``'s: the class itself if it is ``task``'s already,
+        otherwise a subclass (made once) that differs only in :attr:`task`.
+
+        >>> NdviStats.for_task("ndvi") is NdviStats
+        True
+        >>> NdviStats.for_task("wet").task, NdviStats.for_task("wet") is NdviStats.for_task("wet")
+        ('wet', True)
+        """
+        if getattr(cls, "task", None) == task:
+            return cls
+        key = (cls, task)
+        if key not in _BOUND:
+            qualname = f"{cls.__qualname__}[{task}]"
+            _BOUND[key] = type(cls)(
+                cls.__name__,
+                (cls,),
+                {"task": task, "__module__": cls.__module__, "__qualname__": qualname},
+            )
+        return _BOUND[key]  # type: ignore[return-value]
+
+    @classmethod
+    @abstractmethod
+    def reduce_chip(
+        cls,
+        pred: np.ndarray,
+        target: np.ndarray,
+        valid: np.ndarray | None,
+        scratch: _Scratch,
+        *,
+        with_ssim: bool = True,
+    ) -> Self:
+        """The statistics of one chip (0-d fields); ``scratch`` lends reusable work buffers.
+        ``with_ssim=False`` lets statistics that include SSIM skip it."""
 
     @classmethod
     def stack(cls, chips: Sequence[Self]) -> Self:
@@ -92,6 +135,10 @@ class ChipStats(ABC):
         return {f.name: _plain(getattr(self, f.name)[i]) for f in fields(self)}
 
 
+_BOUND: dict[tuple[type[ChipStats], str], type[ChipStats]] = {}
+"""Subclasses made by :meth:`ChipStats.for_task`, by (class, task)."""
+
+
 def _plain(x: Any) -> float | int:
     v = float(x)
     return int(v) if v.is_integer() and abs(v) < 2**53 else v
@@ -115,7 +162,7 @@ class FloodStats(ChipStats):
         # Float64 products are exact here: every count sum stays far below 2**53.
         w = np.asarray(weights, dtype=np.float64)
         nan = np.full(w.shape[0], np.nan)
-        return FloodStats(
+        return type(self)(
             **{
                 f.name: w @ getattr(self, f.name).astype(np.float64)
                 if only is None or f.name in only
@@ -123,6 +170,18 @@ class FloodStats(ChipStats):
                 for f in fields(self)
             }
         )
+
+    @classmethod
+    def reduce_chip(
+        cls,
+        pred: np.ndarray,
+        target: np.ndarray,
+        valid: np.ndarray | None,
+        scratch: _Scratch,
+        *,
+        with_ssim: bool = True,
+    ) -> Self:
+        return _flood(pred, target, valid, scratch, cls)
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,7 +235,19 @@ class NdviStats(ChipStats):
             out["max_y"] = np.where(present, self.max_y, -np.inf).max(axis=1, initial=-np.inf)
         if "m2_y" in want:
             out["m2_y"] = self._pooled_m2(w, out["n"], out["sum_y"])
-        return NdviStats(**out)
+        return type(self)(**out)
+
+    @classmethod
+    def reduce_chip(
+        cls,
+        pred: np.ndarray,
+        target: np.ndarray,
+        valid: np.ndarray | None,
+        scratch: _Scratch,
+        *,
+        with_ssim: bool = True,
+    ) -> Self:
+        return _ndvi(pred, target, valid, scratch, with_ssim, cls)
 
     def _pooled_m2(self, w: np.ndarray, n: np.ndarray, sum_y: np.ndarray) -> np.ndarray:
         n_c = self.n.astype(np.float64)
@@ -238,7 +309,11 @@ def _same_shape(pred: np.ndarray, target: np.ndarray) -> None:
 
 
 def _flood(
-    pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None, scratch: _Scratch
+    pred: np.ndarray,
+    target: np.ndarray,
+    valid: np.ndarray | None,
+    scratch: _Scratch,
+    out: type[FloodStats] = FloodStats,
 ) -> FloodStats:
     p, t = _binary(pred, "pred"), _binary(target, "target")
     _same_shape(p, t)
@@ -255,7 +330,7 @@ def _flood(
     fp = np.count_nonzero(p_in) - tp
     fn = flooded - tp
     counts = {"tp": tp, "fp": fp, "fn": fn, "tn": n - tp - fp - fn}
-    return FloodStats(**{k: np.asarray(c, dtype=np.int64) for k, c in counts.items()})
+    return out(**{k: np.asarray(c, dtype=np.int64) for k, c in counts.items()})
 
 
 def _ndvi(
@@ -264,6 +339,7 @@ def _ndvi(
     valid: np.ndarray | None,
     scratch: _Scratch,
     with_ssim: bool,
+    out: type[NdviStats] = NdviStats,
 ) -> NdviStats:
     p, t = np.asarray(pred), np.asarray(target)
     for name, arr in (("pred", p), ("target", t)):
@@ -304,7 +380,7 @@ def _ndvi(
         "max_y": max_y,
         "ssim_sum": _ssim_sum(p, t, v, scratch) if with_ssim else math.nan,
     }
-    return NdviStats(**{k: np.asarray(x, dtype=np.float64) for k, x in values.items()})
+    return out(**{k: np.asarray(x, dtype=np.float64) for k, x in values.items()})
 
 
 def flood_stats(
@@ -345,6 +421,8 @@ def ndvi_stats(
 class ChipReducer:
     """Reduces a run of chips of one task to a table of statistics, in the order added.
 
+    The statistics are the task's (``harness.tasks.Task.stats_type``).
+
     >>> r = ChipReducer("flood")
     >>> _ = r.add(np.array([1, 0]), np.array([1, 1]))
     >>> _ = r.add(np.array([1, 1]), np.array([1, 1]), np.array([1, 0]))
@@ -356,6 +434,7 @@ class ChipReducer:
         if task not in STATS_TYPES:
             raise KeyError(f"no statistics for task {task!r}; known: {', '.join(STATS_TYPES)}")
         self.task, self.with_ssim = task, with_ssim
+        self.stats_type = STATS_TYPES[task]
         self._scratch = _Scratch()
         self._chips: list[ChipStats] = []
 
@@ -363,19 +442,41 @@ class ChipReducer:
         self, pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None = None
     ) -> ChipStats:
         """Reduce one chip, keep its statistics and return them (0-d fields)."""
-        if self.task == "flood":
-            stats: ChipStats = _flood(pred, target, valid, self._scratch)
-        else:
-            stats = _ndvi(pred, target, valid, self._scratch, self.with_ssim)
+        stats = self.stats_type.reduce_chip(
+            pred, target, valid, self._scratch, with_ssim=self.with_ssim
+        )
         self._chips.append(stats)
         return stats
 
     def table(self) -> ChipStats:
         """The statistics of every chip added so far, one row each."""
-        return STATS_TYPES[self.task].stack(self._chips)
+        return self.stats_type.stack(self._chips)
 
 
-STATS_TYPES: dict[str, type[ChipStats]] = {"flood": FloodStats, "ndvi": NdviStats}
+class _StatsByTask(Mapping[str, type[ChipStats]]):
+    """Every declared task's statistics type, read from ``harness.tasks`` when asked."""
+
+    @staticmethod
+    def _tasks() -> Mapping[str, Any]:
+        from harness.tasks import TASKS  # harness.tasks imports this module
+
+        return TASKS
+
+    def __getitem__(self, task: str) -> type[ChipStats]:
+        return self._tasks()[task].stats_type
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks())
+
+    def __len__(self) -> int:
+        return len(self._tasks())
+
+    def __repr__(self) -> str:
+        return f"STATS_TYPES({dict(self)!r})"
+
+
+STATS_TYPES: Mapping[str, type[ChipStats]] = _StatsByTask()
+"""The statistics type of every task (``harness.tasks.Task.stats_type``), by task name."""
 
 
 def ssim_map(x: np.ndarray, y: np.ndarray, data_range: float = NDVI_DATA_RANGE) -> np.ndarray:

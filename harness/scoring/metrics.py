@@ -1,4 +1,4 @@
-"""Metrics of both tasks, computed from per-chip sufficient statistics.
+"""Metrics, computed from per-chip sufficient statistics.
 
 Scoring happens in two steps. First each chip is reduced to a few numbers, its *sufficient
 statistics* (flood: the four confusion counts; ndvi: pixel count and sums of errors and
@@ -8,7 +8,10 @@ every metric is a function of the statistics of a set of chips: one chip
 chips (a weighted sum, see :mod:`harness.scoring.stats`). Pooling sums pixels, not chip
 scores, so a pooled metric is the metric of all valid pixels of the set taken together.
 
-Everything here is plain numpy and does no I/O.
+A metric is a function of statistics declared with :func:`metric`, which says which values
+are better (its direction) and which statistics fields it reads; a task lists its metrics
+in ``harness.tasks`` (:data:`METRICS` is a view of those lists). Everything here is plain
+numpy and does no I/O.
 The conventions and every edge case are written down in ``docs/metrics.md``; the short
 version: a metric whose denominator is zero is undefined and returned as ``nan`` (JSON
 ``null``), never silently replaced by 0 or 1; the one infinite value is the PSNR of a
@@ -26,9 +29,9 @@ Example::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -63,6 +66,7 @@ __all__ = [
     "get_metric",
     "iou",
     "mae",
+    "metric",
     "miou",
     "mse",
     "mse_all",
@@ -89,6 +93,54 @@ Direction = Literal["higher", "lower", "closer to 0"]
 # --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A metric: its name, which values are better, the function of statistics, and the
+    statistics fields that function reads (``needs``). ``task`` is the task that lists it
+    (empty until a task does: see ``harness.tasks.Task``)."""
+
+    name: str
+    direction: Direction
+    fn: Callable[[Any], Value]
+    needs: tuple[str, ...]
+    task: str = ""
+
+    @property
+    def summary(self) -> str:
+        doc = self.fn.__doc__ or ""
+        return doc.strip().splitlines()[0] if doc.strip() else self.name
+
+    @property
+    def higher_is_better(self) -> bool | None:
+        """True or False; ``None`` for a metric best at 0 (bias)."""
+        return {"higher": True, "lower": False}.get(self.direction)
+
+    def __call__(self, stats: ChipStats) -> Value:
+        return self.fn(stats)
+
+
+def metric(direction: Direction, needs: str) -> Callable[[Callable[[Any], Value]], Metric]:
+    """Declare a function of statistics as a metric, named like the function.
+
+    ``direction``: which values are better (``"higher"``, ``"lower"`` or ``"closer to 0"``);
+    ``needs``: the statistics fields the function reads, space-separated (the bootstrap
+    computes only those). The result is called like the function.
+
+    >>> @metric("lower", needs="n sum_abs_err")
+    ... def half_mae(s):
+    ...     return _out(_ratio(s.sum_abs_err, 2 * s.n))
+    >>> half_mae.direction, half_mae(ndvi_stats(np.array([[0.5]]), np.array([[0.0]])))
+    ('lower', 0.25)
+    """
+    if direction not in get_args(Direction):
+        raise ValueError(f"direction must be one of {get_args(Direction)}, not {direction!r}")
+
+    def declare(fn: Callable[[Any], Value]) -> Metric:
+        return Metric(fn.__name__, direction, fn, tuple(needs.split()))
+
+    return declare
+
+
 def _out(x: np.ndarray) -> Value:
     arr = np.asarray(x, dtype=np.float64)
     return float(arr) if arr.ndim == 0 else arr
@@ -102,6 +154,7 @@ def _ratio(num: Any, den: Any) -> np.ndarray:
     return out
 
 
+@metric("higher", needs="tp fp fn")
 def iou(s: FloodStats) -> Value:
     """Intersection over union of the flood class: TP / (TP + FP + FN); undefined if 0/0.
 
@@ -113,6 +166,7 @@ def iou(s: FloodStats) -> Value:
     return _out(_ratio(s.tp, s.tp + s.fp + s.fn))
 
 
+@metric("higher", needs="tp fp fn tn")
 def miou(s: FloodStats) -> Value:
     """Mean of the IoU of {flood, not flood}; a class whose union is empty is left out.
 
@@ -130,6 +184,7 @@ def miou(s: FloodStats) -> Value:
     return _out(both)
 
 
+@metric("higher", needs="tp fp")
 def precision(s: FloodStats) -> Value:
     """TP / (TP + FP); undefined with no predicted flood pixel.
 
@@ -141,6 +196,7 @@ def precision(s: FloodStats) -> Value:
     return _out(_ratio(s.tp, s.tp + s.fp))
 
 
+@metric("higher", needs="tp fn")
 def recall(s: FloodStats) -> Value:
     """TP / (TP + FN); undefined with no flooded pixel in the target.
 
@@ -152,6 +208,7 @@ def recall(s: FloodStats) -> Value:
     return _out(_ratio(s.tp, s.tp + s.fn))
 
 
+@metric("higher", needs="tp fp fn")
 def f1(s: FloodStats) -> Value:
     """2 TP / (2 TP + FP + FN) (the Dice coefficient); undefined when the union is empty.
 
@@ -161,6 +218,7 @@ def f1(s: FloodStats) -> Value:
     return _out(_ratio(2 * s.tp, 2 * s.tp + s.fp + s.fn))
 
 
+@metric("higher", needs="tp fp fn tn")
 def accuracy(s: FloodStats) -> Value:
     """(TP + TN) / valid pixels; undefined with no valid pixel.
 
@@ -172,6 +230,7 @@ def accuracy(s: FloodStats) -> Value:
     return _out(_ratio(s.tp + s.tn, s.tp + s.fp + s.fn + s.tn))
 
 
+@metric("lower", needs="n sum_sq_err")
 def mse(s: NdviStats) -> Value:
     """Mean squared error over the valid (farm) pixels; undefined with none.
 
@@ -183,6 +242,7 @@ def mse(s: NdviStats) -> Value:
     return _out(_ratio(s.sum_sq_err, s.n))
 
 
+@metric("lower", needs="n sum_sq_err")
 def rmse(s: NdviStats) -> Value:
     """Square root of :func:`mse`.
 
@@ -192,6 +252,7 @@ def rmse(s: NdviStats) -> Value:
     return _out(np.sqrt(_ratio(s.sum_sq_err, s.n)))
 
 
+@metric("lower", needs="n sum_abs_err")
 def mae(s: NdviStats) -> Value:
     """Mean absolute error over the valid pixels.
 
@@ -201,6 +262,7 @@ def mae(s: NdviStats) -> Value:
     return _out(_ratio(s.sum_abs_err, s.n))
 
 
+@metric("closer to 0", needs="n sum_err")
 def bias(s: NdviStats) -> Value:
     """Mean of pred - target over the valid pixels (> 0: predictions too high).
 
@@ -210,6 +272,7 @@ def bias(s: NdviStats) -> Value:
     return _out(_ratio(s.sum_err, s.n))
 
 
+@metric("higher", needs="n sum_sq_err m2_y min_y max_y")
 def r2(s: NdviStats) -> Value:
     """Coefficient of determination 1 - SS_res / SS_tot over the valid pixels.
 
@@ -228,6 +291,7 @@ def r2(s: NdviStats) -> Value:
     return _out(1.0 - _ratio(s.sum_sq_err, spread))
 
 
+@metric("higher", needs="n sum_sq_err")
 def psnr(s: NdviStats) -> Value:
     """Peak signal-to-noise ratio 10 log10(L^2 / MSE) in dB, L = 2 (NDVI spans [-1, 1]).
 
@@ -243,6 +307,7 @@ def psnr(s: NdviStats) -> Value:
         return _out(10.0 * np.log10(NDVI_DATA_RANGE**2 / m))
 
 
+@metric("higher", needs="n ssim_sum")
 def ssim(s: NdviStats) -> Value:
     """Mean SSIM over the valid pixels (see :func:`ssim_sum`); undefined with none.
 
@@ -256,6 +321,7 @@ def ssim(s: NdviStats) -> Value:
     return _out(_ratio(s.ssim_sum, s.n))
 
 
+@metric("lower", needs="n_pixels sum_sq_err")
 def mse_all(s: NdviStats) -> Value:
     """The source competition's MSE: non-farm pixels set to 0 in both images, MSE over all
     pixels. Equals the sum of squared errors on farm pixels / all pixels.
@@ -291,61 +357,35 @@ def better_of(direction: Direction, a: float, b: float) -> str:
     return "tie" if ka == kb else ("a" if ka < kb else "b")
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A metric of a task: its name, which values are better, the function of statistics,
-    and the statistics fields that function reads (``needs``)."""
+class _MetricsByTask(Mapping[str, Mapping[str, Metric]]):
+    """Every declared task's metrics by name, primary first, read from ``harness.tasks``
+    when asked (a task is declared there, with the metric functions it lists)."""
 
-    name: str
-    task: str
-    direction: Direction
-    fn: Callable[[Any], Value]
-    needs: tuple[str, ...]
+    @staticmethod
+    def _tasks() -> Mapping[str, Any]:
+        from harness.tasks import TASKS  # harness.tasks imports this module
 
-    @property
-    def summary(self) -> str:
-        doc = self.fn.__doc__ or ""
-        return doc.strip().splitlines()[0] if doc.strip() else self.name
+        return TASKS
 
-    @property
-    def higher_is_better(self) -> bool | None:
-        """True or False; ``None`` for a metric best at 0 (bias)."""
-        return {"higher": True, "lower": False}.get(self.direction)
+    def __getitem__(self, task: str) -> Mapping[str, Metric]:
+        return self._tasks()[task].metric_table
 
-    def __call__(self, stats: ChipStats) -> Value:
-        return self.fn(stats)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks())
+
+    def __len__(self) -> int:
+        return len(self._tasks())
+
+    def __repr__(self) -> str:
+        return f"METRICS({ {t: list(m) for t, m in self.items()}!r})"
 
 
-def _declare(task: str, *specs: tuple[Callable[[Any], Value], Direction, str]) -> dict[str, Metric]:
-    return {
-        fn.__name__: Metric(fn.__name__, task, direction, fn, tuple(needs.split()))
-        for fn, direction, needs in specs
-    }
-
-
-METRICS: dict[str, dict[str, Metric]] = {
-    "flood": _declare(
-        "flood",
-        (iou, "higher", "tp fp fn"),
-        (miou, "higher", "tp fp fn tn"),
-        (precision, "higher", "tp fp"),
-        (recall, "higher", "tp fn"),
-        (f1, "higher", "tp fp fn"),
-        (accuracy, "higher", "tp fp fn tn"),
-    ),
-    "ndvi": _declare(
-        "ndvi",
-        (mse, "lower", "n sum_sq_err"),
-        (rmse, "lower", "n sum_sq_err"),
-        (mae, "lower", "n sum_abs_err"),
-        (bias, "closer to 0", "n sum_err"),
-        (r2, "higher", "n sum_sq_err m2_y min_y max_y"),
-        (psnr, "higher", "n sum_sq_err"),
-        (ssim, "higher", "n ssim_sum"),
-        (mse_all, "lower", "n_pixels sum_sq_err"),
-    ),
-}
+METRICS: Mapping[str, Mapping[str, Metric]] = _MetricsByTask()
 """Every metric of every task, primary first, in the order of ``harness.tasks``."""
+
+__test__ = {name: m.fn for name, m in list(globals().items()) if isinstance(m, Metric)}
+"""The examples of the metric functions, for doctest (which does not look inside a
+:class:`Metric`)."""
 
 
 def get_metric(task: str, name: str) -> Metric:

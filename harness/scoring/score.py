@@ -36,18 +36,8 @@ SCHEMA = "sarbench.score/1"
 
 
 def task_metrics(task: Task) -> list[Metric]:
-    """The metrics ``task`` declares (primary first), as defined in :mod:`.metrics`."""
-    known = METRICS.get(task.name)
-    if known is None:
-        raise SarbenchError(f"task {task.name!r} has no metrics in harness.scoring.metrics")
-    names = (task.primary_metric, *task.secondary_metrics)
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise SarbenchError(
-            f"task {task.name!r} declares metric(s) {missing} that harness.scoring.metrics "
-            f"does not define (it has {', '.join(known)})"
-        )
-    return [known[n] for n in names]
+    """The metrics ``task`` declares, primary first (:attr:`Task.metric_table`)."""
+    return list(task.metric_table.values())
 
 
 @dataclass(frozen=True, eq=False)
