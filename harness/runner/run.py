@@ -175,13 +175,14 @@ def run_one(
         if done is not None:
             return Outcome("skipped", run_dir, done)
         _fresh_run_dir(ctx, run_dir, key.run_id)
-        record = _base_record(ctx, entry, key, task, manifest, eval_split, started_at)
+        job = _Job(ctx, entry, key, task, manifest, eval_split)
+        record = _base_record(job, started_at)
         record["options"] = options
         if listing is not None:
             record["weights"] = listing
         spaces: list[Scratch] = []
         try:
-            _execute(ctx, entry, key, task, manifest, eval_split, run_dir, record, spaces)
+            _execute(job, run_dir, record, spaces)
         finally:
             _cleanup(run_dir, spaces)
         record["finished_at"] = _now()
@@ -191,19 +192,23 @@ def run_one(
     return Outcome("ran", run_dir, record)
 
 
-def _execute(
-    ctx: RunContext,
-    entry: Entry,
-    key: RunKey,
-    task: Task,
-    manifest: Manifest,
-    eval_split: str,
-    run_dir: Path,
-    record: dict[str, Any],
-    spaces: list[Scratch],
-) -> None:
+@dataclass(frozen=True)
+class _Job:
+    """One run being made: what it runs, under which key, on what."""
+
+    ctx: RunContext
+    entry: Entry
+    key: RunKey
+    task: Task
+    manifest: Manifest
+    eval_split: str
+
+
+def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scratch]) -> None:
     """The phases, the artifacts and the score; fills ``record`` in place. Every scratch
     filesystem made is appended to ``spaces`` (the caller removes them)."""
+    ctx, entry, key, task, manifest = job.ctx, job.entry, job.key, job.task, job.manifest
+    eval_split = job.eval_split
     data = ctx.settings.dataset_dir(key.dataset)
     train_splits = [s for s in manifest.splits if s not in ("test", eval_split)]
     work = run_dir / "work"
@@ -354,15 +359,9 @@ def _fail(record: dict[str, Any], reason: str, detail: str, log_tail: str) -> No
     record["detail"] = detail + (f"\n{tail}" if tail else "")
 
 
-def _base_record(
-    ctx: RunContext,
-    entry: Entry,
-    key: RunKey,
-    task: Task,
-    manifest: Manifest,
-    eval_split: str,
-    started_at: str,
-) -> dict[str, Any]:
+def _base_record(job: _Job, started_at: str) -> dict[str, Any]:
+    ctx, entry, key, task, manifest = job.ctx, job.entry, job.key, job.task, job.manifest
+    eval_split = job.eval_split
     return {
         "schema": SCHEMA,
         "run_id": key.run_id,

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from harness.runtime.errors import MountError
 from harness.runtime.limits import Limits
@@ -90,21 +90,6 @@ class PhaseResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for a run record."""
         return asdict(self)
-
-
-class PhaseRunner(Protocol):
-    """The signature both backends' ``run_phase`` share."""
-
-    def __call__(
-        self,
-        client: Any,
-        image: str,
-        command: Sequence[str],
-        mounts: Mounts,
-        limits: Limits,
-        labels: Mapping[str, str],
-        env: Mapping[str, str] | None = None,
-    ) -> PhaseResult: ...
 
 
 def mount_env_name(target: str) -> str:
