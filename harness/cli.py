@@ -17,6 +17,7 @@ from harness.runner.cli import reap, run, validate
 from harness.runtime.cli import images
 from harness.scoring.cli import score
 from harness.settings import Settings
+from harness.tasks import task_choice
 
 
 class _Group(click.Group):
@@ -120,7 +121,7 @@ def _report(out: Any) -> None:
 @click.argument("kind")
 @click.argument("source_dir", type=click.Path(path_type=Path))
 @click.option("--name", help="Dataset name (default: the importer's or the folder's name).")
-@click.option("--task", help="Task of a folder import (flood or ndvi).")
+@click.option("--task", type=task_choice(), help="Task of a folder import.")
 @click.pass_obj
 def datasets_import(
     settings: Settings, kind: str, source_dir: Path, name: str | None, task: str | None

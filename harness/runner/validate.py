@@ -21,6 +21,7 @@ from harness.numbers import interval
 from harness.runner.run import RunContext, run_one
 from harness.scoring.validate import count_problems, is_more_problems
 from harness.settings import Settings
+from harness.tasks import TASKS
 
 _WARN_FRACTION = 0.8
 
@@ -67,8 +68,8 @@ def _adhoc(
 ) -> Entry:
     if task is None:
         raise SarbenchError(
-            f"{name}: give --task (flood or ndvi) to validate a folder or an image; an entry "
-            "file says its tasks itself"
+            f"{name}: give --task ({' or '.join(TASKS)}) to validate a folder or an image; an "
+            "entry file says its tasks itself"
         )
     return Entry(
         name=name,
