@@ -210,16 +210,16 @@ def test_problem_lists_are_capped_and_escaped(attacks: dict) -> None:
     assert "\\u001b" not in text and "\\x1b" in text  # shown, not obeyed
 
 
-def test_mountinfo_shows_no_host_run_paths(attacks: dict, bench: Settings) -> None:
+def test_mountinfo_shows_no_host_paths(attacks: dict, bench: Settings) -> None:
     outcome = attacks["runs"]["mountinfo"]
     assert outcome.record["status"] == "ok"
     lines = (outcome.run_dir / "logs" / "predict.log").read_text().splitlines()
-    mine = [
-        line for line in lines if " /output " in line or " /model " in line or "/config" in line
-    ]
-    assert len(mine) == 3, lines
-    for line in mine:
-        assert str(bench.home) not in line and str(outcome.run_dir) not in line, line
+    targets = (" /output ", " /model ", " /config/run.json ", " /data/test/inputs ")
+    mine = [line for line in lines if any(t in line for t in targets)]
+    assert len(mine) == 4, lines
+    for line in mine:  # each shows a path inside its own filesystem, nothing of the host's
+        for host in (str(bench.home), str(bench.data_root), str(outcome.run_dir), "/tmp"):
+            assert host not in line, line
 
 
 def test_poisoned_artifacts_do_not_reach_the_site(
@@ -266,7 +266,7 @@ def test_data_targets_and_other_records_are_unchanged(attacks: dict, bench: Sett
     for run_dir in (attacks["runs"][v].run_dir for v in attacks["runs"]):
         assert {p.name for p in run_dir.iterdir()} <= kept, run_dir
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        assert str(bench.home) not in mounts.read()
+        assert str(bench.runs_dir) not in mounts.read()  # (the data stage lives on)
     root = bench.home.parent
     assert {p.name for p in root.iterdir()} == {
         "submissions", "profiles", "data", "manifests", "home"

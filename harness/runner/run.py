@@ -46,6 +46,7 @@ from harness.runtime.backends import Backend, BuildCall, PhaseCall
 from harness.runtime.limits import Limits
 from harness.runtime.phase import Mounts, PhaseResult
 from harness.runtime.scratch import Scratch, ScratchError, remove_tree, require_kernel_limits
+from harness.runtime.stage import staged
 from harness.runtime.watchdog import LABEL_LOCK
 from harness.scoring.score import score_predictions
 from harness.scoring.validate import PredictionError
@@ -244,7 +245,8 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
     phases: list[tuple[Phase, Mounts]] = []
     if entry.trains:
         train_mounts: dict[Any, tuple[str, Any]] = {
-            data / s: (f"/data/{s}", "ro") for s in train_splits
+            _data_mount(ctx, by_kernel, data / s, manifest): (f"/data/{s}", "ro")
+            for s in train_splits
         }
         weights, _listing_unused = ctx.weights(entry)
         if weights is not None:
@@ -256,7 +258,10 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
         (
             "predict",
             {
-                data / eval_split / "inputs": ("/data/test/inputs", "ro"),
+                _data_mount(ctx, by_kernel, data / eval_split / "inputs", manifest): (
+                    "/data/test/inputs",
+                    "ro",
+                ),
                 model: ("/model", "ro"),
                 output: ("/output", "rw"),
                 staged["predict"][1]: ("/config/run.json", "ro"),
@@ -294,6 +299,15 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
     record["score"]["predictions"] = "predictions"
     _keep_predictions(output, run_dir / "predictions", split.ids)
     record["status"], record["reason"] = "ok", None
+
+
+def _data_mount(ctx: RunContext, by_kernel: bool, folder: Path, manifest: Manifest) -> Path:
+    """What is mounted for a data folder: with kernel limits (root), a read-only copy on a
+    filesystem of its own, made once per process (:mod:`harness.runtime.stage`), so that the
+    container cannot learn the host's data path; else the folder itself."""
+    if not by_kernel:
+        return folder
+    return staged(ctx.settings.home, folder, manifest.digest)
 
 
 def _writable_space(

@@ -180,10 +180,9 @@ class LocalBackend:
         return None  # its processes die with the harness (their process group is killed)
 
     def reap(self, echo: Echo, runs_dir: Path) -> None:
-        from harness.runtime.watchdog import reap_runs
+        from harness.runtime.watchdog import reap_folders
 
-        for item in reap_runs(runs_dir):
-            echo(f"removed {item.why} left by a harness that is gone: {item.name}")
+        reap_folders(echo, runs_dir)
 
     def close(self) -> None:
         return None

@@ -144,6 +144,59 @@ class Scratch:
         self.image.unlink(missing_ok=True)
 
 
+@dataclass
+class Snapshot:
+    """A read-only copy of a folder on a filesystem of its own (an ext4 image made with
+    ``mkfs.ext4 -d``, loop-mounted read-only): what a container's read-only data mounts are
+    staged on, so that ``/proc/self/mountinfo`` in the container shows ``/`` of a loop
+    device, never the host's data path."""
+
+    image: Path
+    mountpoint: Path
+
+    @classmethod
+    def create(cls, source: Path, image: Path, mountpoint: Path) -> Snapshot:
+        used, files = _du([str(source)])
+        size = used + files * 4096 + 16 * 1024 * 1024
+        size = -(-size // 4096) * 4096
+        image.parent.mkdir(parents=True, exist_ok=True)
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        with open(image, "wb") as f:
+            f.truncate(size)
+        _run(
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-N",
+                str(files + 64),
+                "-O",
+                "^has_journal",
+                "-d",
+                str(source),
+                str(image),
+            ],
+            f"copying {source} onto a read-only filesystem {image}",
+        )
+        _run(["debugfs", "-w", "-R", "rmdir /lost+found", str(image)], f"tidying {image}")
+        _run(
+            ["mount", "-o", "loop,ro,nosuid,nodev,noexec", str(image), str(mountpoint)],
+            f"mounting {image} at {mountpoint}",
+        )
+        return cls(image, mountpoint)
+
+    def close(self) -> None:
+        if os.path.ismount(self.mountpoint):
+            done = subprocess.run(
+                ["umount", str(self.mountpoint)], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                _run(["umount", "-l", str(self.mountpoint)], f"unmounting {self.mountpoint}")
+        self.image.unlink(missing_ok=True)
+
+
 def scratch_of(folder: Path) -> Scratch | None:
     """The scratch filesystem whose ``data/`` is ``folder``, if the harness made one."""
     return _ACTIVE.get(Path(folder).resolve())

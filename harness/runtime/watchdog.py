@@ -201,9 +201,20 @@ def reap_and_report(
     for item in reaped:
         echo(f"removed container {item.name} (run {item.run or '?'}): {item.why}")
     if runs_dir is not None:
-        for item in reap_runs(runs_dir):
-            echo(f"removed {item.why} left by a harness that is gone: {item.name}")
-            reaped.append(item)
+        reaped += reap_folders(echo, runs_dir)
+    return reaped
+
+
+def reap_folders(echo: Callable[[str], None], runs_dir: Path) -> list[Reaped]:
+    """Unfinished run folders and data stages of harnesses that are gone."""
+    from harness.runtime.stage import reap_stages
+
+    reaped = reap_runs(runs_dir)
+    for item in reaped:
+        echo(f"removed {item.why} left by a harness that is gone: {item.name}")
+    for name in reap_stages(runs_dir.parent):
+        echo(f"removed the data stage {name} left by a harness that is gone")
+        reaped.append(Reaped(name, "", "a data stage"))
     return reaped
 
 
