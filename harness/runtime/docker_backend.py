@@ -313,15 +313,13 @@ def _start_and_collect(
             reason=f"the command could not be started: {message}",
         )
     started = time.monotonic()  # the wall-clock limit counts from here
-    watchdog = spawn_watchdog(client, container.id, time.time() + limits.timeout_s + GRACE_S)
+    spawn_watchdog(client, container.id, time.time() + limits.timeout_s + GRACE_S)
     watcher.start()
     try:
         timed_out = _wait(container, started + limits.timeout_s)
     finally:
         watcher.stopping.set()
         watcher.join()
-    if watchdog is not None and watchdog.poll() is None:
-        _reap_later(watchdog)
     elapsed = time.monotonic() - started
     container.reload()
     state = container.attrs["State"]
@@ -379,12 +377,6 @@ def _wait(container: Container, deadline: float) -> bool:
             # docker-py reports a read timeout on its unix socket as either of these; the
             # loop checks the deadline, and reload() raises if the engine itself is gone.
             container.reload()
-
-
-def _reap_later(process: Any) -> None:
-    """Collect the watchdog's exit status in the background (it ends about a second after
-    its container is removed), so that no zombie is left."""
-    threading.Thread(target=process.wait, name="sarbench-watchdog-reaper", daemon=True).start()
 
 
 def _kill(container: Container) -> None:

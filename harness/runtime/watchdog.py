@@ -1,17 +1,19 @@
 """The second and third layers of the wall-clock limit: they hold when the harness is dead.
 
 1. The harness itself kills a container at its limit (:func:`docker_backend._wait`).
-2. A **watchdog** process per container (:func:`spawn`), started in a session of its own so
-   that killing the harness (even with SIGKILL, even its process group) leaves it running:
-   it waits for the container and kills it :data:`GRACE_S` after the limit; when the harness
-   that started it is gone, it also removes the container once it has ended.
+2. A **watchdog** process per harness process (:func:`spawn`), started on first use in a
+   session of its own so that killing the harness (even with SIGKILL, even its process
+   group) leaves it running. The harness tells it each container and its deadline on a
+   pipe; it kills each container :data:`GRACE_S` after its limit. When the harness is gone
+   (the pipe ends), it waits for the containers it knows, kills each at its deadline, and
+   removes them.
 3. A **deadline label** (``sarbench.deadline``, seconds since the epoch) on every container,
    and a **lock label** (``sarbench.lock``, the run's lock file): :func:`reap` (run at the
    start of every ``sarbench run`` and ``sarbench validate``, and by ``sarbench reap``)
    kills and removes every managed container past its deadline, and removes every one
    whose run lock is free (its harness died), whatever run key it had.
 
-``python -m harness.runtime.watchdog BASE_URL CONTAINER_ID DEADLINE HARNESS_PID`` runs one.
+``python -m harness.runtime.watchdog BASE_URL`` runs one (reading ``<id> <deadline>`` lines).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GRACE_S = 0.5
 """How long after the limit the watchdog kills (the harness, if alive, kills at the limit)."""
@@ -43,78 +46,118 @@ def engine_address(client: object) -> str:
     return str(api.base_url)
 
 
-def spawn(client: object, container_id: str, deadline: float) -> subprocess.Popen[bytes] | None:
-    """Start the watchdog of one container (``deadline``: seconds since the epoch)."""
-    base_url = engine_address(client)
-    try:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "harness.runtime.watchdog",
-                base_url,
-                container_id,
-                repr(deadline),
-                str(os.getpid()),
-            ],
-            stdin=subprocess.DEVNULL,
+class _Daemon:
+    """This harness process's watchdog: one process (in a session of its own) that is told
+    each container and its deadline on a pipe, one line each."""
+
+    def __init__(self, base_url: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "harness.runtime.watchdog", base_url],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             close_fds=True,
         )
-    except OSError:
-        return None  # layer 3 (the deadline label) still holds
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    def tell(self, container_id: str, deadline: float) -> bool:
+        stdin = self.process.stdin
+        if stdin is None or self.process.poll() is not None:
+            return False
+        try:
+            stdin.write(f"{container_id} {deadline!r}\n".encode())
+            stdin.flush()
+        except OSError:
+            return False
         return True
-    # a zombie is dead for our purpose
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
-def watch(base_url: str, container_id: str, deadline: float, harness_pid: int) -> int:
+_DAEMONS: dict[tuple[int, str], _Daemon] = {}
+
+
+def spawn(client: object, container_id: str, deadline: float) -> bool:
+    """Have this process's watchdog kill ``container_id`` at ``deadline`` (seconds since the
+    epoch), even if this process dies first; started on first use (one Python start per
+    harness process, not per container). False when no watchdog could be had: the deadline
+    label (layer 3) still holds."""
+    base_url = engine_address(client)
+    key = (os.getpid(), base_url)
+    for _ in range(2):
+        daemon = _DAEMONS.get(key)
+        if daemon is None:
+            try:
+                daemon = _DAEMONS[key] = _Daemon(base_url)
+            except OSError:
+                return False
+        if daemon.tell(container_id, deadline):
+            return True
+        _DAEMONS.pop(key, None)  # it died: start another, once
+    return False
+
+
+def watch(base_url: str) -> int:
+    """The watchdog's loop: read ``<container id> <deadline>`` lines until the harness goes
+    (end of input), killing each container at its deadline. Once the harness is gone, wait
+    for each container still known to end (or kill it at its deadline) and remove it."""
+    import selectors
+
     import docker
     import docker.errors
-    import requests
 
     client = docker.DockerClient(base_url=base_url, timeout=30)
-    try:
-        container = client.containers.get(container_id)
-        while True:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                with contextlib.suppress(docker.errors.APIError):  # ended meanwhile
-                    container.kill()
-                break
-            try:
-                container.wait(timeout=min(remaining, 30.0))
-                break
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                continue
-        # wait for the harness to collect it; remove it ourselves when the harness is gone
-        while _pid_alive(harness_pid):
-            time.sleep(1.0)
-            try:
-                container.reload()
-            except docker.errors.NotFound:
-                return 0
+    tracked: dict[str, float] = {}
+    selector = selectors.DefaultSelector()
+    selector.register(sys.stdin, selectors.EVENT_READ)
+    harness_gone = False
+    next_prune = time.time() + 5.0
+
+    def find(cid: str) -> Any:
+        try:
+            return client.containers.get(cid)
+        except docker.errors.APIError:  # NotFound included: removed by the harness
+            return None
+
+    def end(found: Any, *, kill: bool) -> None:
         with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True, v=True)
-    except docker.errors.NotFound:
-        return 0
+            if kill:
+                found.kill()
+            if harness_gone:
+                found.remove(force=True, v=True)
+
+    try:
+        while True:
+            now = time.time()
+            for cid, deadline in list(tracked.items()):
+                if now >= deadline:
+                    found = find(cid)
+                    if found is not None:
+                        end(found, kill=True)
+                    del tracked[cid]
+            if harness_gone or now >= next_prune:
+                next_prune = now + 5.0
+                for cid in list(tracked):
+                    found = find(cid)
+                    if found is None:
+                        del tracked[cid]
+                    elif harness_gone and found.status not in _ALIVE:
+                        end(found, kill=False)
+                        del tracked[cid]
+            if harness_gone:
+                if not tracked:
+                    return 0
+                time.sleep(max(0.0, min(0.2, min(tracked.values()) - time.time())))
+                continue
+            wait = min([*tracked.values(), now + 5.0]) - now
+            if selector.select(timeout=max(0.0, wait)):
+                line = sys.stdin.readline()
+                if not line:
+                    harness_gone = True
+                    continue
+                cid, _, deadline_text = line.strip().partition(" ")
+                with contextlib.suppress(ValueError):
+                    tracked[cid] = float(deadline_text)
     finally:
         client.close()
-    return 0
 
 
 @dataclass(frozen=True)
@@ -219,4 +262,4 @@ def reap_folders(echo: Callable[[str], None], runs_dir: Path) -> list[Reaped]:
 
 
 if __name__ == "__main__":
-    sys.exit(watch(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])))
+    sys.exit(watch(sys.argv[1]))
