@@ -83,33 +83,14 @@ class Scratch:
     def create(cls, image: Path, mountpoint: Path, cap_bytes: int, cap_inodes: int) -> Scratch:
         """Make, mount and lay out a filesystem holding ``cap_bytes`` in ``cap_inodes`` files."""
         size = cap_bytes + HEADROOM_BYTES + cap_inodes * _INODE_BYTES + _OVERHEAD_BYTES
-        size = -(-size // 4096) * 4096
-        image.parent.mkdir(parents=True, exist_ok=True)
-        mountpoint.mkdir(parents=True, exist_ok=True)
-        with open(image, "wb") as f:
-            f.truncate(size)
         # + the root, lost+found, data/, config/, the config file and the reserved inodes
-        inodes = cap_inodes + HEADROOM_INODES + 16
-        _run(
-            [
-                "mkfs.ext4",
-                "-q",
-                "-F",
-                "-m",
-                "0",
-                "-N",
-                str(inodes),
-                "-O",
-                "^has_journal",
-                "-E",
-                "lazy_itable_init=1,nodiscard",
-                str(image),
-            ],
-            f"making the scratch filesystem {image}",
-        )
-        _run(
-            ["mount", "-o", "loop,nosuid,nodev,noatime", str(image), str(mountpoint)],
-            f"mounting {image} at {mountpoint}",
+        _make_ext4(
+            image,
+            mountpoint,
+            size,
+            cap_inodes + HEADROOM_INODES + 16,
+            ["-E", "lazy_itable_init=1,nodiscard"],
+            "loop,nosuid,nodev,noatime",
         )
         scratch = cls(image, mountpoint, cap_bytes, cap_inodes)
         try:
@@ -135,13 +116,7 @@ class Scratch:
     def close(self) -> None:
         """Unmount (lazily, if busy) and delete the image: everything inside goes with it."""
         _ACTIVE.pop(self.data.resolve(), None)
-        if os.path.ismount(self.mountpoint):
-            done = subprocess.run(
-                ["umount", str(self.mountpoint)], capture_output=True, text=True, check=False
-            )
-            if done.returncode != 0:
-                _run(["umount", "-l", str(self.mountpoint)], f"unmounting {self.mountpoint}")
-        self.image.unlink(missing_ok=True)
+        _unmount_and_delete(self.mountpoint, self.image)
 
 
 @dataclass
@@ -157,44 +132,57 @@ class Snapshot:
     @classmethod
     def create(cls, source: Path, image: Path, mountpoint: Path) -> Snapshot:
         used, files = _du([str(source)])
-        size = used + files * 4096 + 16 * 1024 * 1024
-        size = -(-size // 4096) * 4096
-        image.parent.mkdir(parents=True, exist_ok=True)
-        mountpoint.mkdir(parents=True, exist_ok=True)
-        with open(image, "wb") as f:
-            f.truncate(size)
-        _run(
-            [
-                "mkfs.ext4",
-                "-q",
-                "-F",
-                "-m",
-                "0",
-                "-N",
-                str(files + 64),
-                "-O",
-                "^has_journal",
-                "-d",
-                str(source),
-                str(image),
-            ],
-            f"copying {source} onto a read-only filesystem {image}",
-        )
-        _run(["debugfs", "-w", "-R", "rmdir /lost+found", str(image)], f"tidying {image}")
-        _run(
-            ["mount", "-o", "loop,ro,nosuid,nodev,noexec", str(image), str(mountpoint)],
-            f"mounting {image} at {mountpoint}",
+        _make_ext4(
+            image,
+            mountpoint,
+            used + files * 4096 + 16 * 1024 * 1024,
+            files + 64,
+            ["-d", str(source)],
+            "loop,ro,nosuid,nodev,noexec",
+            tidy=True,
         )
         return cls(image, mountpoint)
 
     def close(self) -> None:
-        if os.path.ismount(self.mountpoint):
-            done = subprocess.run(
-                ["umount", str(self.mountpoint)], capture_output=True, text=True, check=False
-            )
-            if done.returncode != 0:
-                _run(["umount", "-l", str(self.mountpoint)], f"unmounting {self.mountpoint}")
-        self.image.unlink(missing_ok=True)
+        _unmount_and_delete(self.mountpoint, self.image)
+
+
+def _make_ext4(
+    image: Path,
+    mountpoint: Path,
+    size: int,
+    inodes: int,
+    options: list[str],
+    mount_options: str,
+    *,
+    tidy: bool = False,
+) -> None:
+    """A sparse image of ``size`` bytes (rounded up to 4 KiB) with an ext4 filesystem of
+    ``inodes`` files and no journal (``options`` added to ``mkfs.ext4``), mounted at
+    ``mountpoint``; ``tidy`` removes ``lost+found`` first (for read-only mounts)."""
+    image.parent.mkdir(parents=True, exist_ok=True)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(-(-size // 4096) * 4096)
+    mkfs = ["mkfs.ext4", "-q", "-F", "-m", "0", "-N", str(inodes), "-O", "^has_journal"]
+    _run([*mkfs, *options, str(image)], f"making the filesystem {image}")
+    if tidy:
+        _run(["debugfs", "-w", "-R", "rmdir /lost+found", str(image)], f"tidying {image}")
+    _run(
+        ["mount", "-o", mount_options, str(image), str(mountpoint)],
+        f"mounting {image} at {mountpoint}",
+    )
+
+
+def _unmount_and_delete(mountpoint: Path, image: Path) -> None:
+    """Unmount (lazily, if busy) and delete the image: everything inside goes with it."""
+    if os.path.ismount(mountpoint):
+        done = subprocess.run(
+            ["umount", str(mountpoint)], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            _run(["umount", "-l", str(mountpoint)], f"unmounting {mountpoint}")
+    image.unlink(missing_ok=True)
 
 
 def scratch_of(folder: Path) -> Scratch | None:
