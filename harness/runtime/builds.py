@@ -22,12 +22,15 @@ Offline images the harness knows how to make:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -284,6 +287,35 @@ def ensure_entry_image(
     assert spec.context is not None and spec.repository is not None
     args = {**spec.build_args, **(build_args or {})}
     check_build_inputs(entry, args, settings)
+    # two harness processes building one context at once would trample each other's
+    # wheels/ and sarbench_io/ copies: one at a time (the second then hits Docker's cache)
+    with _build_lock(spec.context):
+        return _build_entry(client, entry, args, progress)
+
+
+def _build_lock(context: Path) -> contextlib.AbstractContextManager[None]:
+    """An ``flock`` per build context, kept outside the context (the system temp folder)."""
+    digest = hashlib.sha256(str(context.resolve()).encode()).hexdigest()[:16]
+    locks = Path(tempfile.gettempdir()) / "sarbench-build-locks"
+    locks.mkdir(exist_ok=True)
+    return _flock(locks / f"{digest}.lock")
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _build_entry(
+    client: docker.DockerClient, entry: Entry, args: dict[str, str], progress: Progress
+) -> str:
+    spec = entry.image
+    assert spec.context is not None and spec.repository is not None
     if "BASE_IMAGE" in args:
         ensure_offline_image(client, args["BASE_IMAGE"], progress=progress)
     if spec.requirements:

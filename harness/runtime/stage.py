@@ -34,9 +34,11 @@ class _Stage:
         root = home / ".stage"
         root.mkdir(parents=True, exist_ok=True)
         self.folder = root / f"{os.getpid()}-{secrets.token_hex(4)}"
-        self.folder.mkdir()
+        # the lock is held before the folder exists: a reaper never sees a folder of a live
+        # process with a free lock
         self.lock_fd = os.open(self.folder.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        self.folder.mkdir()
         self.snapshots: dict[tuple[Path, str], Snapshot] = {}
 
     def get(self, source: Path, digest: str) -> Path:
