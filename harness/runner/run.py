@@ -14,11 +14,8 @@ test split's part and is left out of training.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import socket
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +39,7 @@ from harness.runner.records import (
     save_record,
     write_json_atomic,
 )
+from harness.runner.runfiles import keep_artifacts, keep_predictions, listing, weights_listing
 from harness.runtime.backends import Backend, BuildCall, PhaseCall
 from harness.runtime.limits import Limits
 from harness.runtime.phase import Mounts, PhaseResult
@@ -54,9 +52,6 @@ from harness.settings import Settings
 from harness.tasks import Task, get_task
 
 Progress = Callable[[str], None]
-ARTIFACT_CAP_BYTES = 64 * 1024 * 1024
-ARTIFACT_MAX_FILES = 1000
-ARTIFACT_MAX_DEPTH = 8
 DETAIL_LINES = 20
 
 
@@ -102,7 +97,7 @@ class RunContext:
             return None, None
         if folder not in self.weight_listings:
             self.progress(f"hashing the weights in {folder}")
-            self.weight_listings[folder] = _weights_listing(folder)
+            self.weight_listings[folder] = weights_listing(folder)
         return folder, self.weight_listings[folder]
 
     def image_id(self, entry: Entry) -> str | None:
@@ -153,7 +148,7 @@ def run_one(
     check_supported(entry, task, dataset)
     options = entry.resolve_options(variant, ctx.conditions.profile.name)
     image_id = ctx.image_id(entry)
-    _folder, listing = ctx.weights(entry)
+    _folder, weights = ctx.weights(entry)
     key = RunKey(
         entry=entry.name,
         variant=variant,
@@ -164,7 +159,7 @@ def run_one(
         conditions=ctx.conditions.fingerprint,
         backend=ctx.backend.name if eval_split == "test" else f"{ctx.backend.name}-validate",
         options=options,
-        checkpoint=listing["digest"] if listing else "none",
+        checkpoint=weights["digest"] if weights else "none",
     )
     runs_dir = runs_dir or ctx.settings.runs_dir
     run_dir = runs_dir / key.run_id
@@ -179,8 +174,8 @@ def run_one(
         job = _Job(ctx, entry, key, task, manifest, eval_split)
         record = _base_record(job, started_at)
         record["options"] = options
-        if listing is not None:
-            record["weights"] = listing
+        if weights is not None:
+            record["weights"] = weights
         spaces: list[Scratch] = []
         try:
             _execute(job, run_dir, record, spaces)
@@ -188,7 +183,7 @@ def run_one(
             _cleanup(run_dir, spaces)
         record["finished_at"] = _now()
         record["timings"]["total_s"] = round(time.monotonic() - started, 3)
-        record["artifacts"] = _listing(run_dir)
+        record["artifacts"] = listing(run_dir)
         save_record(run_dir, record)
     return Outcome("ran", run_dir, record)
 
@@ -278,7 +273,7 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
                 if gpu.get(name) is not None:
                     record["timings"][name] = (record["timings"][name] or 0.0) + gpu[name]
         if phase == "train":
-            _keep_artifacts(model / "artifacts", run_dir / "artifacts")
+            keep_artifacts(model / "artifacts", run_dir / "artifacts")
         if not result.ok:
             _fail(
                 record,
@@ -297,7 +292,7 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
         return
     record["score"] = score.to_dict()
     record["score"]["predictions"] = "predictions"
-    _keep_predictions(output, run_dir / "predictions", split.ids)
+    keep_predictions(output, run_dir / "predictions", split.ids)
     record["status"], record["reason"] = "ok", None
 
 
@@ -324,18 +319,6 @@ def _writable_space(
     (folder / "data").mkdir(parents=True)
     (folder / "config").mkdir()
     return folder / "data", folder / "config"
-
-
-def _keep_predictions(output: Path, dest: Path, ids: list[str]) -> None:
-    """Copy the validated predictions (one ``<id>.tif`` each, nothing else) out of the
-    container's writable space."""
-    from harness.datasets.layout import SUFFIX
-
-    dest.mkdir()
-    for chip in ids:
-        name = f"{chip}{SUFFIX}"
-        with open(output / name, "rb", opener=_no_follow) as fsrc, open(dest / name, "wb") as f:
-            shutil.copyfileobj(fsrc, f)
 
 
 def _run_phase(
@@ -467,75 +450,6 @@ def _weights_dir(ctx: RunContext, entry: Entry) -> Path | None:
     return default if default.is_dir() else None
 
 
-def _weights_listing(folder: Path) -> dict[str, Any]:
-    """Each file under ``folder`` with its size and SHA-256, and ``digest``: the SHA-256 of
-    the sorted (name, file digest) pairs, the checkpoint's identity in the run key and the
-    comparability key."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    listed = []
-    for p in files:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        listed.append(
-            {
-                "name": str(p.relative_to(folder)),
-                "bytes": p.stat().st_size,
-                "sha256": h.hexdigest(),
-            }
-        )
-    pairs = "\n".join(f"{f['name']}\t{f['sha256']}" for f in listed)
-    return {
-        "path": str(folder),
-        "files": listed,
-        "digest": "sha256:" + hashlib.sha256(pairs.encode()).hexdigest(),
-    }
-
-
-def _keep_artifacts(src: Path, dest: Path) -> None:
-    """Copy the regular files the entry left in ``/model/artifacts``: no links, at most
-    :data:`ARTIFACT_MAX_FILES` files, :data:`ARTIFACT_MAX_DEPTH` folders deep and
-    :data:`ARTIFACT_CAP_BYTES` in all; the walk is iterative and bounded, so no tree the
-    container makes (deep, wide, long names) can break it."""
-    if not src.is_dir() or src.is_symlink():
-        return
-    total = files = 0
-    stack: list[tuple[Path, int]] = [(src, 0)]
-    while stack:
-        folder, depth = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        for item in entries:
-            try:
-                st = item.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if depth + 1 < ARTIFACT_MAX_DEPTH:
-                    stack.append((Path(item.path), depth + 1))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            total += st.st_size
-            files += 1
-            if total > ARTIFACT_CAP_BYTES or files > ARTIFACT_MAX_FILES:
-                return
-            target = dest / Path(item.path).relative_to(src)
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(item.path, "rb", opener=_no_follow) as fsrc, open(target, "wb") as f:
-                    shutil.copyfileobj(fsrc, f)
-            except OSError:
-                continue
-
-
-def _no_follow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
-
-
 def _fresh_run_dir(ctx: RunContext, run_dir: Path, run_id: str) -> None:
     """An unfinished run's leftovers (a killed harness) are removed before it starts again:
     any container still labelled with its run ID, its scratch filesystems and its folder,
@@ -554,14 +468,6 @@ def _cleanup(run_dir: Path, spaces: list[Scratch]) -> None:
     for space in spaces:
         space.close()
     remove_tree(run_dir / "work")
-
-
-def _listing(run_dir: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(run_dir))
-        for p in run_dir.rglob("*")
-        if p.is_file() and p.name != "record.json"
-    )
 
 
 def _now() -> str:

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 
 from harness.runtime.scratch import Snapshot, remove_tree
+from harness.runtime.watchdog import lock_is_free
 
 _LOCK = threading.Lock()
 
@@ -90,16 +91,8 @@ def reap_stages(home: Path) -> list[str]:
         return removed
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
         lock = folder.with_suffix(".lock")
-        try:
-            fd = os.open(lock, os.O_RDWR)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # its process is alive
-        finally:
-            os.close(fd)
+        if not lock_is_free(str(lock)):
+            continue  # its process is alive (or it has no lock yet)
         remove_tree(folder)
         lock.unlink(missing_ok=True)
         removed.append(folder.name)
