@@ -84,7 +84,7 @@ def main() -> None:
             started = time.perf_counter()
             outcome = run_one(ctx, entry, "default", 0, "flood-synth", runs_dir=root / f"h{i}")
             harness_s.append(time.perf_counter() - started)
-            assert outcome.record["status"] == "ok", outcome.record["detail"]
+            assert outcome.record.ok, outcome.record.detail
             out = root / f"bare{i}"
             out.mkdir()
             os.chmod(out, 0o777)

@@ -93,7 +93,7 @@ def run_demo(
             outcome = run_one(ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset)
             run_dirs.append(outcome.run_dir)
             record = outcome.record
-            failed += record["status"] != "ok"
+            failed += not record.ok
             tqdm.write(f"  {summary_line(record, outcome.action)}", file=sys.stdout)
     finally:
         chosen_backend.close()

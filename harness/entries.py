@@ -161,16 +161,6 @@ class Entry:
         """The local backend's command line: ``{python}`` is this interpreter."""
         return [part.replace("{python}", sys.executable) for part in self.local_command] + [phase]
 
-    def summary(self) -> dict[str, Any]:
-        """What a run record says about the entry."""
-        return {
-            "name": self.name,
-            "team": self.team,
-            "contact": self.contact,
-            "baseline": self.baseline,
-            "description": self.description,
-        }
-
 
 def load_entry(path: str | Path) -> Entry:
     """Read and check one entry file; every problem is listed in one :class:`EntryError`."""

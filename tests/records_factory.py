@@ -1,4 +1,4 @@
-"""Run folders with realistic ``sarbench.run/1`` records (laid out as the runner lays them), made by code for publish tests.
+"""Run folders with realistic records (laid out as the runner lays them), made by code for publish tests.
 
 Each record's score is real: tiny test chips (inputs, targets, valid masks) are written
 under the data root, predictions are made from the targets with seeded noise, and
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import record as rec
 from harness.datasets.loader import SplitDir
 from harness.geo import Grid, write_raster
 from harness.scoring.score import score_predictions
@@ -133,127 +134,122 @@ class RunSpec:
 
     @property
     def isolated(self) -> bool:
-        return self.backend == "docker"
+        return self.backend != "local"  # the local backend runs unisolated, with no image
 
     @property
     def image_digest(self) -> str:
         return digest(self.image or f"image-{self.entry}")
 
     @property
+    def resolved_options(self) -> dict[str, Any]:
+        return {"model": self.entry, "epochs": 2, **self.options}
+
+    @property
+    def key(self) -> rec.RecordKey:
+        """The run's key, as the runner makes it (so its run ID is a real one)."""
+        return rec.run_key(
+            entry=self.entry,
+            variant=self.variant,
+            seed=self.seed,
+            dataset=self.dataset,
+            dataset_digest=self.dataset_digest,
+            image_digest=self.image_digest if self.isolated else None,
+            conditions=self.conditions,
+            backend=self.backend,
+            options=self.resolved_options,
+        )
+
+    @property
     def run_id(self) -> str:
-        text = f"{self.entry}{self.variant}{self.seed}{self.dataset}{self.backend}"
-        extra = "" if self.profile == "quick" else self.profile
-        key = digest(text + (self.image or "") + extra + self.dataset_version)
-        return f"{self.entry}.{self.variant}.s{self.seed}.{self.dataset}.{key[7:19]}"
+        return self.key.run_id
 
 
-def _phase(name: str, wall: float, ok: bool, isolated: bool) -> dict[str, Any]:
-    return {
-        "status": "ok" if ok else "failed",
-        "exit_code": 0 if ok else 137,
-        "wall_s": wall,
-        "peak_memory_bytes": int(wall * 10_000_000),
-        "log_tail": f"{name} done" if ok else "killed after the time limit",
-        "image_id": digest("image-id"),
-        "isolated": isolated,
-        "reason": "" if ok else "timeout",
-        "output_bytes": 4096,
-        "gpu": None,
-    }
+def _phase(name: str, wall: float, ok: bool, isolated: bool) -> rec.PhaseRecord:
+    return rec.PhaseRecord(
+        status="ok" if ok else "failed",
+        exit_code=0 if ok else 137,
+        wall_s=wall,
+        peak_memory_bytes=int(wall * 10_000_000),
+        log_tail=f"{name} done" if ok else "killed after the time limit",
+        image_id=digest("image-id"),
+        isolated=isolated,
+        reason="" if ok else "timeout",
+        output_bytes=4096,
+    )
 
 
 def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
-    """Write one run folder under ``<home>/runs`` and return it."""
+    """Write one run folder under ``<home>/runs`` (through the record module's one writer)
+    and return it."""
     task = get_task(spec.task)
-    folder = settings.home / "runs" / spec.run_id
+    run = rec.RunFolder(settings.home / "runs" / spec.run_id)
     ok = spec.status == "ok"
     score = None
     if ok:
-        write_predictions(split, spec.task, folder / "predictions", spec.noise, spec.seed + 11)
+        write_predictions(split, spec.task, run.predictions, spec.noise, spec.seed + 11)
         result = score_predictions(
-            folder / "predictions", split, task, dataset=spec.dataset, n_resamples=300
+            run.predictions, split, task, dataset=spec.dataset, n_resamples=300
         )
-        score = result.to_dict()
-    (folder / "logs").mkdir(parents=True, exist_ok=True)
-    (folder / "artifacts").mkdir(exist_ok=True)
-    artifacts = []
+        score = rec.RecordScore.from_result(result.to_dict())
+    run.logs.mkdir(parents=True, exist_ok=True)
+    run.artifacts.mkdir(exist_ok=True)
     phases = {}
     walls = {"train": 10.0 + 5 * spec.noise, "predict": 2.0 + spec.noise}
     for phase in spec.phases:
         failed_here = not ok and phase == "train"
         phases[phase] = _phase(phase, walls[phase], not failed_here, spec.isolated)
-        (folder / "logs" / f"{phase}.log").write_text(f"[00:00:01] {phase} <started>\n")
-        artifacts.append(f"logs/{phase}.log")
-    options = {"model": spec.entry, "epochs": 2, **spec.options}
+        run.log(phase).write_text(f"[00:00:01] {phase} <started>\n")
+    options = spec.resolved_options
     if "train" in spec.phases:
         lines = ["epoch,train_loss,val_loss"] + [
             f"{e},{1.0 / (e + 1):.4f},{1.2 / (e + 1):.4f}" for e in range(5)
         ]
-        (folder / "artifacts" / "loss.csv").write_text("\n".join(lines) + "\n")
-        (folder / "artifacts" / "options.json").write_text(json.dumps({"options": options}))
-        artifacts += ["artifacts/loss.csv", "artifacts/options.json"]
+        (run.artifacts / "loss.csv").write_text("\n".join(lines) + "\n")
+        (run.artifacts / "options.json").write_text(json.dumps({"options": options}))
     # what the runner writes: config/<phase>.json, each mounted at /config/run.json
-    (folder / "config").mkdir(exist_ok=True)
+    run.configs.mkdir(exist_ok=True)
     for phase in spec.phases:
         config = {"contract": 1, "phase": phase, "options": options, "seed": spec.seed}
-        (folder / "config" / f"{phase}.json").write_text(json.dumps(config))
-        artifacts.append(f"config/{phase}.json")
+        run.config(phase).write_text(json.dumps(config))
     train_s = walls["train"] if "train" in spec.phases else None
-    record = {
-        "schema": "sarbench.run/1",
-        "run_id": spec.run_id,
-        "key": {
-            "entry": spec.entry,
-            "variant": spec.variant,
-            "seed": spec.seed,
-            "dataset_digest": spec.dataset_digest,
-            "image_digest": spec.image_digest,
-            "conditions": spec.conditions,
-        },
-        "ablation": ABLATION if spec.entry == "pix2pix" else None,
-        "entry": {
-            "name": spec.entry,
-            "team": spec.team,
-            "contact": "https://example.invalid/issues",
-            "baseline": spec.baseline,
-            "description": f"{spec.entry} <test entry>",
-        },
-        "variant": spec.variant,
-        "options": options,
-        "seed": spec.seed,
-        "task": spec.task,
-        "primary_metric": task.primary_metric,
-        "higher_is_better": task.higher_is_better,
-        "dataset": {"name": spec.dataset, "digest": spec.dataset_digest, "split": "test"},
-        "profile": {**PROFILE, "name": spec.profile},
-        "conditions": {
-            "fingerprint": spec.conditions,
-            "machine": MACHINE,
-            "mismatches": [],
-            "mismatch_allowed": False,
-        },
-        "backend": spec.backend,
-        "isolated": spec.isolated,
-        "image": {"ref": "sarbench-baselines:latest", "digest": spec.image_digest},
-        "status": spec.status,
-        "reason": spec.reason,
-        "detail": "" if ok else "train: killed after 1800 s",
-        "phases": phases,
-        "timings": {
-            "train_s": train_s if ok else 1800.0,
-            "predict_s": walls["predict"] if ok else None,
-            "total_s": (train_s or 0.0) + walls["predict"] + 1.0,
-            "gpu_seconds": spec.gpu_seconds,
-            "energy_j": None if spec.gpu_seconds is None else spec.gpu_seconds * 250,
-        },
-        "score": score,
-        "artifacts": artifacts,
-        "started_at": f"2026-11-21T10:{spec.seed:02d}:00Z",
-        "finished_at": f"2026-11-21T11:{spec.seed:02d}:00Z",
-        "harness_version": "0.1.0",
-    }
-    (folder / "record.json").write_text(json.dumps(record, indent=1))
-    return folder
+    record = rec.RunRecord(
+        run_id=spec.run_id,
+        key=spec.key,
+        task=rec.TaskInfo(task.name, task.primary_metric, task.higher_is_better),
+        entry=rec.EntryInfo(
+            spec.entry,
+            spec.team,
+            "https://example.invalid/issues",
+            spec.baseline,
+            f"{spec.entry} <test entry>",
+        ),
+        status="ok" if ok else "failed",
+        reason=spec.reason,
+        detail="" if ok else "train: killed after 1800 s",
+        options=options,
+        ablation=ABLATION if spec.entry == "pix2pix" else None,
+        profile={**PROFILE, "name": spec.profile},
+        machine=MACHINE,
+        isolated=spec.isolated,
+        output_limit_by="kernel",
+        image_ref="sarbench-baselines:latest",
+        phases=phases,
+        timings=rec.Timings(
+            train_s=train_s if ok else 1800.0,
+            predict_s=walls["predict"] if ok else None,
+            total_s=(train_s or 0.0) + walls["predict"] + 1.0,
+            gpu_seconds=spec.gpu_seconds,
+            energy_j=None if spec.gpu_seconds is None else spec.gpu_seconds * 250,
+        ),
+        score=score,
+        artifacts=run.listing(),
+        host="test-host",
+        started_at=f"2026-11-21T10:{spec.seed:02d}:00Z",
+        finished_at=f"2026-11-21T11:{spec.seed:02d}:00Z",
+        harness_version="0.1.0",
+    )
+    run.save(record)
+    return run.path
 
 
 def edit_record(folder: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from harness.conditions.probe import conditions
 from harness.conditions.profiles import get_profile
 from harness.datasets import ops
 from harness.runner.run import RunContext
-from harness.runtime.backends import DockerBackend, LocalBackend
+from harness.runtime.backends import Backend, DockerBackend, LocalBackend
 from harness.settings import REPO_ROOT, Settings
 from tests.helpers import TinySource
 
@@ -99,7 +100,11 @@ def make_ctx(
     settings: Settings, client: Any, profile: str = "test", backend: str = "docker"
 ) -> RunContext:
     cond = conditions(get_profile(settings.profiles_dir, profile))
-    chosen = DockerBackend(client) if backend == "docker" else LocalBackend()
+    backends: dict[str, Callable[[], Backend]] = {
+        "docker": lambda: DockerBackend(client),
+        "local": LocalBackend,
+    }
+    chosen = backends[backend]()
     return RunContext(settings=settings, conditions=cond, backend=chosen)
 
 

@@ -10,23 +10,53 @@ from pathlib import Path
 
 from harness.leaderboard.site import build_site
 from harness.publish.mlflow_store import Publisher, connect, default_tracking_uri
-from harness.runner.records import comparability, comparability_of
+from harness.record import UNHASHED, Comparability, RunRecord
 from harness.settings import Settings
 from tests.records_factory import RunSpec, make_run, make_test_split
 
+V1_DOC = {  # the least a sarbench.run/1 record holds: no comparability key, no checkpoint
+    "schema": "sarbench.run/1",
+    "run_id": "unet.default.s0.flood-synth.000000000000",
+    "key": {
+        "entry": "unet",
+        "variant": "default",
+        "seed": 0,
+        "dataset": "flood-synth",
+        "dataset_digest": "sha256:d",
+        "image_digest": "sha256:i",
+        "conditions": "sha256:c",
+        "backend": "docker",
+        "options_digest": "sha256:o",
+    },
+    "entry": {"name": "unet"},
+    "variant": "default",
+    "seed": 0,
+    "options": {},
+    "task": "flood",
+    "primary_metric": "iou",
+    "backend": "docker",
+    "dataset": {"name": "flood-synth", "digest": "sha256:d", "split": "test"},
+    "profile": {"name": "quick"},
+    "isolated": True,
+    "status": "failed",
+    "reason": "timeout",
+}
 
-def test_a_records_key_is_written_or_derived() -> None:
-    key = comparability("quick", "sha256:c", "sha256:d", "none")
-    assert comparability_of({"comparability": key}) == key
-    old = {  # a record written before the key was
-        "profile": {"name": "quick"},
-        "key": {"conditions": "sha256:c"},
-        "dataset": {"digest": "sha256:d"},
-    }
-    assert comparability_of(old) == key
-    weighed = comparability_of({**old, "weights": {"files": []}})
-    assert weighed["checkpoint"].startswith("unknown") and weighed["id"] != key["id"]
-    assert comparability("paper", "sha256:c", "sha256:d", "none")["id"] != key["id"]
+
+def test_a_records_key_is_derived_from_its_profile_key_and_weights() -> None:
+    key = Comparability("quick", "sha256:c", "sha256:d", "none")
+    assert key.id == Comparability("quick", "sha256:c", "sha256:d", "none").id
+    assert key.id.startswith("sha256:")
+    old = RunRecord.from_json(V1_DOC)  # a record written before the key was
+    assert old.comparability == key
+    weighed = RunRecord.from_json({**V1_DOC, "weights": {"files": []}})
+    assert weighed.comparability.checkpoint == UNHASHED
+    assert weighed.comparability.checkpoint.startswith("unknown")
+    assert weighed.comparability.id != key.id
+    hashed = RunRecord.from_json({**V1_DOC, "weights": {"files": [], "digest": "sha256:w"}})
+    assert hashed.comparability.checkpoint == "sha256:w"
+    assert hashed.comparability.id not in (key.id, weighed.comparability.id)
+    assert Comparability("paper", "sha256:c", "sha256:d", "none").id != key.id
 
 
 def test_quick_paper_and_another_dataset_digest_are_three_boards(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.entries import load_entries
-from harness.runner.records import load_records
+from harness.record import RunRecord, load_records
 from harness.scoring.chipstats import STATS_TYPES
 from harness.scoring.stats import paired_test
 from harness.settings import REPO_ROOT, Settings
@@ -43,33 +43,35 @@ def demo(tmp_path_factory: pytest.TempPathFactory, docker_client, base_image, em
 def test_every_baseline_and_variant_is_scored_with_its_options(demo: dict) -> None:
     entries = [e for e in load_entries(REPO_ROOT / "submissions").values() if e.baseline]
     want = {(e.name, v) for e in entries for v in e.variants}
-    got = {(r["entry"]["name"], r["variant"]): r for r in demo["records"]}
+    got = {(r.entry.name, r.variant): r for r in demo["records"]}
     assert set(got) == want
     for (name, variant), record in got.items():
-        assert record["status"] == "ok", (name, variant, record["detail"])
-        assert record["isolated"] is True and record["backend"] == "docker"
-        assert record["profile"]["name"] == "quick"
+        assert record.status == "ok", (name, variant, record.detail)
+        assert record.isolated is True and record.backend == "docker"
+        assert record.profile_name == "quick"
         entry = next(e for e in entries if e.name == name)
-        assert record["options"] == entry.resolve_options(variant, "quick")
-        assert record["score"]["n_chips"] > 0
+        assert dict(record.options) == entry.resolve_options(variant, "quick")
+        assert record.score is not None and record.score.n_chips > 0
 
 
 def test_unet_beats_the_threshold_by_more_than_the_interval(demo: dict) -> None:
-    by = {(r["entry"]["name"], r["variant"]): r for r in demo["records"]}
+    by = {(r.entry.name, r.variant): r for r in demo["records"]}
     unet, threshold = by[("unet", "default")], by[("threshold", "default")]
-    assert unet["score"]["interval"]["low"] > threshold["score"]["interval"]["high"]
+    assert unet.score is not None and threshold.score is not None
+    assert unet.score.low > threshold.score.high
     # and chip by chip: the paired interval of the difference excludes zero
     a, b = _stats(unet), _stats(threshold)
     paired = paired_test(a[0], a[1], b[0], b[1], "iou")
     assert paired.low > 0 and paired.better == "a"
 
 
-def _stats(record: dict):
-    chips = record["score"]["chips"]
-    kind = STATS_TYPES[record["task"]]
-    names = list(chips[0]["stats"])
-    columns = {n: np.array([float(c["stats"][n]) for c in chips]) for n in names}
-    return [c["id"] for c in chips], kind(**columns)
+def _stats(record: RunRecord):
+    assert record.score is not None
+    chips = record.score.chips
+    kind = STATS_TYPES[record.task.name]
+    names = list(chips[0].stats)
+    columns = {n: np.array([float(c.stats[n]) for c in chips]) for n in names}
+    return [c.id for c in chips], kind(**columns)
 
 
 def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
@@ -100,31 +102,33 @@ def test_a_real_runs_configs_reach_mlflow_and_its_entry_page(demo: dict) -> None
     config/predict.json are MLflow artifacts and are shown on the entry page."""
     from harness.publish.mlflow_store import connect
 
-    unet = next(r for r in demo["records"] if r["entry"]["name"] == "unet")
-    folder = Path(demo["home"]) / "runs" / unet["run_id"]
+    unet = next(r for r in demo["records"] if r.entry.name == "unet")
+    folder = Path(demo["home"]) / "runs" / unet.run_id
     configs = {p.name: json.loads(p.read_text()) for p in (folder / "config").glob("*.json")}
     assert set(configs) == {"train.json", "predict.json"}
-    assert configs["train.json"]["options"] == unet["options"]
+    assert configs["train.json"]["options"] == dict(unet.options)
     client = connect(f"sqlite:///{Path(demo['home']) / 'mlflow' / 'mlflow.db'}")
     (run,) = [
         run
         for exp in client.search_experiments()
         for run in client.search_runs([exp.experiment_id], max_results=500)
-        if run.data.tags.get("sarbench.run_id") == unet["run_id"]
+        if run.data.tags.get("sarbench.run_id") == unet.run_id
     ]
     listed = {a.path for a in client.list_artifacts(run.info.run_id, "config")}
     assert {"config/train.json", "config/predict.json"} <= listed
     page = Path(demo["home"]) / "site" / "flood" / "flood-synth" / "unet" / "default"
     html = (page / "index.html").read_text()
     assert "train.json" in html and "predict.json" in html
-    assert (page / unet["run_id"] / "config" / "predict.json").is_file()
+    assert (page / unet.run_id / "config" / "predict.json").is_file()
 
 
 def test_running_the_demo_again_skips_every_run(demo: dict) -> None:
-    before = {r["run_id"]: json.dumps(r, sort_keys=True) for r in demo["records"]}
+    before = {r.run_id: json.dumps(r.to_json(), sort_keys=True) for r in demo["records"]}
     result = CliRunner().invoke(main, [*demo["args"], "demo", "--backend", "docker"])
     assert result.exit_code == 0, result.output
     assert result.output.count("recorded before") == len(before)
     settings = Settings.load(home=demo["home"])
-    after = {r["run_id"]: json.dumps(r, sort_keys=True) for r in load_records(settings.runs_dir)}
+    after = {
+        r.run_id: json.dumps(r.to_json(), sort_keys=True) for r in load_records(settings.runs_dir)
+    }
     assert after == before

@@ -22,16 +22,18 @@ from harness.conditions.probe import (
 from harness.conditions.profiles import ProfileError, get_profile, load_profile, parse_size
 from harness.entries import EntryError, get_entry, load_entries, load_entry
 from harness.errors import SarbenchError, UnknownNameError
-from harness.runner.plan import make_plan
-from harness.runner.records import (
+from harness.record import (
+    EntryInfo,
     RecordError,
-    RunBusyError,
-    RunKey,
+    RecordKey,
+    RunFolder,
+    RunRecord,
+    TaskInfo,
     load_records,
-    read_record,
-    run_lock,
-    save_record,
+    run_key,
 )
+from harness.runner.plan import make_plan
+from harness.runner.records import RunBusyError, run_lock
 from harness.settings import REPO_ROOT
 
 SMI = (
@@ -221,7 +223,7 @@ def test_gpu_sampler_integrates_power_into_energy() -> None:
     assert summary["gpu_seconds"] == 2.0 and summary["mean_utilization"] == 50
 
 
-def _key(**changes: object) -> RunKey:
+def _key(**changes: object) -> RecordKey:
     base = dict(
         entry="unet",
         variant="default",
@@ -233,7 +235,7 @@ def _key(**changes: object) -> RunKey:
         backend="docker",
         options={"epochs": 2},
     )
-    return RunKey(**{**base, **changes})  # type: ignore[arg-type]
+    return run_key(**{**base, **changes})  # type: ignore[arg-type]
 
 
 def test_run_ids_follow_the_key() -> None:
@@ -251,18 +253,29 @@ def test_run_ids_follow_the_key() -> None:
         assert _key(**change).run_id != key.run_id, change
 
 
+def _record(run_id: str) -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        key=_key(),
+        task=TaskInfo("flood", "iou", True),
+        entry=EntryInfo("unet"),
+        status="failed",
+        reason="timeout",
+    )
+
+
 def test_records_are_written_once_and_read_back(tmp_path: Path) -> None:
-    run_dir = tmp_path / "runs" / "r1"
-    run_dir.mkdir(parents=True)
-    assert read_record(run_dir) is None
-    save_record(run_dir, {"schema": "sarbench.run/1", "run_id": "r1"})
+    folder = RunFolder(tmp_path / "runs" / "r1")
+    folder.path.mkdir(parents=True)
+    assert folder.read() is None
+    folder.save(_record("r1"))
     with pytest.raises(RecordError, match="never overwritten"):
-        save_record(run_dir, {"schema": "sarbench.run/1", "run_id": "other"})
-    assert [r["run_id"] for r in load_records(tmp_path / "runs")] == ["r1"]
-    assert not list(run_dir.glob(".*.tmp"))
-    (run_dir / "record.json").write_text(json.dumps({"schema": "other"}))
-    with pytest.raises(RecordError, match=r"not a sarbench\.run/1"):
-        read_record(run_dir)
+        folder.save(_record("other"))
+    assert [r.run_id for r in load_records(tmp_path / "runs")] == ["r1"]
+    assert not list(folder.path.glob(".*.tmp"))
+    folder.record_path.write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(RecordError, match=r"schema is 'other'"):
+        folder.read()
 
 
 def _hold(runs: str, seconds: float) -> None:

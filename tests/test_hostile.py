@@ -23,7 +23,7 @@ import pytest
 
 from harness.datasets import ops
 from harness.entries import get_entry
-from harness.runner.records import load_records
+from harness.record import RunFolder, RunRecord, load_records
 from harness.runner.run import run_one
 from harness.runtime.scratch import kernel_limits_available
 from harness.settings import REPO_ROOT, Settings
@@ -91,13 +91,13 @@ def attacks(bench: Settings, docker_client: docker.DockerClient) -> dict:
     }
 
 
-def _record(attacks: dict, variant: str) -> dict:
+def _record(attacks: dict, variant: str) -> RunRecord:
     return attacks["runs"][variant].record
 
 
 def test_predict_cannot_write_data_or_model_nor_find_targets(attacks: dict) -> None:
     outcome = attacks["runs"]["probe-predict"]
-    assert outcome.record["status"] == "ok"
+    assert outcome.record.status == "ok"
     log = (outcome.run_dir / "logs" / "predict.log").read_text()
     probe = json.loads(log.rsplit("PROBE ", 1)[1])
     assert "Read-only file system" in probe["data_write"]
@@ -121,8 +121,8 @@ def test_predict_cannot_write_data_or_model_nor_find_targets(attacks: dict) -> N
 )
 def test_resource_attacks_are_stopped_with_their_reason(attacks, variant, reason, phrase) -> None:
     record = _record(attacks, variant)
-    assert record["status"] == "failed" and record["reason"] == reason, record["detail"]
-    assert phrase in record["detail"]
+    assert record.status == "failed" and record.reason == reason, record.detail
+    assert phrase in record.detail
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_resource_attacks_are_stopped_with_their_reason(attacks, variant, reason
 )
 def test_output_attacks_hit_the_kernels_limit(attacks: dict, variant: str, phrase: str) -> None:
     outcome = attacks["runs"][variant]
-    assert outcome.record["output_limit_by"] == "kernel"
+    assert outcome.record.output_limit_by == "kernel"
     log = (outcome.run_dir / "logs" / "train.log").read_text()
     assert phrase in log  # the write failed in the container: the limit is the kernel's
 
@@ -145,7 +145,7 @@ def test_odd_trees_break_nothing_and_leave_nothing(attacks: dict, bench: Setting
     it could of the artifacts, the work folder and its scratch filesystems are gone, and
     the same run skips when asked again."""
     outcome = attacks["runs"]["deep-tree"]
-    assert outcome.record["status"] == "ok", outcome.record["detail"]
+    assert outcome.record.status == "ok", outcome.record.detail
     assert not (outcome.run_dir / "work").exists()
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
         assert str(bench.runs_dir) not in mounts.read()
@@ -165,7 +165,7 @@ def test_a_fork_bomb_hits_the_pids_limit(attacks: dict) -> None:
 
 def test_a_log_flood_is_capped(attacks: dict) -> None:
     outcome = attacks["runs"]["log-flood"]
-    assert outcome.record["status"] == "ok"
+    assert outcome.record.status == "ok"
     log = outcome.run_dir / "logs" / "train.log"
     assert 0 < log.stat().st_size <= 1024 * 1024  # the profile's 1 MiB cap; 20 MB written
 
@@ -187,32 +187,32 @@ def test_a_log_flood_is_capped(attacks: dict) -> None:
 )
 def test_bad_output_is_invalid_output(attacks: dict, variant: str, phrases: list[str]) -> None:
     record = _record(attacks, variant)
-    assert record["status"] == "failed" and record["reason"] == "invalid-output"
-    problems = "\n".join(record["problems"])
+    assert record.status == "failed" and record.reason == "invalid-output"
+    problems = "\n".join(record.problems)
     for phrase in phrases:
         assert phrase in problems, problems
-    assert record["score"] is None
+    assert record.score is None
 
 
 def test_no_prediction_makes_the_harness_fetch_a_url(attacks: dict, server) -> None:
-    assert _record(attacks, "wmts")["reason"] == "invalid-output"
+    assert _record(attacks, "wmts").reason == "invalid-output"
     assert server[1] == []  # the WMTS "prediction" was never opened as WMTS
 
 
 def test_problem_lists_are_capped_and_escaped(attacks: dict) -> None:
     many = attacks["runs"]["many-files"]
-    assert many.record["reason"] == "invalid-output"
-    assert len(many.record["problems"]) <= 51
-    assert "more problem" in many.record["problems"][-1]
+    assert many.record.reason == "invalid-output"
+    assert len(many.record.problems) <= 51
+    assert "more problem" in many.record.problems[-1]
     assert (many.run_dir / "record.json").stat().st_size < 200_000
     escaped = attacks["runs"]["escapes"]
-    text = json.dumps(escaped.record["problems"])
+    text = json.dumps(list(escaped.record.problems))
     assert "\\u001b" not in text and "\\x1b" in text  # shown, not obeyed
 
 
 def test_mountinfo_shows_no_host_paths(attacks: dict, bench: Settings) -> None:
     outcome = attacks["runs"]["mountinfo"]
-    assert outcome.record["status"] == "ok"
+    assert outcome.record.status == "ok"
     lines = (outcome.run_dir / "logs" / "predict.log").read_text().splitlines()
     targets = (" /output ", " /model ", " /config/run.json ", " /data/test/inputs ")
     mine = [line for line in lines if any(t in line for t in targets)]
@@ -258,7 +258,7 @@ def test_data_targets_and_other_records_are_unchanged(attacks: dict, bench: Sett
     ops.verify(bench, "tiny", progress=False)
     good = attacks["good"]
     assert (good.run_dir / "record.json").read_bytes() == attacks["good_before"]
-    ids = [r["run_id"] for r in load_records(bench.runs_dir)]
+    ids = [r.run_id for r in load_records(bench.runs_dir)]
     assert len(ids) == len(set(ids)) == 1 + len(attacks["runs"])
     # nothing outside the run folders: each holds only what a run keeps, no work folder
     # and no scratch filesystem is left mounted, and the bench root holds what it had
@@ -325,8 +325,8 @@ def test_sigkill_mid_run_leaves_no_record_and_the_next_run_finishes_it(
     assert again.returncode == 0, out
     # the next harness start removed the unfinished folder (and any container) first
     assert f"an unfinished run folder left by a harness that is gone: {run_id}" in out
-    record = json.loads((run_dir / "record.json").read_text())
-    assert record["status"] == "ok" and record["run_id"] == run_id
+    record = RunFolder(run_dir).load()
+    assert record.status == "ok" and record.run_id == run_id
     left = docker_client.containers.list(all=True, filters={"label": f"sarbench.run={run_id}"})
     assert left == []
 
@@ -426,12 +426,12 @@ def test_reap_removes_expired_and_orphaned_containers(
 
 
 def test_two_processes_on_one_store_make_one_record(bench: Settings, attacks: dict) -> None:
-    before = {r["run_id"] for r in load_records(bench.runs_dir)}
+    before = {r.run_id for r in load_records(bench.runs_dir)}
     first, second = _slow_ok_run(bench, "--seed", "7"), _slow_ok_run(bench, "--seed", "7")
     outs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outs
-    new = [r for r in load_records(bench.runs_dir) if r["run_id"] not in before]
-    assert len(new) == 1 and new[0]["status"] == "ok" and new[0]["seed"] == 7
+    new = [r for r in load_records(bench.runs_dir) if r.run_id not in before]
+    assert len(new) == 1 and new[0].status == "ok" and new[0].seed == 7
     assert sum("skipped" in out for out in outs) == 1
 
 

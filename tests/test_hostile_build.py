@@ -184,7 +184,8 @@ def test_an_entry_cannot_name_or_borrow_images(
         0,
         "tiny",
     )
-    image_id = template.record["image"]["digest"]
+    image_id = template.record.image_digest
+    assert image_id is not None
     tag = f"sarbench-entry/template:{image_id.removeprefix('sha256:')[:12]}"
     assert docker_client.images.get(tag).id == image_id  # named by the harness
     assert docker_client.images.get(image_id).labels["sarbench.entry"] == "template"

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from harness.leaderboard.cli import leaderboard
 from harness.leaderboard.site import MARKER, SiteError, SiteSummary, build_site
 from harness.publish.mlflow_store import Publisher, connect, tracking_uri
+from harness.record import RecordScore, RunFolder, RunRecord
 from harness.scoring.metrics import FloodStats, iou
 from harness.scoring.stats import paired_test
 from harness.settings import Settings
@@ -35,7 +36,7 @@ class Built:
     uri: str
     out: Path
     summary: SiteSummary
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
 
     def json(self, rel: str) -> Any:
         return json.loads((self.out / rel).read_text())
@@ -43,15 +44,16 @@ class Built:
     def html(self, rel: str) -> str:
         return (self.out / rel).read_text()
 
-    def records_of(self, entry: str, variant: str = "default", backend: str = "docker") -> list:
+    def records_of(
+        self, entry: str, variant: str = "default", backend: str = "docker"
+    ) -> list[RunRecord]:
         return sorted(
             (
                 r
                 for r in self.records
-                if (r["entry"]["name"], r["variant"], r["backend"]) == (entry, variant, backend)
-                and r["status"] == "ok"
+                if (r.entry.name, r.variant, r.backend) == (entry, variant, backend) and r.ok
             ),
-            key=lambda r: r["seed"],
+            key=lambda r: r.seed,
         )
 
 
@@ -62,7 +64,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     home = tmp_path_factory.mktemp("leaderboard")
     settings = Settings(home=home, data_root=home / "data", manifests_dir=home / "manifests")
     dirs = standard_runs(settings)
-    records = [json.loads((d / "record.json").read_text()) for d in dirs]
+    records = [RunFolder(d).load() for d in dirs]
     uri = tracking_uri(settings)
     publisher = Publisher(settings, uri)
     for d in dirs:
@@ -102,7 +104,7 @@ def test_index_lists_boards_update_and_conditions(built: Built) -> None:
     assert 'href="ndvi/ndvi-synth/index.html"' in page
     assert "Last update: <strong>2026-11-21 11:02 UTC</strong>" in page  # latest finished_at
     assert "Profile <code>quick</code>" in page
-    assert built.records[0]["conditions"]["fingerprint"] in page
+    assert built.records[0].fingerprint in page
     assert "Test CPU @ 2.0GHz" in page and "memory_bytes" in page
 
 
@@ -117,7 +119,7 @@ def test_official_ranking_has_isolated_ok_runs_only(built: Built) -> None:
     assert [r["rank"] for r in ranking] == [1, 2, 3, 4]
     ious = [r["iou"] for r in ranking]
     assert ious == sorted(ious, reverse=True)
-    local_ids = {r["run_id"] for r in built.records if r["backend"] == "local"}
+    local_ids = {r.run_id for r in built.records if r.backend == "local"}
     ranked_ids = {i for r in ranking for i in r["run_ids"]}
     assert not local_ids & ranked_ids
     assert not any("s2" in i for i in ranked_ids)  # the failed unet seed
@@ -133,23 +135,28 @@ def test_single_seed_rows_show_the_published_score(built: Built) -> None:
     by_entry = {r["entry"]: r for r in built.json("flood/flood-synth/ranking.json")}
     for entry in ("acme-seg", "prithvi", "threshold"):
         (record,) = built.records_of(entry)
-        row, score = by_entry[entry], record["score"]
-        assert row["iou"] == pytest.approx(score["metrics"]["iou"])
-        assert row["iou_ci_low"] == pytest.approx(score["interval"]["low"])
-        assert row["iou_ci_high"] == pytest.approx(score["interval"]["high"])
-        assert row["miou"] == pytest.approx(score["metrics"]["miou"])
+        row, score = by_entry[entry], _score(record)
+        assert row["iou"] == pytest.approx(score.metrics["iou"])
+        assert row["iou_ci_low"] == pytest.approx(score.low)
+        assert row["iou_ci_high"] == pytest.approx(score.high)
+        assert row["miou"] == pytest.approx(score.metrics["miou"])
         assert row["seeds"] == [0]
     assert by_entry["prithvi"]["gpu_seconds"] == pytest.approx(42.0)
     assert by_entry["threshold"]["train_s"] is None
 
 
-def _flood_stats(records: list[dict[str, Any]]) -> tuple[list[str], FloodStats]:
+def _score(record: RunRecord) -> RecordScore:
+    assert record.score is not None, record.run_id
+    return record.score
+
+
+def _flood_stats(records: list[RunRecord]) -> tuple[list[str], FloodStats]:
     """Per-chip confusion counts summed over the records (seeds), straight from the records."""
-    ids = [c["id"] for c in records[0]["score"]["chips"]]
+    ids = [c.id for c in _score(records[0]).chips]
     fields = {}
     for name in ("tp", "fp", "fn", "tn"):
         fields[name] = np.sum(
-            [[c["stats"][name] for c in r["score"]["chips"]] for r in records], axis=0
+            [[c.stats[name] for c in _score(r).chips] for r in records], axis=0
         ).astype(np.float64)
     return ids, FloodStats(**fields)
 
@@ -160,7 +167,7 @@ def test_several_seeds_pool_chip_by_chip(built: Built) -> None:
     assert unet["seeds"] == [0, 1]
     _, stats = _flood_stats(records)
     assert unet["iou"] == pytest.approx(iou(stats.pooled()))
-    per_seed = [r["score"]["metrics"]["iou"] for r in records]
+    per_seed = [_score(r).metrics["iou"] for r in records]
     assert unet["seed_mean"] == pytest.approx(np.mean(per_seed))
     assert unet["seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
     assert unet["iou_ci_low"] < unet["iou"] < unet["iou_ci_high"]
@@ -205,11 +212,11 @@ def test_ablation_matrix_as_the_entry_declares_it(built: Built) -> None:
         assert row["change_vs_reference"] == pytest.approx(row["mse"] - full["mse"])
         assert 0 < row["p_value_vs_reference"] <= 1
     (no_tta,) = built.records_of("pix2pix", "no-tta")
-    assert rows[-1]["mse"] == pytest.approx(no_tta["score"]["metrics"]["mse"])
+    assert rows[-1]["mse"] == pytest.approx(_score(no_tta).metrics["mse"])
     assert rows[-1]["seeds"] == [0]  # seed 1 failed (oom): listed, never ranked
     (failed,) = built.json("ndvi/ndvi-synth/failed.json")
     assert (failed["variant"], failed["reason"]) == ("no-tta", "oom")
-    chips = [c["stats"] for r in built.records_of("pix2pix", "full") for c in r["score"]["chips"]]
+    chips = [c.stats for r in built.records_of("pix2pix", "full") for c in _score(r).chips]
     pooled_mse = sum(c["sum_sq_err"] for c in chips) / sum(c["n"] for c in chips)
     assert full["mse"] == pytest.approx(pooled_mse)
     page = built.html("ndvi/ndvi-synth/index.html")
@@ -224,11 +231,11 @@ def test_entry_page_shows_runs_chips_quicklooks_logs_config(built: Built) -> Non
     assert len(images) == 8
     assert all((folder / src).is_file() for src in images)
     for run in built.records_of("pix2pix", "full"):
-        rid = run["run_id"]
+        rid = run.run_id
         assert (folder / f"chips-{rid}.csv").is_file() and (folder / f"chips-{rid}.json").is_file()
         chips = json.loads((folder / f"chips-{rid}.json").read_text())
-        assert [c["id"] for c in chips] == [c["id"] for c in run["score"]["chips"]]
-        assert chips[0]["mse"] == pytest.approx(run["score"]["chips"][0]["metrics"]["mse"])
+        assert [c["id"] for c in chips] == [c.id for c in _score(run).chips]
+        assert chips[0]["mse"] == pytest.approx(_score(run).chips[0].metrics["mse"])
         assert f'href="{rid}/logs/train.log"' in page
         assert (folder / rid / "config" / "train.json").is_file()
     assert "optim.betas" in page and "Loss curves" in page

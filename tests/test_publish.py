@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -26,7 +27,7 @@ from harness.publish.mlflow_store import (
     tracking_uri,
 )
 from harness.publish.quicklooks import write_quicklooks
-from harness.publish.records import key_hash, read_run_folder
+from harness.record import EntryInfo, RunFolder, RunRecord, TaskInfo, run_key
 from harness.settings import Settings
 from tests.records_factory import standard_runs
 
@@ -39,13 +40,13 @@ class Store:
     dirs: list[Path]
     results: list[PublishResult]
 
-    def record(self, run_dir: Path) -> dict[str, Any]:
-        return json.loads((run_dir / "record.json").read_text())
+    def record(self, run_dir: Path) -> RunRecord:
+        return RunFolder(run_dir).load()
 
-    def run_of(self, name: str, backend: str = "docker") -> tuple[Any, dict[str, Any]]:
+    def run_of(self, name: str, backend: str = "docker") -> tuple[Any, RunRecord]:
         """The MLflow run and the record of the run folder whose name starts with ``name``."""
         (folder,) = [
-            d for d in self.dirs if d.name.startswith(name) and self.record(d)["backend"] == backend
+            d for d in self.dirs if d.name.startswith(name) and self.record(d).backend == backend
         ]
         (result,) = [r for r in self.results if r.run_dir == folder]
         return self.client.get_run(result.mlflow_run_id), self.record(folder)
@@ -95,43 +96,60 @@ def test_params_are_flattened_resolved_options(store: Store) -> None:
 
 
 def test_an_option_named_like_a_reserved_param_is_prefixed() -> None:
-    record = {
-        "entry": {"name": "e"},
-        "variant": "v",
-        "seed": 3,
-        "profile": {"name": "quick"},
-        "options": {"seed": 99, "nested": {"a": {"b": None}}},
-    }
+    options = {"seed": 99, "nested": {"a": {"b": None}}}
+    key = run_key(
+        entry="e",
+        variant="v",
+        seed=3,
+        dataset="flood-synth",
+        dataset_digest="sha256:d",
+        image_digest="sha256:i",
+        conditions="sha256:c",
+        backend="docker",
+        options=options,
+    )
+    record = RunRecord(
+        run_id=key.run_id,
+        key=key,
+        task=TaskInfo("flood", "iou", True),
+        entry=EntryInfo("e"),
+        status="failed",
+        reason="crash",
+        profile={"name": "quick"},
+        options=options,
+    )
     p = params_of(record)
     assert p["seed"] == "3" and p["options.seed"] == "99" and p["nested.a.b"] == "null"
 
 
 def test_metrics_scores_intervals_timings(store: Store) -> None:
     run, record = store.run_of("prithvi.default.s0")
-    m, score = run.data.metrics, record["score"]
-    for name, value in score["metrics"].items():
+    m, score = run.data.metrics, record.score
+    assert score is not None
+    for name, value in score.metrics.items():
         assert m[name] == pytest.approx(value), name
-    assert m["iou_ci_low"] == pytest.approx(score["interval"]["low"])
-    assert m["iou_ci_high"] == pytest.approx(score["interval"]["high"])
+    assert m["iou_ci_low"] == pytest.approx(score.low)
+    assert m["iou_ci_high"] == pytest.approx(score.high)
     assert m["iou_ci_low"] <= m["iou"] <= m["iou_ci_high"]
-    timings = record["timings"]
+    timings = dict(record.timings.items())
     for name in ("train_s", "predict_s", "total_s", "gpu_seconds", "energy_j"):
         assert m[name] == pytest.approx(timings[name])
-    peaks = [p["peak_memory_bytes"] for p in record["phases"].values()]
+    peaks = [p.peak_memory_bytes for p in record.phases.values()]
     assert m["peak_memory_bytes"] == max(peaks)
-    assert m["train_peak_memory_bytes"] == record["phases"]["train"]["peak_memory_bytes"]
+    assert m["train_peak_memory_bytes"] == record.phases["train"].peak_memory_bytes
     unet, _ = store.run_of("unet.default.s0")
     assert "gpu_seconds" not in unet.data.metrics and "energy_j" not in unet.data.metrics
 
 
 def test_ndvi_undefined_and_every_secondary_metric(store: Store) -> None:
     run, record = store.run_of("pix2pix.full.s0")
-    for name, value in record["score"]["metrics"].items():
-        if value is None:
+    assert record.score is not None
+    for name, value in record.score.metrics.items():
+        if math.isnan(value):  # undefined
             assert math.isnan(run.data.metrics[name])
         else:
             assert run.data.metrics[name] == pytest.approx(value)
-    assert set(record["score"]["metrics"]) <= set(run.data.metrics)
+    assert set(record.score.metrics) <= set(run.data.metrics)
 
 
 def test_loss_curves_are_metrics_with_steps(store: Store) -> None:
@@ -159,13 +177,13 @@ def test_tags(store: Store) -> None:
     assert not local
     assert t["sarbench.entry"] == "acme-seg" and t["sarbench.baseline"] == "false"
     assert t["sarbench.status"] == "ok" and t["sarbench.reason"] == ""
-    assert t["sarbench.dataset_digest"] == record["dataset"]["digest"]
-    assert t["sarbench.image_digest"] == record["image"]["digest"]
-    assert t["sarbench.conditions"] == record["conditions"]["fingerprint"]
+    assert t["sarbench.dataset_digest"] == record.dataset_digest
+    assert t["sarbench.image_digest"] == record.image_digest
+    assert t["sarbench.conditions"] == record.fingerprint
     assert t["sarbench.isolated"] == ("false" if local else "true")
-    assert t["sarbench.run_id"] == record["run_id"] == run.info.run_name
-    assert t[KEY] == key_hash(record) and t[PUBLISHED] == COMPLETE
-    assert t["sarbench.team"] == record["entry"]["team"]
+    assert t["sarbench.run_id"] == record.run_id == run.info.run_name
+    assert t[KEY] == record.key_hash and t[PUBLISHED] == COMPLETE
+    assert t["sarbench.team"] == record.entry.team
     assert t["sarbench.profile"] == "quick" and t["sarbench.n_chips"] == "12"
 
 
@@ -204,10 +222,11 @@ def test_artifacts(store: Store, tmp_path: Path) -> None:
         store.client.download_artifacts(run.info.run_id, "scores/chips.csv", str(tmp_path))
     )
     rows = list(csv.DictReader(io.StringIO(local.read_text())))
-    chips = record["score"]["chips"]
-    assert [r["id"] for r in rows] == [c["id"] for c in chips]
+    assert record.score is not None
+    chips = record.score.chips
+    assert [r["id"] for r in rows] == [c.id for c in chips]
     for row, chip in zip(rows, chips, strict=True):
-        for name, value in {**chip["metrics"], **chip["stats"]}.items():
+        for name, value in {**chip.metrics, **chip.stats}.items():
             assert float(row[name]) == pytest.approx(value), name
     png = Path(store.client.download_artifacts(run.info.run_id, looks[0], str(tmp_path)))
     from PIL import Image
@@ -218,10 +237,10 @@ def test_artifacts(store: Store, tmp_path: Path) -> None:
 
 def test_failed_record_has_status_and_reason_no_metrics(store: Store) -> None:
     run, record = store.run_of("unet.default.s2")
-    assert record["status"] == "failed"
+    assert record.status == "failed"
     assert run.data.tags["sarbench.status"] == "failed"
     assert run.data.tags["sarbench.reason"] == "timeout"
-    assert run.data.tags["sarbench.detail"] == record["detail"]
+    assert run.data.tags["sarbench.detail"] == record.detail
     assert run.data.metrics == {}
     assert run.info.status == "FAILED"
     names = _artifacts(store.client, run.info.run_id)
@@ -245,11 +264,16 @@ def test_a_cut_off_publish_is_replaced_and_missing_data_is_noted(
     source = next(d for d in store.dirs if d.name.startswith("threshold"))
     folder = tmp_path / "runs" / "threshold.default.s0.flood-other.000000000000"
     shutil.copytree(source, folder)
-    record = json.loads((folder / "record.json").read_text())
-    record["dataset"]["name"] = "flood-other"  # no test data for it under the data root
-    record["run_id"] = folder.name
-    (folder / "record.json").write_text(json.dumps(record))
-    key = key_hash(record)
+    original = RunFolder(folder).load()
+    (folder / "record.json").unlink()
+    record = dataclasses.replace(  # no test data for flood-other under the data root
+        original,
+        run_id=folder.name,
+        key=dataclasses.replace(original.key, dataset="flood-other"),
+    )
+    RunFolder(folder).save(record)
+    key = record.key_hash
+    assert key != original.key_hash
     where = (tmp_path / "artifacts").as_uri()
     exp_id = store.client.create_experiment("sarbench/flood/flood-other", artifact_location=where)
     half = store.client.create_run(exp_id, tags={KEY: key})
@@ -262,7 +286,8 @@ def test_a_cut_off_publish_is_replaced_and_missing_data_is_noted(
     assert run.info.run_id == result.mlflow_run_id
     assert result.notes and "no quicklooks: test targets not found" in result.notes[0]
     assert "no quicklooks" in run.data.tags["sarbench.publish_notes"]
-    assert run.data.metrics["iou"] == pytest.approx(record["score"]["metrics"]["iou"])
+    assert record.score is not None
+    assert run.data.metrics["iou"] == pytest.approx(record.score.metrics["iou"])
 
 
 def test_quicklooks_note_when_predictions_are_missing(store: Store, tmp_path: Path) -> None:
@@ -276,13 +301,16 @@ def test_a_malformed_record_is_refused_naming_file_and_field(tmp_path: Path) -> 
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "record.json").write_text(json.dumps({"schema": "sarbench.run/1", "run_id": "x"}))
-    with pytest.raises(RecordError, match=r"record\.json: field 'variant' is missing"):
-        read_run_folder(folder)
+    with pytest.raises(RecordError, match=r"record\.json: \d+ problems:") as caught:
+        RunFolder(folder).load()
+    assert caught.value.path == folder / "record.json"
+    assert "field 'variant' is missing" in caught.value.problems
+    assert "    - field 'variant' is missing" in str(caught.value)
     (folder / "record.json").write_text("{not json")
     with pytest.raises(RecordError, match="cannot read the record"):
-        read_run_folder(folder)
+        RunFolder(folder).load()
     with pytest.raises(RecordError, match=r"has no record\.json"):
-        read_run_folder(tmp_path)
+        RunFolder(tmp_path).load()
 
 
 def test_publish_without_runs_says_what_to_do(tmp_path: Path) -> None:

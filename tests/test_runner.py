@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from harness.entries import get_entry
-from harness.runner.records import load_records
+from harness.record import SCHEMA, RunFolder, load_records
 from harness.runner.run import run_one
 from harness.settings import Settings
 from tests.runner_support import cli, make_bench, make_ctx
@@ -50,18 +50,17 @@ def hostile_runs(bench: Settings, docker_client: docker.DockerClient, template_r
 def test_template_runs_end_to_end_and_is_scored(template_run, docker_client) -> None:
     record = template_run.record
     assert template_run.action == "ran"
-    assert record["status"] == "ok" and record["reason"] is None
-    assert record["schema"] == "sarbench.run/1" and record["isolated"] is True
-    assert record["image"]["digest"].startswith("sha256:")
-    assert (
-        record["dataset"]["digest"].startswith("sha256:") and record["dataset"]["split"] == "test"
-    )
+    assert record.status == "ok" and record.reason is None
+    assert record.schema == SCHEMA == "sarbench.run/2" and record.isolated is True
+    assert record.image_digest is not None and record.image_digest.startswith("sha256:")
+    assert record.dataset_digest.startswith("sha256:") and record.split == "test"
     # the tiny dataset's flood label is exactly (post - pre < -2 dB): the template learns it
-    assert record["score"]["metrics"]["iou"] > 0.9
-    assert record["score"]["n_chips"] == 2
-    assert set(record["phases"]) == {"train", "predict"}
-    assert all(p["status"] == "ok" and p["image_id"] for p in record["phases"].values())
-    assert record["conditions"]["machine"]["cpus"] >= 1
+    assert record.score is not None
+    assert record.score.metrics["iou"] > 0.9
+    assert record.score.n_chips == 2
+    assert set(record.phases) == {"train", "predict"}
+    assert all(p.status == "ok" and p.image_id for p in record.phases.values())
+    assert record.machine["cpus"] >= 1
     run_dir = template_run.run_dir
     for rel in (
         "record.json",
@@ -77,7 +76,7 @@ def test_template_runs_end_to_end_and_is_scored(template_run, docker_client) -> 
     assert config["phase"] == "train" and config["dataset"]["splits"] == ["train", "val"]
     assert config["task"]["prediction"] == {"dtype": "uint8", "range": [0, 1]}
     left = docker_client.containers.list(
-        all=True, filters={"label": f"sarbench.run={record['run_id']}"}
+        all=True, filters={"label": f"sarbench.run={record.run_id}"}
     )
     assert left == []
 
@@ -92,7 +91,7 @@ def test_running_again_skips_and_keeps_the_record(bench, docker_client, template
 
 def test_container_sees_no_network_read_only_root_no_targets(hostile_runs) -> None:
     outcome = hostile_runs["runs"]["probe"]
-    assert outcome.record["status"] == "ok"
+    assert outcome.record.status == "ok"
     probe = json.loads((outcome.run_dir / "artifacts" / "probe.json").read_text())
     assert probe["uid"] == 65532 and probe["gid"] == 65532
     assert int(probe["cap_eff"], 16) == 0
@@ -115,15 +114,15 @@ def test_container_sees_no_network_read_only_root_no_targets(hostile_runs) -> No
 )
 def test_misbehaviour_is_recorded_with_its_reason(hostile_runs, variant, reason, phrase) -> None:
     record = hostile_runs["runs"][variant].record
-    assert record["status"] == "failed" and record["reason"] == reason, record
-    assert phrase in record["detail"]
-    assert record["score"] is None and "predict" not in record["phases"]
+    assert record.status == "failed" and record.reason == reason, record
+    assert phrase in record.detail
+    assert record.score is None and "predict" not in record.phases
 
 
 def test_bad_output_is_invalid_output_listing_each_problem(hostile_runs) -> None:
     record = hostile_runs["runs"]["bad-output"].record
-    assert record["status"] == "failed" and record["reason"] == "invalid-output"
-    problems = "\n".join(record["problems"])
+    assert record.status == "failed" and record.reason == "invalid-output"
+    problems = "\n".join(record.problems)
     assert "test_00" in problems and "missing" in problems
     assert "float64" in problems and "notes.txt" in problems
 
@@ -131,7 +130,7 @@ def test_bad_output_is_invalid_output_listing_each_problem(hostile_runs) -> None
 def test_other_records_are_untouched(bench, hostile_runs, template_run) -> None:
     assert (template_run.run_dir / "record.json").read_bytes() == hostile_runs["template_before"]
     records = list(load_records(bench.runs_dir))
-    assert len({r["run_id"] for r in records}) == len(records) == 6
+    assert len({r.run_id for r in records}) == len(records) == 6
 
 
 def test_local_and_docker_backends_give_the_same_score(bench, docker_client) -> None:
@@ -141,17 +140,18 @@ def test_local_and_docker_backends_give_the_same_score(bench, docker_client) -> 
         outcome = run_one(
             make_ctx(bench, docker_client, backend=backend), entry, "default", 0, "tiny-ndvi"
         )
-        assert outcome.record["status"] == "ok", outcome.record["detail"]
+        assert outcome.record.status == "ok", outcome.record.detail
         got[backend] = outcome.record
-    assert got["local"]["isolated"] is False and got["docker"]["isolated"] is True
-    assert got["local"]["run_id"] != got["docker"]["run_id"]
-    assert got["local"]["score"]["metrics"] == got["docker"]["score"]["metrics"]
-    assert got["local"]["score"]["chips"] == got["docker"]["score"]["chips"]
+    local, docker_ = got["local"], got["docker"]
+    assert local.isolated is False and docker_.isolated is True
+    assert local.run_id != docker_.run_id
+    assert local.score is not None and docker_.score is not None
+    # as JSON, where an undefined metric (NaN) is null and equals itself
+    assert local.score.to_json()["metrics"] == docker_.score.to_json()["metrics"]
+    assert local.score.to_json()["chips"] == docker_.score.to_json()["chips"]
     # both publish, as two runs (the local one is marked unisolated)
-    from harness.publish.records import key_hash, read_run_folder
-
-    folders = [read_run_folder(bench.runs_dir / r["run_id"]) for r in got.values()]
-    assert len({key_hash(f.record) for f in folders}) == 2
+    records = [RunFolder(bench.runs_dir / r.run_id).load() for r in got.values()]
+    assert len({r.key_hash for r in records}) == 2
 
 
 def test_cli_run_prints_the_score_and_exits_0(bench, template_run) -> None:
@@ -187,7 +187,8 @@ def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> 
 
 def test_validate_takes_an_image_by_name(bench, template_run) -> None:
     # the harness named the template's image after the entry and its ID
-    digest = template_run.record["image"]["digest"]
+    digest = template_run.record.image_digest
+    assert digest is not None
     name = f"sarbench-entry/template:{digest.removeprefix('sha256:')[:12]}"
     result = cli(
         bench, "validate", name, "--task", "flood", "--dataset", "tiny", "--profile", "test",

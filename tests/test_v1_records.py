@@ -8,6 +8,7 @@ record lists files that are absent, and publishing says so."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -15,21 +16,33 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness.cli import main
-from harness.runner.records import comparability_of, load_records
+from harness.record import SCHEMA_V1, load_records, run_folders
 from harness.settings import REPO_ROOT, Settings
 
 FIXTURE = REPO_ROOT / "tests" / "data" / "v1-work"
+
+
+def v1_key_hash(raw: dict) -> str:
+    """The key hash as the release before computed it from a raw ``sarbench.run/1`` record
+    (what an existing MLflow store dedupes on)."""
+    key = {**raw["key"], "backend": raw["backend"]}
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_a_v1_work_folder_publishes_and_builds(tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(FIXTURE, home)
     before = {p: p.read_bytes() for p in (home / "runs").rglob("record.json")}
-    records = list(load_records(Settings.load(home=home).runs_dir))
-    assert {r["schema"] for r in records} == {"sarbench.run/1"} and len(records) == 3
+    runs_dir = Settings.load(home=home).runs_dir
+    records = list(load_records(runs_dir))
+    assert {r.schema for r in records} == {SCHEMA_V1} == {"sarbench.run/1"}
+    assert len(records) == 3
     for record in records:  # the comparability key is derived for records without one
-        key = comparability_of(record)
-        assert key["profile"] == "quick" and key["checkpoint"] == "none"
+        key = record.comparability
+        assert key.profile == "quick" and key.checkpoint == "none"
+    for folder in run_folders(runs_dir):  # the key hash is the one stores already hold
+        assert folder.load().key_hash == v1_key_hash(json.loads(folder.record_path.read_text()))
     runner = CliRunner()
     published = runner.invoke(main, ["--home", str(home), "publish"])
     assert published.exit_code == 0, published.output

@@ -8,6 +8,7 @@ real subprocesses (a fresh GDAL, and a peak memory of its own to measure).
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import os
@@ -28,6 +29,7 @@ import rasterio
 from harness.datasets.loader import SplitDir
 from harness.errors import printable
 from harness.geo import Grid, write_raster
+from harness.record import EntryInfo, PhaseRecord, RunRecord, TaskInfo, run_key
 from harness.runner import validate as runner_validate
 from harness.scoring.validate import (
     MAX_PROBLEMS,
@@ -516,13 +518,32 @@ def test_sarbench_validate_prints_container_text_escaped(
     runner) and a crash's log tail, both chosen by the container."""
     entry = SimpleNamespace(name="evil\x1b[2J", local_command=("x",), path=tmp_path / "e.toml")
     problems = [f"x{i}\x1b[5m.tif: extra file (expected none)" for i in range(120)]
-    record: dict[str, Any] = {
-        "status": "failed",
-        "reason": "invalid-output",
-        "detail": "",
-        "problems": cap_problems(problems),
-        "phases": {"predict": {"status": "ok", "wall_s": 1.0}},
-    }
+    key = run_key(
+        entry=entry.name,
+        variant="default",
+        seed=0,
+        dataset="d",
+        dataset_digest="sha256:d",
+        image_digest="sha256:i",
+        conditions="sha256:c",
+        backend="docker-validate",
+        options={},
+    )
+    predict = PhaseRecord(
+        status="ok", exit_code=0, wall_s=1.0, peak_memory_bytes=None, log_tail="", image_id=None
+    )
+    record = RunRecord(
+        run_id=key.run_id,
+        key=key,
+        task=TaskInfo("flood", "iou", True),
+        entry=EntryInfo(entry.name),
+        status="failed",
+        reason="invalid-output",
+        detail="",
+        problems=tuple(cap_problems(problems)),
+        split="val",
+        phases={"predict": predict},
+    )
     outcome = SimpleNamespace(record=record, run_dir=tmp_path / "run")
     monkeypatch.setattr(runner_validate, "run_one", lambda *a, **k: outcome)
     limits = SimpleNamespace(timeout_s=100.0)
@@ -539,7 +560,9 @@ def test_sarbench_validate_prints_container_text_escaped(
     assert report.endswith("\n  ... and 70 more problems")
     assert all(line.isprintable() for line in report.splitlines())
 
-    crash = {**record, "reason": "crash", "detail": "Traceback:\n  \x1b[31mboom\x1b[0m\r\n"}
+    crash = dataclasses.replace(
+        record, reason="crash", detail="Traceback:\n  \x1b[31mboom\x1b[0m\r\n"
+    )
     outcome.record = crash
     found, rec = runner_validate.check_entry(ctx, entry, "default", 0, "d", runs_dir=tmp_path)
     report = runner_validate.render_problems(entry, rec, found)  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from harness.leaderboard.tables import (
     slug,
 )
 from harness.publish.files import loss_curves, not_servable, read_head, regular_files
+from harness.record import RecordError, RunFolder, RunRecord
 
 LOG_TAIL_LINES = 200
 LOG_TAIL_BYTES = 256 * 1024
@@ -310,6 +311,14 @@ class Conditions:
     mismatched: tuple[str, ...]
 
 
+def _read_record(folder: Path) -> RunRecord | None:
+    """A published run's record.json, or None where it is missing or does not read."""
+    try:
+        return RunFolder(folder).read()
+    except RecordError:
+        return None
+
+
 def conditions(runs: Sequence[PublishedRun], staged: Mapping[str, Path]) -> list[Conditions]:
     """The conditions profiles the runs used, with the machines seen, from tags and each
     run's downloaded record.json (for the profile as data; ``staged`` maps MLflow run IDs
@@ -320,9 +329,8 @@ def conditions(runs: Sequence[PublishedRun], staged: Mapping[str, Path]) -> list
     out = []
     for (profile, fingerprint), group in sorted(groups.items()):
         folder = staged.get(group[0].mlflow_id)
-        record = (_read_json(folder / "record.json", 64 * 2**20) if folder else None) or {}
-        spec = record.get("profile") if isinstance(record, dict) else None
-        items = sorted(spec.items()) if isinstance(spec, dict) else []
+        record = _read_record(folder) if folder else None
+        items = sorted(record.profile.items()) if record else []
         machines = sorted(
             {
                 f"{r.tag('cpu_model') or 'unknown CPU'}; GPU: {r.tag('gpus') or 'none'}"

@@ -13,7 +13,7 @@ import click
 from harness.errors import SarbenchError, printable
 from harness.publish.errors import RecordError, StoreBusyError, TrackingError
 from harness.publish.locking import DEFAULT_WAIT_S
-from harness.publish.records import run_folders
+from harness.record import run_folders
 from harness.settings import Settings
 
 TRACKING_HELP = (
@@ -60,7 +60,7 @@ def publish(
     from harness.publish.mlflow_store import Publisher
     from harness.publish.mlflow_store import tracking_uri as resolve
 
-    dirs = list(run_dirs) or list(run_folders(settings.runs_dir))
+    dirs = list(run_dirs) or [f.path for f in run_folders(settings.runs_dir)]
     if not dirs:
         raise SarbenchError(
             f"no run folders under {settings.runs_dir}: run entries first, or name run folders"

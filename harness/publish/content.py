@@ -34,8 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.publish.records import key_hash
-from harness.runner.records import comparability_of
+from harness.record import RunRecord, number
 
 TAG = "sarbench."
 """Prefix of every tag SARBench sets."""
@@ -102,23 +101,6 @@ def safe_name(text: str, limit: int = 100) -> str:
     return s if s.strip(".") else "_"
 
 
-def number(value: Any) -> float | None:
-    """A record's JSON number as a float: ``null`` -> NaN, ``"inf"``/``"-inf"`` -> infinity;
-    ``None`` for anything else (not a number at all)."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        try:
-            return float(value)
-        except OverflowError:  # an int beyond any float
-            return None
-    if value in ("inf", "-inf", "nan"):
-        return float(value)
-    return None
-
-
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
@@ -156,7 +138,7 @@ def flatten(options: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str,
             yield dotted, value
 
 
-def params_of(record: Mapping[str, Any], problems: list[str] | None = None) -> dict[str, str]:
+def params_of(record: RunRecord, problems: list[str] | None = None) -> dict[str, str]:
     """MLflow params of a record (see the module docstring).
 
     An option whose name MLflow would refuse, or that collides with another after
@@ -164,14 +146,13 @@ def params_of(record: Mapping[str, Any], problems: list[str] | None = None) -> d
     :class:`ContentError`) and left out."""
     own = problems is None
     problems = [] if problems is None else problems
-    profile = record.get("profile") or {}
     params = {
-        "entry": str(record["entry"]["name"]),
-        "variant": str(record["variant"]),
-        "seed": str(record["seed"]),
-        "profile": str(profile.get("name", "")) if isinstance(profile, Mapping) else "",
+        "entry": record.entry.name,
+        "variant": record.variant,
+        "seed": str(record.seed),
+        "profile": record.profile_name,
     }
-    leaves = list(flatten(record["options"]))
+    leaves = list(flatten(record.options))
     if len(leaves) > MAX_PARAMS:
         problems.append(f"options: {len(leaves)} values; at most {MAX_PARAMS} are published")
         _raise_if(problems, own)
@@ -208,16 +189,17 @@ def _finite_number(value: Any, where: str, problems: list[str], low: float = 0.0
     return v
 
 
-def metrics_of(record: Mapping[str, Any], problems: list[str] | None = None) -> dict[str, float]:
+def metrics_of(record: RunRecord, problems: list[str] | None = None) -> dict[str, float]:
     """MLflow metrics of an ok record; a failed record has none.
 
-    A score metric or interval end may be a number, ``null`` (undefined, NaN) or
-    ``"inf"``/``"-inf"``; timings, memory peaks and GPU samples must be finite and not
-    negative. A value that breaks these rules, or a name MLflow would refuse, is a problem
-    (added to ``problems``, or raised as a :class:`ContentError` without a list)."""
+    A score metric or interval end may be any number, NaN (undefined) or infinite;
+    timings, memory peaks and GPU samples must be finite and not negative. A value that
+    breaks these rules, or a name MLflow would refuse, is a problem (added to ``problems``,
+    or raised as a :class:`ContentError` without a list)."""
     own = problems is None
     problems = [] if problems is None else problems
-    if record["status"] != "ok":
+    score = record.score
+    if score is None:
         return {}
     out: dict[str, float] = {}
 
@@ -232,49 +214,30 @@ def metrics_of(record: Mapping[str, Any], problems: list[str] | None = None) -> 
         else:
             out[name] = value
 
-    score = record["score"]
-    if len(score["metrics"]) > MAX_METRICS:
-        problems.append(f"score.metrics: {len(score['metrics'])} metrics; at most {MAX_METRICS}")
+    if len(score.metrics) > MAX_METRICS:
+        problems.append(f"score.metrics: {len(score.metrics)} metrics; at most {MAX_METRICS}")
         _raise_if(problems, own)
         return {}
-    for name, value in score["metrics"].items():
-        v = number(value)
-        if v is None:
-            problems.append(f"score.metrics.{name}: {_short(value)} is not a number")
-        else:
-            put(str(name), v, "score.metrics")
-    primary, interval = record["primary_metric"], score["interval"]
-    for end in ("low", "high"):
-        if end in interval:
-            v = number(interval[end])
-            if v is None:
-                problems.append(f"score.interval.{end}: {_short(interval[end])} is not a number")
-            else:
-                put(f"{primary}_ci_{end}", v, f"score.interval.{end}")
-    timings = record.get("timings") or {}
-    if not isinstance(timings, Mapping):
-        problems.append("timings: must be an object")
-        timings = {}
-    for name, value in timings.items():
+    for name, value in score.metrics.items():
+        put(name, value, "score.metrics")
+    primary = record.primary_metric
+    for end, value in (("low", score.low), ("high", score.high)):
+        put(f"{primary}_ci_{end}", value, f"score.interval.{end}")
+    for name, value in record.timings.items():
         v = _finite_number(value, f"timings.{name}", problems)
         if v is not None:
-            put(str(name), v, f"timings.{name}")
+            put(name, v, f"timings.{name}")
     peaks: list[float] = []
-    phases = record.get("phases") or {}
-    for phase, info in phases.items() if isinstance(phases, Mapping) else ():
-        if not isinstance(info, Mapping):
-            continue
-        peak = _finite_number(
-            info.get("peak_memory_bytes"), f"phases.{phase}.peak_memory_bytes", problems
-        )
+    for phase, info in record.phases.items():
+        peak = _finite_number(info.peak_memory_bytes, f"phases.{phase}.peak_memory_bytes", problems)
         if peak is not None:
             if peak > MAX_MEMORY_BYTES:
                 problems.append(f"phases.{phase}.peak_memory_bytes: {peak:g} is out of range")
             else:
                 put(f"{phase}_peak_memory_bytes", peak, f"phases.{phase}.peak_memory_bytes")
                 peaks.append(peak)
-        gpu = info.get("gpu")
-        if isinstance(gpu, Mapping):
+        gpu = info.gpu
+        if gpu is not None:
             for name, value in flatten(gpu):
                 if isinstance(value, str) or value is None:
                     continue  # the GPU's UUID, or a value not sampled
@@ -288,63 +251,54 @@ def metrics_of(record: Mapping[str, Any], problems: list[str] | None = None) -> 
     return out
 
 
-def tags_of(record: Mapping[str, Any]) -> dict[str, str]:
+def tags_of(record: RunRecord) -> dict[str, str]:
     """MLflow tags of a record, all under ``sarbench.``, plus the run name and a note.
     Every value is text, clipped to MLflow's limit (``record.json`` keeps it whole)."""
-    entry, dataset = record["entry"], record["dataset"]
-    key = record["key"]
-    image = record.get("image") or {}
-    image = image if isinstance(image, Mapping) else {}
-    conditions = record.get("conditions") or {}
-    conditions = conditions if isinstance(conditions, Mapping) else {}
-    machine = conditions.get("machine") or {}
-    machine = machine if isinstance(machine, Mapping) else {}
-    profile = record.get("profile") or {}
-    score = record.get("score") or {}
-    gpu_list = machine.get("gpus") or []
-    gpus = [str(g.get("name", "")) for g in gpu_list if isinstance(g, Mapping)]
-    interval = score.get("interval") or {}
-    comparable = comparability_of(record)
+    entry, score = record.entry, record.score
+    gpus = [
+        str(g.get("name", "")) for g in record.machine.get("gpus") or [] if isinstance(g, Mapping)
+    ]
+    comparable = record.comparability
     values: dict[str, Any] = {
-        "schema": record["schema"],
-        "run_id": record["run_id"],
-        "key": key_hash(record),
-        "entry": entry["name"],
-        "team": entry.get("team", ""),
-        "baseline": bool(entry.get("baseline", False)),
-        "variant": record["variant"],
-        "seed": record["seed"],
-        "task": record["task"],
-        "primary_metric": record["primary_metric"],
-        "higher_is_better": bool(record.get("higher_is_better", True)),
-        "dataset": dataset["name"],
-        "dataset_digest": dataset["digest"],
-        "split": dataset.get("split", "test"),
-        "status": record["status"],
-        "reason": record.get("reason") or "",
-        "detail": record.get("detail") or "",
-        "image_ref": image.get("ref", ""),
-        "image_digest": image.get("digest") or key.get("image_digest") or "",
-        "conditions": conditions.get("fingerprint") or key.get("conditions") or "",
-        "profile": profile.get("name", "") if isinstance(profile, Mapping) else "",
-        "backend": record["backend"],
-        "isolated": bool(record["isolated"]),
-        "mismatches": conditions.get("mismatches") or [],
-        "mismatch_allowed": bool(conditions.get("mismatch_allowed", False)),
-        "cpu_model": machine.get("cpu_model", ""),
+        "schema": record.schema,
+        "run_id": record.run_id,
+        "key": record.key_hash,
+        "entry": entry.name,
+        "team": entry.team,
+        "baseline": entry.baseline,
+        "variant": record.variant,
+        "seed": record.seed,
+        "task": record.task.name,
+        "primary_metric": record.primary_metric,
+        "higher_is_better": record.task.higher_is_better,
+        "dataset": record.dataset,
+        "dataset_digest": record.dataset_digest,
+        "split": record.split,
+        "status": record.status,
+        "reason": record.reason or "",
+        "detail": record.detail,
+        "image_ref": record.image_ref or "",
+        "image_digest": record.image_digest or "",
+        "conditions": record.fingerprint,
+        "profile": record.profile_name,
+        "backend": record.backend,
+        "isolated": record.isolated,
+        "mismatches": list(record.mismatches),
+        "mismatch_allowed": record.mismatch_allowed,
+        "cpu_model": record.machine.get("cpu_model", ""),
         "gpus": ", ".join(gpus),
-        "n_chips": score.get("n_chips", len(score.get("chips") or [])),
-        "ci_level": interval.get("level", "") if isinstance(interval, Mapping) else "",
-        "started_at": record.get("started_at") or "",
-        "finished_at": record.get("finished_at") or "",
-        "harness_version": record.get("harness_version") or "",
-        "checkpoint": comparable["checkpoint"],
-        "ablation": record.get("ablation") or "",
-        "comparability": comparable["id"],
+        "n_chips": score.n_chips if score else 0,
+        "ci_level": "" if score is None or score.level is None else score.level,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "harness_version": record.harness_version,
+        "checkpoint": comparable.checkpoint,
+        "ablation": dict(record.ablation) if record.ablation else "",
+        "comparability": comparable.id,
     }
     tags = {TAG + name: clip(_text(value), MAX_TAG) for name, value in values.items()}
-    tags["mlflow.runName"] = clip(str(record["run_id"]), MAX_TAG)
-    tags["mlflow.note.content"] = clip(str(entry.get("description", "")), MAX_TAG)
+    tags["mlflow.runName"] = clip(record.run_id, MAX_TAG)
+    tags["mlflow.note.content"] = clip(entry.description, MAX_TAG)
     return tags
 
 
@@ -355,24 +309,25 @@ def _cell(value: Any) -> str:
     return str(value) if v is None else repr(v)
 
 
-def chips_csv(record: Mapping[str, Any]) -> str:
+def chips_csv(record: RunRecord) -> str:
     """The per-chip table of an ok record as CSV: ``id``, every metric, every statistic.
 
     Undefined values are written ``nan``, infinities ``inf``/``-inf``, so the file reads
     back into numbers exactly (``float()`` of each cell).
     """
-    chips = record["score"]["chips"]
-    metric_names = list(chips[0]["metrics"])
-    stat_names = list(chips[0]["stats"])
+    assert record.score is not None, "a failed record has no chips"
+    chips = record.score.chips
+    metric_names = list(chips[0].metrics)
+    stat_names = list(chips[0].stats)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["id", *metric_names, *stat_names])
     for chip in chips:
         writer.writerow(
             [
-                chip["id"],
-                *(_cell(chip["metrics"].get(n)) for n in metric_names),
-                *(_cell(chip["stats"].get(n)) for n in stat_names),
+                chip.id,
+                *(_cell(chip.metrics.get(n)) for n in metric_names),
+                *(_cell(chip.stats.get(n)) for n in stat_names),
             ]
         )
     return buf.getvalue()

@@ -46,7 +46,7 @@ from harness.publish.locking import (
     store_error,
 )
 from harness.publish.quicklooks import write_quicklooks
-from harness.publish.records import RunFolder, key_hash, read_run_folder
+from harness.record import RunFolder, RunRecord
 from harness.settings import Settings
 
 if TYPE_CHECKING:
@@ -156,6 +156,7 @@ class Prepared:
     (``(path, artifact folder)``), and notes on what was cut or left out."""
 
     folder: RunFolder
+    record: RunRecord
     params: dict[str, str]
     metrics: dict[str, float]
     loss: list[tuple[str, int, float]]
@@ -164,16 +165,15 @@ class Prepared:
     notes: list[str]
 
 
-def prepare(folder: RunFolder) -> Prepared:
+def prepare(folder: RunFolder, record: RunRecord) -> Prepared:
     """Compute and check what ``folder`` would publish; a :class:`RecordError` lists every
     problem (names MLflow would refuse, numbers that are not, bad loss-curve steps)."""
-    record = folder.record
     problems: list[str] = []
     notes: list[str] = []
     params = content.params_of(record, problems)
     metrics = content.metrics_of(record, problems)
     loss: list[tuple[str, int, float]] = []
-    if folder.ok:  # a failed record has no metrics; its loss CSV stays an artifact
+    if record.ok:  # a failed record has no metrics; its loss CSV stays an artifact
         curves = loss_curves(folder.path)
         problems += curves.problems
         notes += curves.notes
@@ -194,15 +194,14 @@ def prepare(folder: RunFolder) -> Prepared:
             f"{MAX_ARTIFACT_FILES} per run), from {files[MAX_ARTIFACT_FILES][0].name}"
         )
         files = files[:MAX_ARTIFACT_FILES]
-    listed = [a for a in record.get("artifacts") or [] if isinstance(a, str)]
-    missing = [a for a in listed if not (folder.path / a).is_file()]
+    missing = [a for a in record.artifacts if not (folder.path / a).is_file()]
     if missing:
         shown = ", ".join(missing[:10]) + (
             f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         )
         notes.append(f"listed in the record but missing: {shown}")
     tags = content.tags_of(record)
-    return Prepared(folder, params, metrics, loss, tags, files, notes)
+    return Prepared(folder, record, params, metrics, loss, tags, files, notes)
 
 
 class Publisher:
@@ -255,13 +254,13 @@ class Publisher:
         A :class:`RecordError` (with every problem) when the record cannot be published
         as it is, before anything of it reaches the store; a :class:`TrackingError` when
         the store refuses it; a :class:`StoreBusyError` when the store stayed locked."""
-        folder = read_run_folder(run_dir)
-        prepared = prepare(folder)
-        record = folder.record
-        name = experiment_name(record["task"], record["dataset"]["name"])
-        key = key_hash(record)
+        folder = RunFolder(Path(run_dir))
+        record = folder.load()
+        prepared = prepare(folder, record)
+        name = experiment_name(record.task.name, record.dataset)
+        key = record.key_hash
         with tempfile.TemporaryDirectory(prefix="sarbench-publish-") as tmp:
-            extra = self._harness_files(folder, Path(tmp), prepared.notes)
+            extra = self._harness_files(folder, record, Path(tmp), prepared.notes)
 
             def write() -> PublishResult:
                 exp_id = self._experiment_id(name)
@@ -272,12 +271,12 @@ class Publisher:
                         self.client.delete_run(run.info.run_id)
                 if done:
                     return PublishResult(
-                        folder.path, folder.run_id, done[0].info.run_id, name, "exists"
+                        folder.path, record.run_id, done[0].info.run_id, name, "exists"
                     )
                 mlflow_id = self._create(exp_id, prepared, extra)
                 action: Literal["created", "replaced"] = "replaced" if runs else "created"
                 notes = tuple(prepared.notes)
-                return PublishResult(folder.path, folder.run_id, mlflow_id, name, action, notes)
+                return PublishResult(folder.path, record.run_id, mlflow_id, name, action, notes)
 
             try:
                 return self.guard.run(write, f"publishing {folder.path.name}")
@@ -289,27 +288,26 @@ class Publisher:
                 raise
 
     def _harness_files(
-        self, folder: RunFolder, work: Path, notes: list[str]
+        self, folder: RunFolder, record: RunRecord, work: Path, notes: list[str]
     ) -> list[tuple[Path, str]]:
         """What the harness makes for an ok record (``scores/chips.csv``, quicklooks), in
         ``work``, before the store is locked; a quicklook that cannot be drawn is a note."""
-        record = folder.record
         files: list[tuple[Path, str]] = []
         (work / "options.json").write_text(
-            json.dumps({"options": record["options"]}, indent=2, default=str), encoding="utf-8"
+            json.dumps({"options": record.options}, indent=2, default=str), encoding="utf-8"
         )
         files.append((work / "options.json", "config"))
-        if not folder.ok:
+        if record.score is None:
             return files
         (work / "chips.csv").write_text(content.chips_csv(record), encoding="utf-8")
         files.append((work / "chips.csv", "scores"))
         try:
             looks = write_quicklooks(
                 self.settings,
-                record["dataset"]["name"],
-                record["task"],
-                [c["id"] for c in record["score"]["chips"]],
-                folder.path / "predictions",
+                record.dataset,
+                record.task.name,
+                [c.id for c in record.score.chips],
+                folder.predictions,
                 work / "quicklooks",
             )
         except (DataFileError, OSError, ValueError) as exc:
@@ -323,16 +321,15 @@ class Publisher:
     def _create(self, exp_id: str, prepared: Prepared, extra: list[tuple[Path, str]]) -> str:
         from mlflow.entities import Metric, Param, RunTag
 
-        folder = prepared.folder
-        record = folder.record
+        folder, record = prepared.folder, prepared.record
         run = self.client.create_run(
             exp_id,
-            start_time=_millis(record.get("started_at")),
+            start_time=_millis(record.started_at),
             tags=prepared.tags,
-            run_name=folder.run_id,
+            run_name=record.run_id,
         )
         run_id = run.info.run_id
-        now = _millis(record.get("finished_at")) or int(time.time() * 1000)
+        now = _millis(record.finished_at) or int(time.time() * 1000)
         params = [Param(k, v) for k, v in prepared.params.items()]
         metrics = [Metric(k, v, now, 0) for k, v in prepared.metrics.items()]
         metrics += [Metric(k, v, now, s) for k, s, v in prepared.loss]
@@ -346,7 +343,7 @@ class Publisher:
         if prepared.notes:
             note = content.clip("; ".join(prepared.notes), content.MAX_TAG)
             self.client.log_batch(run_id, tags=[RunTag(content.TAG + "publish_notes", note)])
-        status = "FINISHED" if folder.ok else "FAILED"
+        status = "FINISHED" if record.ok else "FAILED"
         self.client.set_terminated(run_id, status, end_time=now)
         # last: a run without this tag was cut off while publishing and is never shown
         self.client.set_tag(run_id, content.PUBLISHED, content.COMPLETE)

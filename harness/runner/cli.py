@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from harness.numbers import interval
+from harness.record import RunRecord
 from harness.settings import Settings
 from harness.tasks import task_choice
 
@@ -92,20 +93,16 @@ def _common(f: Any) -> Any:
     return f
 
 
-def summary_line(record: dict[str, Any], action: str) -> str:
+def summary_line(record: RunRecord, action: str) -> str:
     """One line per run for people: entry/variant, seed, score with CI or reason, times."""
-    key = f"{record['entry']['name']}/{record['variant']} seed {record['seed']}"
-    timings = record["timings"]
-    times = " ".join(
-        f"{p}={timings[f'{p}_s']:.1f}s" for p in ("train", "predict") if timings.get(f"{p}_s")
-    )
-    if record["status"] == "ok":
-        score = record["score"]
-        iv = score["interval"]
-        metric = score["primary_metric"]
-        verdict = f"{metric}={interval(score['metrics'][metric], iv['low'], iv['high'])}"
+    key = f"{record.entry.name}/{record.variant} seed {record.seed}"
+    walls = (("train", record.timings.train_s), ("predict", record.timings.predict_s))
+    times = " ".join(f"{p}={s:.1f}s" for p, s in walls if s)
+    if record.score is not None:
+        score = record.score
+        verdict = f"{record.primary_metric}={interval(record.primary, score.low, score.high)}"
     else:
-        verdict = f"FAILED ({record['reason']})"
+        verdict = f"FAILED ({record.reason})"
     note = " (recorded before; skipped)" if action == "skipped" else ""
     return f"{key:<36} {verdict:<40} {times}{note}"
 
@@ -163,9 +160,9 @@ def run(
     try:
         for spec in tqdm(plan, desc="runs", unit="run", disable=not sys.stderr.isatty()):
             outcome = run_one(ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset)
-            failed += outcome.record["status"] != "ok"
+            failed += not outcome.record.ok
             if as_json:
-                click.echo(json.dumps(outcome.record))
+                click.echo(json.dumps(outcome.record.to_json()))
             else:
                 tqdm.write(summary_line(outcome.record, outcome.action), file=sys.stdout)
     finally:
@@ -214,7 +211,7 @@ def validate(
     entry = adhoc_entry(settings, target, task, dataset)
     ctx = _context(settings, profile, backend, True, docker_host, weights, build_args)
     try:
-        problems, record = check_entry(
+        problems, outcome = check_entry(
             ctx,
             entry,
             variant or entry.default_variant,
@@ -226,7 +223,7 @@ def validate(
         )
     finally:
         ctx.backend.close()
-    click.echo(render_problems(entry, record, problems))
+    click.echo(render_problems(entry, outcome, problems))
     if problems:
         sys.exit(1)
 

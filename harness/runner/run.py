@@ -29,17 +29,20 @@ from harness.datasets import ops
 from harness.datasets.manifest import Manifest
 from harness.entries import Entry, Phase
 from harness.errors import SarbenchError
-from harness.runner.records import (
-    SCHEMA,
-    RunKey,
-    comparability,
-    lock_path,
-    read_record,
-    run_lock,
-    save_record,
+from harness.record import (
+    EntryInfo,
+    PhaseRecord,
+    RecordKey,
+    RecordScore,
+    RunFolder,
+    RunRecord,
+    TaskInfo,
+    Timings,
+    run_key,
     write_json_atomic,
 )
-from harness.runner.runfiles import keep_artifacts, keep_predictions, listing, weights_listing
+from harness.runner.records import lock_path, run_lock
+from harness.runner.runfiles import keep_artifacts, keep_predictions, weights_listing
 from harness.runtime.backends import Backend, BuildCall, PhaseCall
 from harness.runtime.limits import Limits
 from harness.runtime.phase import Mounts, PhaseResult
@@ -114,7 +117,7 @@ class Outcome:
 
     action: Literal["ran", "skipped"]
     run_dir: Path
-    record: dict[str, Any]
+    record: RunRecord
 
 
 def check_supported(entry: Entry, task: Task, dataset: str) -> None:
@@ -149,7 +152,7 @@ def run_one(
     options = entry.resolve_options(variant, ctx.conditions.profile.name)
     image_id = ctx.image_id(entry)
     _folder, weights = ctx.weights(entry)
-    key = RunKey(
+    key = run_key(
         entry=entry.name,
         variant=variant,
         seed=seed,
@@ -162,30 +165,26 @@ def run_one(
         checkpoint=weights["digest"] if weights else "none",
     )
     runs_dir = runs_dir or ctx.settings.runs_dir
-    run_dir = runs_dir / key.run_id
-    done = read_record(run_dir)
+    folder = RunFolder(runs_dir / key.run_id)
+    done = folder.read()
     if done is not None:
-        return Outcome("skipped", run_dir, done)
+        return Outcome("skipped", folder.path, done)
     with run_lock(runs_dir, key.run_id):
-        done = read_record(run_dir)  # finished by another process while we waited
+        done = folder.read()  # finished by another process while we waited
         if done is not None:
-            return Outcome("skipped", run_dir, done)
-        _fresh_run_dir(ctx, run_dir, key.run_id)
-        job = _Job(ctx, entry, key, task, manifest, eval_split)
-        record = _base_record(job, started_at)
-        record["options"] = options
-        if weights is not None:
-            record["weights"] = weights
+            return Outcome("skipped", folder.path, done)
+        _fresh_run_dir(ctx, folder.path, key.run_id)
+        job = _Job(ctx, entry, key, task, manifest, eval_split, options)
+        ended = _Ended()
         spaces: list[Scratch] = []
         try:
-            _execute(job, run_dir, record, spaces)
+            _execute(job, folder, ended, spaces)
         finally:
-            _cleanup(run_dir, spaces)
-        record["finished_at"] = _now()
-        record["timings"]["total_s"] = round(time.monotonic() - started, 3)
-        record["artifacts"] = listing(run_dir)
-        save_record(run_dir, record)
-    return Outcome("ran", run_dir, record)
+            _cleanup(folder, spaces)
+        ended.timings["total_s"] = round(time.monotonic() - started, 3)
+        record = _record(job, ended, weights, started_at, folder.listing())
+        folder.save(record)
+    return Outcome("ran", folder.path, record)
 
 
 @dataclass(frozen=True)
@@ -194,34 +193,51 @@ class _Job:
 
     ctx: RunContext
     entry: Entry
-    key: RunKey
+    key: RecordKey
     task: Task
     manifest: Manifest
     eval_split: str
+    options: dict[str, Any]
 
 
-def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scratch]) -> None:
-    """The phases, the artifacts and the score; fills ``record`` in place. Every scratch
+@dataclass
+class _Ended:
+    """How the run went, gathered while it runs; the record is made from it at the end.
+    Until a score is kept the run counts as failed with reason ``error``."""
+
+    status: Literal["ok", "failed"] = "failed"
+    reason: str | None = "error"
+    detail: str = ""
+    problems: tuple[str, ...] = ()
+    phases: dict[str, PhaseRecord] = field(default_factory=dict)
+    timings: dict[str, float | None] = field(default_factory=dict)
+    score: RecordScore | None = None
+    output_limit_by: str | None = None
+
+    def fail(self, reason: str, detail: str, log_tail: str) -> None:
+        self.status, self.reason = "failed", reason
+        tail = "\n".join(log_tail.splitlines()[-DETAIL_LINES:])
+        self.detail = detail + (f"\n{tail}" if tail else "")
+
+
+def _execute(job: _Job, run: RunFolder, ended: _Ended, spaces: list[Scratch]) -> None:
+    """The phases, the artifacts and the score, told to ``ended``. Every scratch
     filesystem made is appended to ``spaces`` (the caller removes them)."""
     ctx, entry, key, task, manifest = job.ctx, job.entry, job.key, job.task, job.manifest
     eval_split = job.eval_split
     data = ctx.settings.dataset_dir(key.dataset)
     train_splits = [s for s in manifest.splits if s not in ("test", eval_split)]
-    work = run_dir / "work"
-    for folder in (work, run_dir / "logs", run_dir / "config"):
+    work = run.work
+    for folder in (work, run.logs, run.configs):
         folder.mkdir(parents=True)
-    budgets = {p: ctx.conditions.profile.limits(p).timeout_s for p in ("train", "predict")}
-    configs = {
-        phase: _write_config(run_dir, phase, key, task, manifest, record, train_splits, budgets)
-        for phase in entry.phases
-    }
+    configs = {phase: _write_config(run, phase, job, train_splits) for phase in entry.phases}
     by_kernel = ctx.backend.kernel_limits()
     if ctx.backend.isolated and not by_kernel and require_kernel_limits():
         raise ScratchError(
             "SARBENCH_REQUIRE_KERNEL_LIMITS=1 but this process cannot make loop-mounted "
             "scratch filesystems (it needs root, loop devices and mkfs.ext4)"
         )
-    record["output_limit_by"] = "kernel" if by_kernel else "polling"
+    ended.output_limit_by = "kernel" if by_kernel else "polling"
     # each phase's writable folder and its run.json live on a space of their own
     staged: dict[str, tuple[Path, Path]] = {}
     for phase in ("train", "predict"):
@@ -265,21 +281,17 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
     )
     for phase, mounts in phases:
         ctx.progress(f"{key.run_id}: {phase}")
-        result, gpu = _run_phase(ctx, entry, key, phase, mounts, run_dir, run_dir.parent)
-        record["phases"][phase] = {**result.to_dict(), "gpu": gpu}
-        record["timings"][f"{phase}_s"] = round(result.wall_s, 3)
-        if gpu:
-            for name in ("gpu_seconds", "energy_j"):
-                if gpu.get(name) is not None:
-                    record["timings"][name] = (record["timings"][name] or 0.0) + gpu[name]
+        result, gpu = _run_phase(ctx, entry, key, phase, mounts, run)
+        ended.phases[phase] = PhaseRecord(**result.to_dict(), gpu=gpu)
+        ended.timings[f"{phase}_s"] = round(result.wall_s, 3)
+        for name in ("gpu_seconds", "energy_j"):
+            if gpu and gpu.get(name) is not None:
+                ended.timings[name] = (ended.timings.get(name) or 0.0) + gpu[name]
         if phase == "train":
-            keep_artifacts(model / "artifacts", run_dir / "artifacts")
+            keep_artifacts(model / "artifacts", run.artifacts)
         if not result.ok:
-            _fail(
-                record,
-                result.status,
-                f"{phase}: {result.reason}",
-                result.stderr_tail or result.log_tail,
+            ended.fail(
+                result.status, f"{phase}: {result.reason}", result.stderr_tail or result.log_tail
             )
             return
     ctx.progress(f"{key.run_id}: scoring")
@@ -287,13 +299,54 @@ def _execute(job: _Job, run_dir: Path, record: dict[str, Any], spaces: list[Scra
     try:
         score = score_predictions(output, split, task, dataset=key.dataset, seed=key.seed)
     except PredictionError as exc:
-        _fail(record, "invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", "")
-        record["problems"] = exc.lines()  # the first 50, escaped, and a count of the rest
+        ended.fail("invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", "")
+        ended.problems = tuple(exc.lines())  # the first 50, escaped, and a count of the rest
         return
-    record["score"] = score.to_dict()
-    record["score"]["predictions"] = "predictions"
-    keep_predictions(output, run_dir / "predictions", split.ids)
-    record["status"], record["reason"] = "ok", None
+    ended.score = RecordScore.from_result(score.to_dict())
+    keep_predictions(output, run.predictions, split.ids)
+    ended.status, ended.reason = "ok", None
+
+
+def _record(
+    job: _Job,
+    ended: _Ended,
+    weights: dict[str, Any] | None,
+    started_at: str,
+    artifacts: tuple[str, ...],
+) -> RunRecord:
+    """The run's record: what it was (the job) and how it went (``ended``)."""
+    ctx, entry, task = job.ctx, job.entry, job.task
+    conditions = ctx.conditions
+    return RunRecord(
+        run_id=job.key.run_id,
+        key=job.key,
+        task=TaskInfo(task.name, task.primary_metric, task.higher_is_better),
+        entry=EntryInfo(entry.name, entry.team, entry.contact, entry.baseline, entry.description),
+        status=ended.status,
+        reason=ended.reason,
+        detail=ended.detail,
+        problems=ended.problems,
+        split=job.eval_split,
+        options=job.options,
+        ablation=entry.ablation.to_dict() if entry.ablation else None,
+        profile=conditions.profile.to_dict(),
+        machine=conditions.machine.to_dict(),
+        gpu_uuid=conditions.gpu_uuid,
+        mismatches=tuple(conditions.mismatches),
+        mismatch_allowed=conditions.mismatch_allowed,
+        isolated=ctx.backend.isolated,
+        output_limit_by=ended.output_limit_by,
+        image_ref=entry.image.name or None,
+        weights=weights,
+        phases=ended.phases,
+        timings=Timings(**ended.timings),
+        score=ended.score,
+        artifacts=artifacts,
+        host=socket.gethostname(),
+        started_at=started_at,
+        finished_at=_now(),
+        harness_version=__version__,
+    )
 
 
 def _data_mount(ctx: RunContext, by_kernel: bool, folder: Path, manifest: Manifest) -> Path:
@@ -322,96 +375,30 @@ def _writable_space(
 
 
 def _run_phase(
-    ctx: RunContext,
-    entry: Entry,
-    key: RunKey,
-    phase: Phase,
-    mounts: Mounts,
-    run_dir: Path,
-    runs_dir: Path,
+    ctx: RunContext, entry: Entry, key: RecordKey, phase: Phase, mounts: Mounts, run: RunFolder
 ) -> tuple[PhaseResult, dict[str, Any] | None]:
     limits = ctx.conditions.profile.limits(phase, ctx.conditions.gpu_uuid)
     labels = {
         "sarbench.run": key.run_id,
         "sarbench.phase": phase,
         "sarbench.entry": entry.name,
-        LABEL_LOCK: str(lock_path(runs_dir, key.run_id)),
+        LABEL_LOCK: str(lock_path(run.path.parent, key.run_id)),
     }
-    log_path = run_dir / "logs" / f"{phase}.log"
     sampler = GpuSampler(ctx.conditions.gpu_uuid) if ctx.conditions.gpu_uuid else None
     if sampler is not None:
         sampler.start()
     try:
-        call = PhaseCall(entry, key.image_digest, phase, mounts, limits, labels, log_path)
+        call = PhaseCall(entry, key.image_digest, phase, mounts, limits, labels, run.log(phase))
         result = ctx.backend.run_phase(call)
     finally:
         gpu = sampler.stop() if sampler is not None else None
     return result, gpu
 
 
-def _fail(record: dict[str, Any], reason: str, detail: str, log_tail: str) -> None:
-    record["status"] = "failed"
-    record["reason"] = reason
-    tail = "\n".join(log_tail.splitlines()[-DETAIL_LINES:])
-    record["detail"] = detail + (f"\n{tail}" if tail else "")
-
-
-def _base_record(job: _Job, started_at: str) -> dict[str, Any]:
-    ctx, entry, key, task, manifest = job.ctx, job.entry, job.key, job.task, job.manifest
-    eval_split = job.eval_split
-    return {
-        "schema": SCHEMA,
-        "run_id": key.run_id,
-        "key": key.to_dict(),
-        "entry": entry.summary(),
-        "ablation": entry.ablation.to_dict() if entry.ablation else None,
-        "variant": key.variant,
-        "options": {},
-        "seed": key.seed,
-        "task": task.name,
-        "primary_metric": task.primary_metric,
-        "higher_is_better": task.higher_is_better,
-        "dataset": {"name": key.dataset, "digest": manifest.digest, "split": eval_split},
-        "profile": ctx.conditions.profile.to_dict(),
-        "conditions": ctx.conditions.to_dict(),
-        "backend": ctx.backend.name,
-        "isolated": ctx.backend.isolated,
-        "image": {"ref": entry.image.name or None, "digest": key.image_digest},
-        "status": "failed",
-        "reason": "error",
-        "detail": "",
-        "phases": {},
-        "timings": {
-            "train_s": None,
-            "predict_s": None,
-            "total_s": None,
-            "gpu_seconds": None,
-            "energy_j": None,
-        },
-        "score": None,
-        "artifacts": [],
-        "host": socket.gethostname(),
-        "started_at": started_at,
-        "finished_at": None,
-        "harness_version": __version__,
-        "comparability": comparability(
-            ctx.conditions.profile.name, key.conditions, key.dataset_digest, key.checkpoint
-        ),
-    }
-
-
-def _write_config(
-    run_dir: Path,
-    phase: Phase,
-    key: RunKey,
-    task: Task,
-    manifest: Manifest,
-    record: dict[str, Any],
-    train_splits: list[str],
-    budgets: dict[str, float],
-) -> Path:
+def _write_config(run: RunFolder, phase: Phase, job: _Job, train_splits: list[str]) -> Path:
     """``config/<phase>.json``: what the container reads at ``/config/run.json``."""
-    profile = record["profile"]
+    key, task, manifest = job.key, job.task, job.manifest
+    profile = job.ctx.conditions.profile
     doc = {
         "contract": 1,
         "phase": phase,
@@ -428,17 +415,17 @@ def _write_config(
         },
         "entry": key.entry,
         "variant": key.variant,
-        "options": record["options"],
+        "options": job.options,
         "seed": key.seed,
-        "profile": profile["name"],
-        "time_budget_s": budgets[phase],
+        "profile": profile.name,
+        "time_budget_s": profile.limits(phase).timeout_s,
         "resources": {
-            "cpus": profile["cpus"],
-            "memory_bytes": profile["memory_bytes"],
-            "gpu": profile["gpu_model"] is not None,
+            "cpus": profile.cpus,
+            "memory_bytes": profile.memory_bytes,
+            "gpu": profile.gpu_model is not None,
         },
     }
-    path = run_dir / "config" / f"{phase}.json"
+    path = run.config(phase)
     write_json_atomic(path, doc)
     return path
 
@@ -462,12 +449,12 @@ def _fresh_run_dir(ctx: RunContext, run_dir: Path, run_id: str) -> None:
     run_dir.mkdir(parents=True)
 
 
-def _cleanup(run_dir: Path, spaces: list[Scratch]) -> None:
+def _cleanup(run: RunFolder, spaces: list[Scratch]) -> None:
     """The scratch filesystems and the working folder go (each phase's container was
     removed by ``run_phase``)."""
     for space in spaces:
         space.close()
-    remove_tree(run_dir / "work")
+    remove_tree(run.work)
 
 
 def _now() -> str:

@@ -96,11 +96,3 @@ def keep_artifacts(src: Path, dest: Path) -> None:
 
 def no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
-
-
-def listing(run_dir: Path) -> list[str]:
-    return sorted(
-        str(p.relative_to(run_dir))
-        for p in run_dir.rglob("*")
-        if p.is_file() and p.name != "record.json"
-    )

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from harness.datasets.registry import GENERATORS
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
 from harness.errors import SarbenchError, printable
 from harness.numbers import interval
-from harness.runner.run import RunContext, run_one
+from harness.runner.run import Outcome, RunContext, run_one
 from harness.scoring.validate import count_problems, is_more_problems
 from harness.settings import Settings
 from harness.tasks import TASKS
@@ -93,8 +92,8 @@ def _adhoc(
 
 def check_entry(
     ctx: RunContext, entry: Entry, variant: str, seed: int, dataset: str, *, runs_dir: Path
-) -> tuple[list[str], dict[str, Any] | None]:
-    """Run the entry on val; every problem found, and the record (None if it never ran)."""
+) -> tuple[list[str], Outcome | None]:
+    """Run the entry on val; every problem found, and what ran (None if it never ran)."""
     unrunnable = ctx.backend.problems(entry)
     if unrunnable:
         return unrunnable, None
@@ -104,40 +103,39 @@ def check_entry(
         return [str(exc)], None
     record = outcome.record
     problems: list[str] = []
-    if record["status"] != "ok":
-        if record["reason"] == "invalid-output":
+    if not record.ok:
+        if record.reason == "invalid-output":
             problems += [
-                p if is_more_problems(p) else f"invalid output: {p}"
-                for p in record.get("problems", [])
+                p if is_more_problems(p) else f"invalid output: {p}" for p in record.problems
             ]
         else:
-            problems.append(f"{record['reason']}: {record['detail']}")
-    for phase, result in record["phases"].items():
+            problems.append(f"{record.reason}: {record.detail}")
+    for phase, result in record.phases.items():
         budget = ctx.conditions.profile.limits(phase).timeout_s
-        if result["status"] == "ok" and result["wall_s"] > _WARN_FRACTION * budget:
+        if result.ok and result.wall_s > _WARN_FRACTION * budget:
             problems.append(
-                f"{phase} took {result['wall_s']:.0f} s of its {budget:.0f} s budget on val; "
+                f"{phase} took {result.wall_s:.0f} s of its {budget:.0f} s budget on val; "
                 "the test split may push it over"
             )
-    return problems, {**record, "run_dir": str(outcome.run_dir)}
+    return problems, outcome
 
 
-def render_problems(entry: Entry, record: dict[str, Any] | None, problems: list[str]) -> str:
+def render_problems(entry: Entry, outcome: Outcome | None, problems: list[str]) -> str:
     """The report ``sarbench validate`` prints."""
     lines = []
-    if record is not None:
-        for phase, result in record["phases"].items():
-            memory = result.get("peak_memory_bytes")
+    if outcome is not None:
+        record = outcome.record
+        for phase, result in record.phases.items():
+            memory = result.peak_memory_bytes
             mem = f", peak memory {memory / 2**20:.0f} MiB" if memory else ""
-            lines.append(f"{phase}: {result['status']} in {result['wall_s']:.1f} s{mem}")
-        if record.get("score"):
-            score = record["score"]
-            metric, iv = score["primary_metric"], score["interval"]
+            lines.append(f"{phase}: {result.status} in {result.wall_s:.1f} s{mem}")
+        if record.score is not None:
+            score = record.score
             lines.append(
-                f"val {metric} = {interval(score['metrics'][metric], iv['low'], iv['high'])} "
-                f"over {score['n_chips']} chips"
+                f"val {record.primary_metric} = "
+                f"{interval(record.primary, score.low, score.high)} over {score.n_chips} chips"
             )
-        lines.append(f"run folder (logs, predictions): {record['run_dir']}")
+        lines.append(f"run folder (logs, predictions): {outcome.run_dir}")
     name = printable(entry.name)
     if problems:
         lines.append(f"FAIL: {name}: {count_problems(problems):,} problem(s):")
