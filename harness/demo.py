@@ -63,8 +63,8 @@ def run_demo(
     bars = sys.stderr.isatty()
     echo("1/4 datasets")
     for name in GENERATORS:
-        outcome = ops.prepare(settings, name, progress=bars)
-        echo(f"  {name}: {outcome.status} {outcome.digest[:19]}")
+        outcome = ops.prepare(settings, name, test="demo", progress=bars)
+        echo(f"  {name}: {outcome.status} {outcome.digest[:19]} (demo test: public seed)")
 
     echo("2/4 baselines")
     chosen_backend = open_backend(

@@ -216,6 +216,8 @@ class ChipScore:
     id: str
     metrics: Mapping[str, float]
     stats: Mapping[str, float]
+    group: str | None = None
+    """The chip's independence group (None: the dataset names none)."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,12 @@ class RecordScore:
     @property
     def high(self) -> float:
         return _as_float(self.interval.get("high"))
+
+    @property
+    def groups(self) -> tuple[str, ...] | None:
+        """Each chip's independence group, or None when some chip has none."""
+        found = tuple(c.group for c in self.chips)
+        return None if any(g is None for g in found) else found  # type: ignore[return-value]
 
     @property
     def level(self) -> float | None:
@@ -267,6 +275,7 @@ class RecordScore:
             "chips": [
                 {
                     "id": c.id,
+                    **({} if c.group is None else {"group": c.group}),
                     "metrics": {k: json_number(v) for k, v in c.metrics.items()},
                     "stats": {
                         k: v if isinstance(v, int) else json_number(v) for k, v in c.stats.items()
@@ -305,6 +314,11 @@ class RunRecord:
     """For ``invalid-output``: the first problems of the predictions, and a count."""
     split: str = "test"
     """The split scored: ``test``, or ``val`` for ``sarbench validate``."""
+    test_kind: str = "public"
+    """Which test the score used: ``private`` (made from a secret only the maintainers
+    hold), ``demo`` (made from the generator's public seed: anyone can rebuild its labels)
+    or ``public`` (imported data whose test labels are published; records of
+    ``sarbench.run/1``)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     ablation: Mapping[str, Any] | None = None
     profile: Mapping[str, Any] = field(default_factory=dict)
@@ -405,6 +419,7 @@ class RunRecord:
                 "higher_is_better": self.task.higher_is_better,
             },
             "split": self.split,
+            "test_kind": self.test_kind,
             "entry": {
                 "team": self.entry.team,
                 "contact": self.entry.contact,
@@ -661,6 +676,7 @@ def _score(score: _Fields) -> RecordScore | None:
                     k: v if isinstance(v, int) and not isinstance(v, bool) else _as_float(v)
                     for k, v in (c.mapping("stats", {}) or {}).items()
                 },
+                c.typed("group", (str, type(None)), None),
             )
         )
     directions = score.mapping("directions", {}) or {}
@@ -764,6 +780,7 @@ def _parse(r: _Fields, schema: str) -> RunRecord | None:
     values = {
         "detail": r.text("detail", "") or "",
         "split": r.text("split", "test") or "test",
+        "test_kind": r.text("test_kind", "public") or "public",
         "options": r.mapping("options"),
         "ablation": r.mapping("ablation", None),
         "profile": r.mapping("profile", {}) or {},

@@ -21,15 +21,16 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Both embedded datasets generated once per session by `sarbench datasets prepare`,
-    which must reproduce the committed digests. Tests must not change these files (copy
+    """Both embedded datasets generated once per session by `sarbench datasets prepare`
+    (their demo test: what CI and the demo score on), which must reproduce the committed
+    digests. Tests must not change these files (copy
     them first)."""
     tmp = tmp_path_factory.mktemp("embedded")
     settings = Settings(home=tmp, data_root=tmp / "data", manifests_dir=REPO_ROOT / "datasets")
     for name in EMBEDDED:
         assert settings.manifest_path(name).is_file(), f"{name} has no committed manifest"
     cmd = [sys.executable, "-m", "harness.cli", "--home", str(tmp), "--data-root"]
-    cmd += [str(settings.data_root), "datasets", "prepare", *EMBEDDED]
+    cmd += [str(settings.data_root), "datasets", "prepare", "--test", "demo", *EMBEDDED]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
     for name in EMBEDDED:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.datasets.source import SampleRecord
 from harness.geo import Grid
+
+if TYPE_CHECKING:
+    from click.testing import Result
+
+    from harness.settings import Settings
 
 
 class TinySource:
@@ -68,3 +73,21 @@ class TinySource:
                     valid=valid,
                     meta={"index": i},
                 )
+
+
+def dataset_cli(settings: Settings, *args: str) -> Result:
+    """``sarbench --home H --data-root D --datasets-dir M ARGS...`` of ``settings``, in
+    process."""
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    return CliRunner().invoke(
+        main,
+        [
+            "--home", str(settings.home),
+            "--data-root", str(settings.data_root),
+            "--datasets-dir", str(settings.manifests_dir),
+            *args,
+        ],
+    )  # fmt: skip

@@ -31,6 +31,8 @@ from harness.tasks import get_task
 
 SIZE = 16
 N_CHIPS = 12
+GROUP_SIZE = 2
+"""Chips ``chip_00``/``chip_01`` share an independence group (``g0``), and so on: 6 groups."""
 CONDITIONS = "sha256:" + hashlib.sha256(b"quick-conditions").hexdigest()
 PROFILE = {
     "name": "quick",
@@ -83,6 +85,11 @@ def make_test_split(settings: Settings, dataset: str, task: str, seed: int = 7) 
     return SplitDir(root)
 
 
+def chip_groups(split: SplitDir) -> dict[str, str]:
+    """Each chip's independence group: chips in pairs (``chip_00``, ``chip_01`` -> ``g0``)."""
+    return {sid: f"g{int(sid.removeprefix('chip_')) // GROUP_SIZE}" for sid in split.ids}
+
+
 def write_predictions(split: SplitDir, task: str, out: Path, noise: float, seed: int) -> None:
     """Predictions from the targets: flood flips a ``noise`` fraction of pixels; ndvi adds
     Gaussian noise of that standard deviation."""
@@ -123,6 +130,8 @@ class RunSpec:
     """The conditions profile; another one has other conditions (and a new run ID)."""
     dataset_version: str = ""
     """Changes the dataset's digest (a re-frozen dataset of the same name)."""
+    checkpoint: str = "none"
+    """The digest of pretrained weights the run trained from (``none``: none)."""
 
     @property
     def conditions(self) -> str:
@@ -157,6 +166,7 @@ class RunSpec:
             conditions=self.conditions,
             backend=self.backend,
             options=self.resolved_options,
+            checkpoint=self.checkpoint,
         )
 
     @property
@@ -178,6 +188,23 @@ def _phase(name: str, wall: float, ok: bool, isolated: bool) -> rec.PhaseRecord:
     )
 
 
+def key_of(**changes: Any) -> rec.RecordKey:
+    """A run key with plausible facts (a docker run of unet on flood-synth); ``changes``
+    replaces any of them, ``options`` and ``checkpoint`` included."""
+    facts: dict[str, Any] = {
+        "entry": "unet",
+        "variant": "default",
+        "seed": 0,
+        "dataset": "flood-synth",
+        "dataset_digest": "sha256:d",
+        "image_digest": "sha256:i",
+        "conditions": "sha256:c",
+        "backend": "docker",
+        "options": {},
+    }
+    return rec.run_key(**{**facts, **changes})
+
+
 def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
     """Write one run folder under ``<home>/runs`` (through the record module's one writer)
     and return it."""
@@ -188,7 +215,12 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
     if ok:
         write_predictions(split, spec.task, run.predictions, spec.noise, spec.seed + 11)
         result = score_predictions(
-            run.predictions, split, task, dataset=spec.dataset, n_resamples=300
+            run.predictions,
+            split,
+            task,
+            dataset=spec.dataset,
+            groups=chip_groups(split),
+            n_resamples=300,
         )
         score = rec.RecordScore.from_result(result.to_dict())
     run.logs.mkdir(parents=True, exist_ok=True)
@@ -233,6 +265,9 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         isolated=spec.isolated,
         output_limit_by="kernel",
         image_ref="sarbench-baselines:latest",
+        weights=None
+        if spec.checkpoint == "none"
+        else {"path": "/weights", "files": [], "digest": spec.checkpoint},
         phases=phases,
         timings=rec.Timings(
             train_s=train_s if ok else 1800.0,

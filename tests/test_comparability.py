@@ -12,22 +12,12 @@ from harness.leaderboard.site import build_site
 from harness.publish.mlflow_store import Publisher, connect, default_tracking_uri
 from harness.record import UNHASHED, Comparability, RunRecord
 from harness.settings import Settings
-from tests.records_factory import RunSpec, make_run, make_test_split
+from tests.records_factory import RunSpec, key_of, make_run, make_test_split
 
 V1_DOC = {  # the least a sarbench.run/1 record holds: no comparability key, no checkpoint
     "schema": "sarbench.run/1",
     "run_id": "unet.default.s0.flood-synth.000000000000",
-    "key": {
-        "entry": "unet",
-        "variant": "default",
-        "seed": 0,
-        "dataset": "flood-synth",
-        "dataset_digest": "sha256:d",
-        "image_digest": "sha256:i",
-        "conditions": "sha256:c",
-        "backend": "docker",
-        "options_digest": "sha256:o",
-    },
+    "key": key_of().id_doc(),  # entry unet, flood-synth, digests sha256:d/i/c
     "entry": {"name": "unet"},
     "variant": "default",
     "seed": 0,
@@ -67,6 +57,9 @@ def test_quick_paper_and_another_dataset_digest_are_three_boards(tmp_path: Path)
         "paper": RunSpec("unet", "flood-synth", "flood", noise=0.02, profile="paper"),
         "refrozen": RunSpec("unet", "flood-synth", "flood", noise=0.2, dataset_version="v2"),
         "quick-threshold": RunSpec("threshold", "flood-synth", "flood", noise=0.3),
+        "quick-pretrained": RunSpec(
+            "unet", "flood-synth", "flood", noise=0.1, checkpoint="sha256:" + "ab" * 32
+        ),
     }
     folders = {name: make_run(settings, spec, split) for name, spec in specs.items()}
     uri = default_tracking_uri(settings)
@@ -92,8 +85,13 @@ def test_quick_paper_and_another_dataset_digest_are_three_boards(tmp_path: Path)
             assert len(row["run_ids"]) == 1  # nothing pooled
             seen[row["run_ids"][0]] = path.parent.name
         page = (path.parent / "index.html").read_text()
-        assert "shares one comparability key" in page
+        assert "shares one test, profile, dataset digest and conditions" in page
     ids = {name: folder.name for name, folder in folders.items()}
     assert len({seen[ids["quick"]], seen[ids["paper"]], seen[ids["refrozen"]]}) == 3
     assert seen[ids["quick"]] == seen[ids["quick-threshold"]]  # same key: one board
+    # other pretrained weights: the same board, a row of its own (never pooled)
+    assert seen[ids["quick-pretrained"]] == seen[ids["quick"]]
+    board = json.loads((site / "flood" / seen[ids["quick"]] / "ranking.json").read_text())
+    unets = [r for r in board if r["entry"] == "unet"]
+    assert sorted(r["checkpoint"] for r in unets) == ["none", "sha256:" + "ab" * 32]
     assert "paper" in seen[ids["paper"]]

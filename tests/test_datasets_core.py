@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
 from harness.datasets import ops
 from harness.datasets.layout import BYTES_RECORD, LOCAL_COPY
 from harness.datasets.loader import SplitDir
@@ -24,7 +22,7 @@ from harness.errors import (
 )
 from harness.geo import file_digest, read_raster, write_raster
 from harness.settings import Settings
-from tests.helpers import TinySource
+from tests.helpers import TinySource, dataset_cli
 
 
 @pytest.fixture
@@ -40,7 +38,8 @@ def test_freeze_then_reproduce_then_skip(settings: Settings) -> None:
     assert first.counts == {"train": 4, "val": 2, "test": 2}
     assert settings.manifest_path("tiny").is_file()
     assert (settings.manifests_dir / "tiny" / "README.md").is_file()
-    assert len(list((settings.manifests_dir / "tiny" / "quicklooks").glob("*.png"))) == 7
+    # train 3 and val 2: test chips are never shown
+    assert len(list((settings.manifests_dir / "tiny" / "quicklooks").glob("*.png"))) == 5
     again = ops.materialise(settings, TinySource(), progress=False)
     assert again.status == "skipped" and again.digest == first.digest
     forced = ops.materialise(settings, TinySource(), skip_if_verified=False, progress=False)
@@ -208,43 +207,31 @@ def test_open_split_says_how_to_fix(settings: Settings) -> None:
         ops.open_split(settings, "flood-synt", "test")
 
 
-def _cli(settings: Settings, *args: str):
-    return CliRunner().invoke(
-        main,
-        [
-            "--home", str(settings.home),
-            "--data-root", str(settings.data_root),
-            "--datasets-dir", str(settings.manifests_dir),
-            *args,
-        ],
-    )  # fmt: skip
-
-
 def test_cli_list_show_verify(prepared) -> None:
     settings, path, manifest = prepared
-    res = _cli(settings, "datasets", "list")
+    res = dataset_cli(settings, "datasets", "list")
     assert res.exit_code == 0, res.output
     assert "tiny" in res.output and "train=4 val=2 test=2" in res.output
     assert "flood-synth" in res.output and "ndvi-synth" in res.output
-    res = _cli(settings, "datasets", "show", "tiny", "--json")
+    res = dataset_cli(settings, "datasets", "show", "tiny", "--json")
     assert res.exit_code == 0
     info = json.loads(res.output)
     assert info["digest"] == manifest.digest and info["prepared"] is True
-    res = _cli(settings, "datasets", "verify", "tiny")
+    res = dataset_cli(settings, "datasets", "verify", "tiny")
     assert res.exit_code == 0 and "tiny: ok" in res.output
-    res = _cli(settings, "datasets", "verify", "--all")
+    res = dataset_cli(settings, "datasets", "verify", "--all")
     assert res.exit_code == 0 and "tiny: ok" in res.output
     (path / "test" / "inputs" / "test_00.tif").unlink()
-    res = _cli(settings, "datasets", "verify", "tiny")
+    res = dataset_cli(settings, "datasets", "verify", "tiny")
     assert res.exit_code == 1
     assert "test/inputs/test_00.tif: missing" in res.output
 
 
 def test_cli_unknown_names_get_suggestions_and_exit_2(settings: Settings) -> None:
-    res = _cli(settings, "datasets", "prepare", "flod-synth")
+    res = dataset_cli(settings, "datasets", "prepare", "flod-synth")
     assert res.exit_code == 2
     assert "unknown synthetic dataset 'flod-synth'. Did you mean 'flood-synth'?" in res.output
-    res = _cli(settings, "datasets", "verify", "ndvi-synht")
+    res = dataset_cli(settings, "datasets", "verify", "ndvi-synht")
     assert res.exit_code == 2 and "Did you mean 'ndvi-synth'" in res.output
-    res = _cli(settings, "datasets", "import", "sen1flood11", str(settings.home))
+    res = dataset_cli(settings, "datasets", "import", "sen1flood11", str(settings.home))
     assert res.exit_code == 2

@@ -18,6 +18,7 @@ from harness.record import RunRecord, load_records
 from harness.scoring.chipstats import STATS_TYPES
 from harness.scoring.stats import paired_test
 from harness.settings import REPO_ROOT, Settings
+from tests.marks import check_marks
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 pytest_plugins = ["tests.docker_support"]
@@ -61,7 +62,9 @@ def test_unet_beats_the_threshold_by_more_than_the_interval(demo: dict) -> None:
     assert unet.score.low > threshold.score.high
     # and chip by chip: the paired interval of the difference excludes zero
     a, b = _stats(unet), _stats(threshold)
-    paired = paired_test(a[0], a[1], b[0], b[1], "iou")
+    groups = unet.score.groups
+    assert groups is not None and len(set(groups)) >= 10  # independent blocks of the test
+    paired = paired_test(a[0], a[1], b[0], b[1], "iou", groups=groups)
     assert paired.low > 0 and paired.better == "a"
 
 
@@ -95,6 +98,27 @@ def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
         for run in client.search_runs([exp.experiment_id], max_results=500)
     ]
     assert len(runs) == len(demo["records"])
+
+
+def test_the_demo_boards_marks_never_contradict_themselves(demo: dict) -> None:
+    """Every comparison on the boards built from the demo's runs: the words, the adjusted
+    p-value and the interval agree, and "better" follows the metric's direction."""
+    site = Path(demo["home"]) / "site"
+    checked = 0
+    for board in ("flood/flood-synth", "ndvi/ndvi-synth"):
+        direction = "higher" if board.startswith("flood") else "lower"
+        ranking = json.loads((site / board / "ranking.json").read_text())
+        assert ranking[0]["vs_leader_verdict"] is None
+        checked += check_marks(ranking, "vs_leader", direction)
+        pairs = json.loads((site / board / "pairwise.json").read_text())
+        checked += check_marks(pairs, "a_vs_b", direction)
+        for table in (site / board).glob("ablation-*.json"):
+            checked += check_marks(json.loads(table.read_text()), "vs_reference", direction)
+    assert checked >= 10
+    for record in demo["records"]:  # every demo run says which test it was scored on
+        assert record.test_kind == "demo", record.run_id
+    index = (site / "index.html").read_text()
+    assert "demo test" in index
 
 
 def test_a_real_runs_configs_reach_mlflow_and_its_entry_page(demo: dict) -> None:

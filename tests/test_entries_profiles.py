@@ -30,11 +30,11 @@ from harness.record import (
     RunRecord,
     TaskInfo,
     load_records,
-    run_key,
 )
 from harness.runner.plan import make_plan
 from harness.runner.records import RunBusyError, run_lock
 from harness.settings import REPO_ROOT
+from tests.records_factory import key_of
 
 SMI = (
     "NVIDIA H100 80GB HBM3, GPU-6f0c1a2b-1111-2222-3333-444455556666, 550.54.15, 1980, 81559\n"
@@ -224,18 +224,7 @@ def test_gpu_sampler_integrates_power_into_energy() -> None:
 
 
 def _key(**changes: object) -> RecordKey:
-    base = dict(
-        entry="unet",
-        variant="default",
-        seed=0,
-        dataset="flood-synth",
-        dataset_digest="sha256:aa",
-        image_digest="sha256:bb",
-        conditions="sha256:cc",
-        backend="docker",
-        options={"epochs": 2},
-    )
-    return run_key(**{**base, **changes})  # type: ignore[arg-type]
+    return key_of(**{"options": {"epochs": 2}, **changes})
 
 
 def test_run_ids_follow_the_key() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from tests.data.folder.make import FLOOD_NODATA, INPUT_NODATA
 from tests.data.folder.make import make as make_folder
 from tests.data.sen1floods11.make import Tree
 from tests.data.sen1floods11.make import make as make_s1f11
+from tests.helpers import dataset_cli
 
 
 @pytest.fixture
@@ -56,8 +58,15 @@ def test_sen1floods11_import_freezes_the_official_splits(settings: Settings, tre
     assert manifest.digest == out.digest
     assert manifest.task == "flood" and manifest.bands == ("VV_db", "VH_db")
     assert {k: sorted(v) for k, v in manifest.splits.items()} == tree.splits
-    assert manifest.samples["Bolivia_201"] == {"event": "Bolivia"}
-    assert manifest.samples["Ghana_103"] == {"event": "Ghana"}
+    # the event (the chip id's prefix) is each chip's independence group
+    assert manifest.samples["Bolivia_201"] == {"event": "Bolivia", "group": "Bolivia"}
+    assert manifest.samples["Ghana_103"] == {"event": "Ghana", "group": "Ghana"}
+    assert manifest.groups("bolivia") == {"Bolivia_201": "Bolivia", "Bolivia_202": "Bolivia"}
+    assert ops.groups_of(settings, "sen1floods11", "train") == {
+        "Ghana_101": "Ghana",
+        "Ghana_102": "Ghana",
+    }
+    assert manifest.test_kind == "public" and manifest.private_test is None
     src = manifest.source
     assert src["kind"] == "import" and src["importer"] == "sen1floods11"
     assert src["source_folder"] == tree.root.resolve().name
@@ -328,6 +337,105 @@ def test_folder_flood_import_turns_nodata_into_the_valid_mask(
             assert sample.input_nodata == INPUT_NODATA
     ops.verify(settings, "flood-study", progress=False)
     assert _import(settings, "folder", made.root, task="flood").status == "prepared"
+
+
+def test_folder_import_without_groups_says_so_and_names_none(
+    settings: Settings, tmp_path: Path
+) -> None:
+    made = make_folder(tmp_path / "plain", task="flood")  # stems train_00, val_00, ...
+    out = _import(settings, "folder", made.root, task="flood")
+    (note,) = out.notes
+    assert "no independence groups" in note and "file stems start with split names" in note
+    assert "every chip counts as its own group" in note and "groups.csv" in note
+    manifest = Manifest.load(settings.manifest_path("plain"))
+    assert all("group" not in meta for meta in manifest.samples.values())
+    assert manifest.groups("train") is None and manifest.source["params"]["groups"] == "none"
+    assert ops.groups_of(settings, "plain", "test") is None
+    # the CLI prints the note
+    res = dataset_cli(settings, "datasets", "import", "folder", str(made.root), "--task", "flood")
+    assert res.exit_code == 0, res.output
+    assert "note: folder import from" in res.output and "no independence groups" in res.output
+
+
+def _rename_stems(made, rename) -> None:  # type: ignore[no-untyped-def]
+    for split, ids in made.splits.items():
+        for sid in ids:
+            for path in (made.input(split, sid), made.target(split, sid)):
+                path.rename(path.with_name(rename(split, sid) + ".tif"))
+
+
+def test_folder_import_groups_from_the_stem_prefix(settings: Settings, tmp_path: Path) -> None:
+    made = make_folder(tmp_path / "sites", counts={"train": 4, "val": 2, "test": 2})
+    _rename_stems(made, lambda split, sid: f"site{int(sid[-2:]) % 2}_{sid}")
+    out = _import(settings, "folder", made.root, task="flood")
+    assert out.notes == ()
+    manifest = Manifest.load(settings.manifest_path("sites"))
+    assert manifest.groups("train") == {
+        "site0_train_00": "site0",
+        "site1_train_01": "site1",
+        "site0_train_02": "site0",
+        "site1_train_03": "site1",
+    }
+    assert manifest.n_groups("test") == 2
+    assert manifest.source["params"]["groups"] == "file stem prefix"
+
+
+def test_folder_import_groups_from_groups_csv_and_its_problems(
+    settings: Settings, tmp_path: Path
+) -> None:
+    made = make_folder(tmp_path / "listed", counts={"train": 2, "val": 1, "test": 2})
+    table = made.root / "groups.csv"
+    table.write_text("id,group\ntrain_00,a\ntrain_01,a\nval_00,b\ntest_00,c\ntest_01,d\n")
+    out = _import(settings, "folder", made.root, task="flood")
+    assert out.notes == ()
+    manifest = Manifest.load(settings.manifest_path("listed"))
+    assert manifest.groups("test") == {"test_00": "c", "test_01": "d"}
+    assert manifest.groups("train") == {"train_00": "a", "train_01": "a"}
+    table.write_text("id,group\ntrain_00,a\ntrain_00,b\nnope,c\nval_00,\n")
+    with pytest.raises(SourceDataError) as err:
+        list(FolderSource(made.root, task="flood").samples())
+    problems = _problems(err)
+    assert "groups.csv line 3: 'train_00' is listed twice" in problems
+    assert "groups.csv line 4: 'nope' is not a chip of the source" in problems
+    assert "groups.csv line 5: expected <id>,<group>, both non-empty" in problems
+    assert any(p.startswith("groups.csv: 4 chip(s) have no group: ") for p in problems)
+    table.write_text("chip,event\n")
+    with pytest.raises(SourceDataError, match="the first row must be the header id,group"):
+        list(FolderSource(made.root, task="flood").samples())
+
+
+def test_a_manifest_frozen_before_groups_still_reproduces_its_digest(
+    settings: Settings, tree: Tree
+) -> None:
+    """A dataset frozen under schema /1 (no groups) re-imports with its digest unchanged,
+    and says how to record the groups."""
+    first = _import(settings, "sen1floods11", tree.root)
+    path = settings.manifest_path("sen1floods11")
+    raw = json.loads(path.read_text())
+    for meta in raw["samples"].values():
+        meta.pop("group")
+    body = {k: raw[k] for k in ("task", "bands", "splits", "files")}
+    v1_digest = (
+        "sha256:"
+        + hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+    )
+    assert v1_digest != first.digest  # groups are in the digest of a /2 manifest
+    raw.update(schema="sarbench.manifest/1", digest=v1_digest)
+    path.write_text(json.dumps(raw))
+    assert Manifest.load(path).digest == v1_digest  # a /1 manifest reads, digest unchanged
+    again = _import(settings, "sen1floods11", tree.root)
+    assert again.status == "prepared" and again.digest == v1_digest
+    (note,) = again.notes
+    assert "names no independence groups" in note and "--refreeze" in note
+    assert ops.verify(settings, "sen1floods11", progress=False).digest == v1_digest
+    assert ops.groups_of(settings, "sen1floods11", "test") is None
+    refrozen = ops.import_dataset(
+        settings, "sen1floods11", tree.root, progress=False, refreeze=True
+    )
+    assert refrozen.status == "frozen" and refrozen.digest == first.digest
+    assert Manifest.load(path).groups("test") == {"Ghana_104": "Ghana"}
 
 
 def test_folder_ndvi_import_with_synonyms_and_valid_masks(

@@ -3,7 +3,6 @@ and in headless Chromium (Debian's, at /usr/bin/chromium, driven by Playwright).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -22,27 +21,23 @@ from harness.leaderboard.site import MARKER, SiteError, SiteSummary, build_site
 from harness.publish.mlflow_store import Publisher, connect, tracking_uri
 from harness.record import RecordScore, RunFolder, RunRecord
 from harness.scoring.metrics import FloodStats, iou
-from harness.scoring.stats import paired_test
+from harness.scoring.stats import holm, paired_test
 from harness.settings import Settings
+from tests.marks import check_marks
 from tests.records_factory import COMPONENTS, standard_runs
+from tests.site_files import SiteFiles
 
 CHROMIUM = Path("/usr/bin/chromium")
 RESAMPLES = 2000
 
 
 @dataclass
-class Built:
+class Built(SiteFiles):
     settings: Settings
     uri: str
     out: Path
     summary: SiteSummary
     records: list[RunRecord]
-
-    def json(self, rel: str) -> Any:
-        return json.loads((self.out / rel).read_text())
-
-    def html(self, rel: str) -> str:
-        return (self.out / rel).read_text()
 
     def records_of(
         self, entry: str, variant: str = "default", backend: str = "docker"
@@ -173,22 +168,37 @@ def test_several_seeds_pool_chip_by_chip(built: Built) -> None:
     assert unet["iou_ci_low"] < unet["iou"] < unet["iou_ci_high"]
 
 
-def test_adjacent_rows_are_marked_by_a_paired_test(built: Built) -> None:
+def test_every_row_is_compared_with_the_leader_and_marks_agree(built: Built) -> None:
     ranking = built.json("flood/flood-synth/ranking.json")
-    for a, b in itertools.pairwise(ranking):
-        ids_a, sa = _flood_stats(built.records_of(a["entry"]))
-        ids_b, sb = _flood_stats(built.records_of(b["entry"]))
+    leader = ranking[0]
+    assert leader["vs_leader_verdict"] is None
+    ids_l, stats_l = _flood_stats(built.records_of(leader["entry"]))
+    tests = []
+    for row in ranking[1:]:
+        records = built.records_of(row["entry"])
+        ids, stats = _flood_stats(records)
+        groups = _score(records[0]).groups
+        assert groups is not None and len(set(groups)) == 6
         test = paired_test(
-            ids_a, sa, ids_b, sb, "iou", n_resamples=RESAMPLES, n_permutations=RESAMPLES
+            ids, stats, ids_l, stats_l, "iou", groups=groups, n_permutations=RESAMPLES
         )
-        assert a["vs_next_p_value"] == pytest.approx(test.p_value)
-        assert a["vs_next_difference"] == pytest.approx(test.difference)
-        assert a["similar_to_next"] == (test.p_value >= 0.05)
-    assert ranking[-1]["vs_next_p_value"] is None
+        assert row["vs_leader_p_value"] == pytest.approx(test.p_value)
+        assert row["vs_leader_difference"] == pytest.approx(test.difference)
+        assert row["vs_leader_unit"] == "group" and row["vs_leader_units"] == 6
+        tests.append(test.p_value)
+    assert [r["vs_leader_p_holm"] for r in ranking[1:]] == pytest.approx(holm(tests))
+    assert check_marks(ranking, "vs_leader", "higher") == len(ranking) - 1
+    pairs = built.json("flood/flood-synth/pairwise.json")
+    assert len(pairs) == len(ranking) * (len(ranking) - 1) // 2
+    assert check_marks(pairs, "a_vs_b", "higher") == len(pairs)
+    ablation = built.json("ndvi/ndvi-synth/ablation-pix2pix.json")
+    assert check_marks(ablation, "vs_reference", "lower") == len(ablation) - 1
     board = built.html("flood/flood-synth/index.html")
-    marks = re.findall(r"(≈|&gt;) p=", board)
-    assert len(marks) == len(ranking) - 1  # the unisolated table has a single row
-    assert marks.count("≈") == sum(r["similar_to_next"] for r in ranking)
+    tied = sum(r["tied_with_leader"] for r in ranking)
+    assert len(re.findall(r"tied with #1 [+-]", board)) == tied  # the table's cells
+    index = built.json("boards.json")
+    flood = next(b for b in index if b["dataset"] == "flood-synth")
+    assert flood["leader_tied_with"] == tied
 
 
 def test_ablation_matrix_as_the_entry_declares_it(built: Built) -> None:
@@ -206,11 +216,11 @@ def test_ablation_matrix_as_the_entry_declares_it(built: Built) -> None:
         off = row["variant"].removeprefix("no-").replace("-", "_")
         assert {c: row[c] for c in COMPONENTS} == {c: c != off for c in COMPONENTS}
     full = rows[0]
-    assert full["seeds"] == [0, 1] and full["change_vs_reference"] is None
+    assert full["seeds"] == [0, 1] and full["vs_reference_verdict"] is None
     for row in rows[1:]:
         assert row["reference"] == "full"
-        assert row["change_vs_reference"] == pytest.approx(row["mse"] - full["mse"])
-        assert 0 < row["p_value_vs_reference"] <= 1
+        assert row["vs_reference_difference"] == pytest.approx(row["mse"] - full["mse"])
+        assert 0 < row["vs_reference_p_value"] <= row["vs_reference_p_holm"] <= 1
     (no_tta,) = built.records_of("pix2pix", "no-tta")
     assert rows[-1]["mse"] == pytest.approx(_score(no_tta).metrics["mse"])
     assert rows[-1]["seeds"] == [0]  # seed 1 failed (oom): listed, never ranked

@@ -1,4 +1,5 @@
-"""ndvi-synth: determinism, format, geometry and the physics behind the numbers."""
+"""ndvi-synth: determinism, format, geometry, the test split made from its own seed (demo or
+private), independence groups, and the physics behind the numbers."""
 
 from __future__ import annotations
 
@@ -10,27 +11,36 @@ import numpy as np
 import pytest
 
 from harness.datasets.layout import check_sample_id
+from harness.datasets.manifest import Manifest
 from harness.datasets.ndvi_synth import (
     CRS,
+    DEMO_TEST_SEED,
     NO_HARVEST,
+    PRETRAIN_ANCHORS,
     SEASON_DAYS,
+    TEST_ANCHORS,
+    VERSION,
     Area,
     NdviSynth,
     season_date,
 )
+from harness.datasets.secret import derive_test_seed
 from harness.datasets.source import SampleRecord
+from harness.settings import REPO_ROOT
 
 TINY = {
     "chip_size": 32,
     "train_chips": (1, 2),
     "val_chips": (1, 1),
-    "test_chips": (1, 1),
+    "test_locations": 2,
+    "test_dates": 4,
     "pretrain_areas": 2,
     "pretrain_chips": (1, 1),
     "target_dates": 8,
     "pretrain_dates": 3,
 }
-ID = re.compile(r"^(train|val|test|pretrain)_a(\d)_c(\d{2})_(2017\d{4})$")
+ID = re.compile(r"^(train|val|demo|test|pretrain)_a(\d+)_c(\d{2})_(2017\d{4})$")
+PRIVATE_SEED = derive_test_seed("y" * 64, "ndvi-synth")  # as if from a maintainer's secret
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +57,16 @@ def test_protocol_describe_and_counts(tiny: list[SampleRecord]) -> None:
     assert (synth.name, synth.task, synth.bands) == ("ndvi-synth", "ndvi", ("VV_db", "VH_db"))
     d = synth.describe()
     assert d["kind"] == "synthetic" and d["generator"] == "ndvi-synth" and d["seed"] == 7
-    assert isinstance(d["version"], int) and d["params"]["chip_size"] == 32
+    assert d["version"] == VERSION == 2 and d["params"]["chip_size"] == 32
+    assert d["test"] == "demo" and d["params"]["demo_test_seed"] == DEMO_TEST_SEED
     assert json.loads(json.dumps(d)) == d
+    private = NdviSynth(test="private", test_seed=PRIVATE_SEED).describe()
+    assert private["test"] == "private" and str(PRIVATE_SEED) not in json.dumps(private)
     counts: dict[str, int] = {}
     for rec in tiny:
         counts[rec.split] = counts.get(rec.split, 0) + 1
     assert counts == synth.expected_counts() == {"train": 16, "val": 8, "test": 8, "pretrain": 6}
+    assert NdviSynth(splits=("test",), **TINY).expected_counts() == {"test": 8}
     assert len({r.id for r in tiny}) == len(tiny)
 
 
@@ -80,8 +94,8 @@ def test_shapes_dtypes_grids_ids_and_meta(tiny: list[SampleRecord]) -> None:
         assert 2.5e5 < c < 3.0e5 and 4.0e6 < f < 4.1e6  # around Tsumagoi in UTM 54N
         assert _quantised(rec.inputs, 3) and _quantised(rec.target, 4)
         m = ID.match(check_sample_id(rec.id))
-        assert m is not None and m.group(1) == rec.split
-        assert rec.meta["area"] == f"{rec.split}_a{m.group(2)}"
+        assert m is not None and m.group(1) == ("demo" if rec.split == "test" else rec.split)
+        assert rec.meta["area"] == f"{m.group(1)}_a{m.group(2)}" == rec.meta["group"]
         assert rec.meta["chip"] == f"c{m.group(3)}"
         day = date.fromisoformat(rec.meta["date"])
         assert day.strftime("%Y%m%d") == m.group(4)
@@ -121,9 +135,67 @@ def test_areas_are_spatially_disjoint(params: dict[str, object]) -> None:
     assert splits == {"train", "val", "test", "pretrain"}
 
 
+def test_every_configuration_of_areas_is_disjoint_and_test_locations_are_apart() -> None:
+    synth = NdviSynth(pretrain_areas=len(PRETRAIN_ANCHORS), test_locations=len(TEST_ANCHORS))
+    boxes = [(spec.name, g.bounds()) for spec in synth.areas() for g in spec.chip_grids()]
+    for i, (name_a, a) in enumerate(boxes):
+        for name_b, b in boxes[i + 1 :]:
+            if name_a.startswith("demo") or name_b.startswith("demo"):
+                gap = max(b[0] - a[2], a[0] - b[2], b[1] - a[3], a[1] - b[3])
+                assert gap >= 1_000.0, (name_a, name_b, gap)  # a test location is its own place
+
+
 def test_overlapping_configuration_is_refused() -> None:
     with pytest.raises(ValueError, match="overlap"):
         NdviSynth(train_chips=(8, 8))
+    with pytest.raises(ValueError, match="test_locations"):
+        NdviSynth(test_locations=len(TEST_ANCHORS) + 1)
+    with pytest.raises(ValueError, match="test_seed"):
+        NdviSynth(test="private")
+
+
+def _targets(records: list[SampleRecord], split: str) -> np.ndarray:
+    return np.stack([r.target for r in records if r.split == split]).astype(np.float64)
+
+
+def test_the_test_split_comes_from_its_own_seed_only(tiny: list[SampleRecord]) -> None:
+    """The private test cannot be rebuilt by rerunning the public generator: another test
+    seed gives other fields, calendars, weather and dates; train, val and pretrain stay."""
+    private = list(NdviSynth(seed=7, test="private", test_seed=PRIVATE_SEED, **TINY).samples())
+    shared = [r for r in tiny if r.split != "test"]
+    for a, b in zip(shared, [r for r in private if r.split != "test"], strict=True):
+        assert a.id == b.id and np.array_equal(a.inputs, b.inputs)
+        assert np.array_equal(a.target, b.target) and np.array_equal(a.valid, b.valid)
+    demo = [r for r in tiny if r.split == "test"]
+    secret = [r for r in private if r.split == "test"]
+    assert len(demo) == len(secret) == 8
+    assert not {r.id for r in demo} & {r.id for r in secret}
+    assert all(r.id.startswith("test_a") for r in secret)
+    a, b = _targets(tiny, "test"), _targets(private, "test")
+    mse = float(np.mean((a - b) ** 2))
+    assert mse > 0.5 * a.var()  # as far apart as unrelated chips, not noise on one scene
+    va = np.stack([r.valid for r in demo])
+    vb = np.stack([r.valid for r in secret])
+    assert np.mean(va == vb) < 0.8  # other fields: another farm mask
+    # ... and the test split does not depend on the public seed at all
+    other = NdviSynth(seed=8, test="private", test_seed=PRIVATE_SEED, splits=("test",), **TINY)
+    for r1, r2 in zip(secret, other.samples(), strict=True):
+        assert r1.id == r2.id and np.array_equal(r1.target, r2.target)
+        assert np.array_equal(r1.inputs, r2.inputs)
+
+
+def test_groups_and_the_committed_manifest() -> None:
+    synth = NdviSynth()
+    tests = [a for a in synth.areas() if a.split == "test"]
+    assert len(tests) >= 12 and all(len(synth.area_acquisitions(a)) == 4 for a in tests)
+    m = Manifest.load(REPO_ROOT / "datasets" / "ndvi-synth" / "manifest.json")
+    assert m.source["version"] == VERSION and m.test_kind == "demo"
+    for split in m.splits:
+        assert m.groups(split) is not None, split
+    assert m.n_groups("test") == 12 and m.count()["test"] == 48
+    assert m.count() == {"train": 96, "val": 48, "test": 48, "pretrain": 480}
+    if m.private_test is not None:
+        assert set(m.private_test) == {"digest", "n_chips", "n_groups"}
 
 
 def _parcel_means(synth: NdviSynth, area: Area, day: int) -> np.ndarray:
@@ -175,6 +247,13 @@ def test_dates_are_paired_with_a_six_day_sentinel1_repeat() -> None:
     assert all(abs(opt - sar) <= 3 for opt, sar in planet + s2)
     assert len({d % 5 for d, _ in s2}) == 1
     assert season_date(planet[0][0]).month == 5 and season_date(planet[-1][0]).month == 11
+    for spec in synth.areas():  # each test location on 4 dates of its own, on the same orbit
+        if spec.split == "test":
+            dates = synth.area_acquisitions(spec)
+            assert len(dates) == 4 and all(abs(opt - sar) <= 3 for opt, sar in dates)
+            assert {sar % 6 for _, sar in dates} == {next(iter(sar_days)) % 6}
+            edges = [2 + (SEASON_DAYS - 4) * k // 4 for k in range(5)]
+            assert all(edges[i] <= opt < edges[i + 1] for i, (opt, _) in enumerate(dates))
 
 
 def test_water_cloud_backscatter_rises_with_canopy() -> None:
@@ -234,9 +313,17 @@ def test_speckle_enl_on_homogeneous_bare_parcels() -> None:
 def test_full_default_dataset_counts() -> None:
     synth = NdviSynth()
     counts: dict[str, int] = {}
+    groups: dict[str, set[str]] = {}
     for rec in synth.samples():
         assert rec.inputs.shape == (2, 128, 128) and rec.target is not None
         counts[rec.split] = counts.get(rec.split, 0) + 1
+        groups.setdefault(rec.split, set()).add(rec.meta["group"])
+    assert {k: len(v) for k, v in groups.items()} == {
+        "train": 1,
+        "val": 1,
+        "test": 12,
+        "pretrain": 4,
+    }
     assert (
         counts
         == synth.expected_counts()

@@ -27,9 +27,9 @@ from harness.publish.mlflow_store import (
     tracking_uri,
 )
 from harness.publish.quicklooks import write_quicklooks
-from harness.record import EntryInfo, RunFolder, RunRecord, TaskInfo, run_key
+from harness.record import EntryInfo, RunFolder, RunRecord, TaskInfo
 from harness.settings import Settings
-from tests.records_factory import standard_runs
+from tests.records_factory import key_of, standard_runs
 
 
 @dataclass
@@ -97,17 +97,7 @@ def test_params_are_flattened_resolved_options(store: Store) -> None:
 
 def test_an_option_named_like_a_reserved_param_is_prefixed() -> None:
     options = {"seed": 99, "nested": {"a": {"b": None}}}
-    key = run_key(
-        entry="e",
-        variant="v",
-        seed=3,
-        dataset="flood-synth",
-        dataset_digest="sha256:d",
-        image_digest="sha256:i",
-        conditions="sha256:c",
-        backend="docker",
-        options=options,
-    )
+    key = key_of(entry="e", variant="v", seed=3, options=options)
     record = RunRecord(
         run_id=key.run_id,
         key=key,

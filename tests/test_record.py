@@ -29,10 +29,9 @@ from harness.record import (
     RunRecord,
     TaskInfo,
     Timings,
-    run_key,
 )
 from harness.settings import REPO_ROOT, Settings
-from tests.records_factory import RunSpec, make_run, make_test_split, pix2pix_options
+from tests.records_factory import RunSpec, key_of, make_run, make_test_split, pix2pix_options
 
 V1_RUNS = REPO_ROOT / "tests" / "data" / "v1-work" / "runs"
 
@@ -69,15 +68,9 @@ def factory_records(tmp_path_factory: pytest.TempPathFactory) -> list[RunRecord]
 def a_record(**changes: Any) -> RunRecord:
     """A record with every part filled in by hand: weights (a checkpoint), GPU figures,
     mismatches, an undefined (NaN) metric, and an infinite one."""
-    key = run_key(
+    key = key_of(
         entry="prithvi",
-        variant="default",
         seed=1,
-        dataset="flood-synth",
-        dataset_digest="sha256:d",
-        image_digest="sha256:i",
-        conditions="sha256:c",
-        backend="docker",
         options={"epochs": 2, "optim": {"betas": [0.5, 0.999]}},
         checkpoint="sha256:w",
     )

@@ -29,7 +29,7 @@ import rasterio
 from harness.datasets.loader import SplitDir
 from harness.errors import printable
 from harness.geo import Grid, write_raster
-from harness.record import EntryInfo, PhaseRecord, RunRecord, TaskInfo, run_key
+from harness.record import EntryInfo, PhaseRecord, RunRecord, TaskInfo
 from harness.runner import validate as runner_validate
 from harness.scoring.validate import (
     MAX_PROBLEMS,
@@ -43,6 +43,7 @@ from harness.scoring.validate import (
 )
 from harness.settings import REPO_ROOT
 from harness.tasks import get_task
+from tests.records_factory import key_of
 from tests.test_validate import good_predictions, make_split, write
 
 WEST, NORTH, PIXEL = 500_000.0, 4_600_000.0, 10.0
@@ -518,17 +519,7 @@ def test_sarbench_validate_prints_container_text_escaped(
     runner) and a crash's log tail, both chosen by the container."""
     entry = SimpleNamespace(name="evil\x1b[2J", local_command=("x",), path=tmp_path / "e.toml")
     problems = [f"x{i}\x1b[5m.tif: extra file (expected none)" for i in range(120)]
-    key = run_key(
-        entry=entry.name,
-        variant="default",
-        seed=0,
-        dataset="d",
-        dataset_digest="sha256:d",
-        image_digest="sha256:i",
-        conditions="sha256:c",
-        backend="docker-validate",
-        options={},
-    )
+    key = key_of(entry=entry.name, dataset="d", backend="docker-validate")
     predict = PhaseRecord(
         status="ok", exit_code=0, wall_s=1.0, peak_memory_bytes=None, log_tail="", image_id=None
     )

@@ -23,7 +23,9 @@ splits/flood_handlabeled/flood_bolivia_data.csv                      optional
 
 Each CSV has no header; a row names an S1Hand file and its LabelHand file. The splits are
 `train`, `val` (from `flood_valid_data.csv`), `test` and `bolivia` (the held-out event,
-where its CSV exists). Sample ids are `<Event>_<id>`; the manifest records each one's event.
+where its CSV exists). Sample ids are `<Event>_<id>`; the manifest records each one's event,
+which is also its independence group (chips of one flood event are correlated). The test
+labels are published with the data: its test is `public` (comparable, not blind).
 
 **Classes.** Target 1 = water (label 1), 0 = not water (label 0). Label -1 and pixels where
 any input band is not finite are not scored: the valid mask is 0 there. Inputs are kept as
@@ -48,6 +50,15 @@ valid/<id>.tif      optional, one band            0 = not scored
 Files pair up by name (`.tif` or `.tiff`). Inputs are stored as float32 and keep their
 nodata value. Band names come from the inputs' band descriptions where every input has the
 same complete, distinct set; otherwise `band1`, `band2`, ...
+
+**Independence groups.** Chips of one place or one event are correlated; the statistics
+need to know which. An optional `groups.csv` in the source folder names them: a header
+`id,group`, then one row per chip (its file stem and its group: a site, an event, a tile
+block). Without it, the part of the file stem before the first `_` is the group (as in
+`valencia_r01c02` or `Bolivia_103757`), where every stem has that form, no prefix is a
+split name, and the prefixes group at least two chips together. Otherwise the import says
+so, names no groups, and every chip counts as its own group (intervals are then too narrow
+if chips are correlated).
 
 **Classes.** Flood targets must be 0 or 1 and ndvi targets in [-1, 1] (stored as float32)
 wherever they are not nodata. A pixel is not scored (valid mask 0) where the target holds
@@ -443,7 +454,7 @@ class Sen1Floods11Source:
             target=(lab == 1).astype(np.uint8),
             valid=valid.astype(np.uint8),
             input_nodata=float("nan"),
-            meta={"event": chip.event},
+            meta={"event": chip.event, "group": chip.event},
         )
 
 
@@ -451,6 +462,7 @@ class Sen1Floods11Source:
 # generic folder
 
 
+GROUPS_CSV = "groups.csv"
 INPUT_FOLDERS = ("inputs", "images", "img")
 TARGET_FOLDERS = ("targets", "masks", "labels", "label")
 VALID_FOLDER = "valid"
@@ -502,9 +514,11 @@ class FolderSource:
         if not self.source_dir.is_dir():
             raise SourceDataError("folder", self.source_dir, ["source folder not found"])
         self._problems: list[str] = []
+        self.notes: list[str] = []
         self._splits = self._find_splits()
         self._pairs = self._plan()
         self.bands = self._band_names()
+        self._groups, self._group_rule = self._plan_groups()
 
     def _fail(self, problems: list[str]) -> SourceDataError:
         return SourceDataError("folder", self.source_dir, problems)
@@ -614,6 +628,63 @@ class FolderSource:
                     pairs.append(_Pair(split, stem, path, targets[stem], valids.get(stem)))
         return pairs
 
+    def _plan_groups(self) -> tuple[dict[str, str] | None, str]:
+        """Each chip's independence group and how they were found (see the module doc)."""
+        ids = [p.id for p in self._pairs]
+        path = self.source_dir / GROUPS_CSV
+        if path.is_file():
+            return self._groups_from_csv(path, ids), GROUPS_CSV
+        split_names = set(self._splits) | set(SPLIT_ALIASES) | {"train", "val", "test"}
+        prefixes = {sid: sid.split("_", 1)[0] for sid in ids if "_" in sid.strip("_")}
+        why = ""
+        if not ids:
+            return None, "none"
+        if len(prefixes) < len(ids) or not all(prefixes.values()):
+            why = "not every file stem has the form <group>_<rest>"
+        elif split_names & set(prefixes.values()):
+            why = "the file stems start with split names, not with a place or an event"
+        elif len(set(prefixes.values())) == len(ids):
+            why = "no two chips share a file stem prefix"
+        if why:
+            self.notes.append(
+                f"folder import from {self.source_dir}: no independence groups ({why}, and "
+                f"there is no {GROUPS_CSV}), so every chip counts as its own group; if chips "
+                "are correlated (one site, one event, adjacent tiles), intervals will be too "
+                f"narrow: add {GROUPS_CSV} (header id,group; one row per chip) to the source "
+                "folder and import again (with --refreeze if the dataset is frozen)"
+            )
+            return None, "none"
+        return prefixes, "file stem prefix"
+
+    def _groups_from_csv(self, path: Path, ids: list[str]) -> dict[str, str] | None:
+        rel = self._r(path)
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                rows = [[c.strip() for c in row] for row in csv.reader(f)]
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            self._problems.append(f"{rel}: unreadable ({exc})")
+            return None
+        rows = [r for r in rows if any(r)]
+        if not rows or [c.lower() for c in rows[0]] != ["id", "group"]:
+            self._problems.append(f"{rel}: the first row must be the header id,group")
+            return None
+        groups: dict[str, str] = {}
+        known = set(ids)
+        for n, row in enumerate(rows[1:], start=2):
+            if len(row) != 2 or not row[0] or not row[1]:
+                self._problems.append(f"{rel} line {n}: expected <id>,<group>, both non-empty")
+            elif row[0] not in known:
+                self._problems.append(f"{rel} line {n}: {row[0]!r} is not a chip of the source")
+            elif row[0] in groups:
+                self._problems.append(f"{rel} line {n}: {row[0]!r} is listed twice")
+            else:
+                groups[row[0]] = row[1]
+        missing = [sid for sid in ids if sid not in groups]
+        if missing:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            self._problems.append(f"{rel}: {len(missing)} chip(s) have no group: {shown}")
+        return groups
+
     def _band_names(self) -> tuple[str, ...]:
         """The inputs' band descriptions if every input has the same complete, distinct set."""
         generic = tuple(f"band{i}" for i in range(1, self._task.input_bands + 1))
@@ -655,7 +726,8 @@ class FolderSource:
                         )
                     }
                     for split, sf in self._splits.items()
-                }
+                },
+                "groups": self._group_rule,
             },
         }
 
@@ -715,6 +787,7 @@ class FolderSource:
             target=target,
             valid=valid.astype(np.uint8),
             input_nodata=None if x.nodata is None else float(x.nodata),
+            meta={"group": self._groups[pair.id]} if pair.id in (self._groups or {}) else {},
         )
 
     def _target(

@@ -2,7 +2,8 @@
 
 ```
 <dataset>/
-  manifest.json                 copy of the frozen manifest (not part of the content)
+  manifest.json                 the manifest of what is on disk (the committed one, or for
+                                a private test its own; not part of the content)
   .sarbench-files.json          raw byte hashes written at prepare/import time (local only)
   <split>/inputs/<id>.tif       input bands, float32 (bands, H, W)
   <split>/targets/<id>.tif      target, one band (flood: uint8 {0,1}; ndvi: float32 [-1, 1])

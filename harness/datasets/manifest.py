@@ -1,9 +1,16 @@
 """The frozen manifest of a dataset: split membership, per-file content digests, one digest.
 
 ``datasets/<name>/manifest.json`` is committed. Its ``digest`` covers the task, the band
-names, the splits and every file's content digest (not the dataset's name, nor the
-``source`` and ``samples`` blocks, which only describe), so two copies of the same
-content have the same digest wherever and however they were made.
+names, the splits, every file's content digest and, where the dataset names them, the
+chips' independence groups (not the dataset's name, nor the ``source`` block and the other
+per-chip facts of ``samples``, which only describe), so two copies of the same content have
+the same digest wherever and however they were made.
+
+Schema ``sarbench.manifest/2`` adds the independence groups (``samples[id]["group"]``) and,
+for a generated dataset, the ``private_test`` block: the digest, chip count and group count
+of the dataset as prepared with the maintainers' test secret, and nothing per chip.
+Manifests of schema ``/1`` still read, with their digests unchanged: groups enter the
+digest only where a manifest has them.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from typing import Any
 from harness.datasets.layout import KINDS, SPLIT_NAME, SUFFIX, check_sample_id, rel_path
 from harness.errors import ManifestError
 
-SCHEMA = "sarbench.manifest/1"
+SCHEMA = "sarbench.manifest/2"
+READS = ("sarbench.manifest/1", SCHEMA)
+TEST_KINDS = ("demo", "private", "public")
+PRIVATE_KEYS = ("digest", "n_chips", "n_groups")
 
 
 @dataclass
@@ -30,17 +40,56 @@ class Manifest:
     files: dict[str, str]
     source: dict[str, Any] = field(default_factory=dict)
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    private_test: dict[str, Any] | None = None
 
     @property
     def digest(self) -> str:
-        body = {
+        body: dict[str, Any] = {
             "task": self.task,
             "bands": list(self.bands),
             "splits": {k: sorted(v) for k, v in sorted(self.splits.items())},
             "files": dict(sorted(self.files.items())),
         }
+        groups = {
+            sid: self.samples[sid]["group"]
+            for ids in self.splits.values()
+            for sid in ids
+            if "group" in self.samples.get(sid, {})
+        }
+        if groups:  # absent from /1 manifests, whose digests stay what they were
+            body["groups"] = dict(sorted(groups.items()))
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    @property
+    def test_kind(self) -> str:
+        """Which test split this manifest describes: ``demo`` (a generated dataset's test
+        from its public demo test seed), ``private`` (from the maintainers' secret) or
+        ``public`` (imported data whose test labels are published, e.g. Sen1Floods11)."""
+        kind = self.source.get("test")
+        return kind if kind in ("demo", "private") else "public"
+
+    def n_groups(self, split: str) -> int | None:
+        """How many independence groups ``split`` has (None: the dataset names none)."""
+        groups = self.groups(split)
+        return None if groups is None else len(set(groups.values()))
+
+    def has_groups(self) -> bool:
+        """Whether any chip names its independence group."""
+        return any("group" in meta for meta in self.samples.values())
+
+    def groups(self, split: str) -> dict[str, str] | None:
+        """Each chip of ``split`` -> its independence group (``samples[id]["group"]``: what
+        makes chips correlated, a place or an event block), or None when the dataset names
+        no group for some chip of the split (then every chip counts as its own group, and
+        intervals are too narrow if chips are correlated)."""
+        out: dict[str, str] = {}
+        for sid in self.splits.get(split, []):
+            group = self.samples.get(sid, {}).get("group")
+            if not isinstance(group, str) or not group:
+                return None
+            out[sid] = group
+        return out
 
     def split_of(self) -> dict[str, str]:
         """Sample id -> split."""
@@ -50,17 +99,22 @@ class Manifest:
         return {split: len(ids) for split, ids in self.splits.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "schema": SCHEMA,
             "name": self.name,
             "task": self.task,
             "bands": list(self.bands),
             "digest": self.digest,
-            "source": self.source,
-            "splits": {k: sorted(v) for k, v in self.splits.items()},
-            "samples": {k: self.samples[k] for k in sorted(self.samples)},
-            "files": dict(sorted(self.files.items())),
         }
+        if self.private_test is not None:
+            out["private_test"] = {k: self.private_test[k] for k in PRIVATE_KEYS}
+        out.update(
+            source=self.source,
+            splits={k: sorted(v) for k, v in self.splits.items()},
+            samples={k: self.samples[k] for k in sorted(self.samples)},
+            files=dict(sorted(self.files.items())),
+        )
+        return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write atomically (a temporary file, then a rename)."""
@@ -87,8 +141,10 @@ class Manifest:
         problems: list[str] = []
         if not isinstance(raw, dict):
             raise ManifestError(f"{origin}: top level must be a JSON object")
-        if raw.get("schema") != SCHEMA:
-            problems.append(f"schema must be {SCHEMA!r}, found {raw.get('schema')!r}")
+        if raw.get("schema") not in READS:
+            problems.append(
+                f"schema must be one of {', '.join(map(repr, READS))}, found {raw.get('schema')!r}"
+            )
         name, task = raw.get("name"), raw.get("task")
         for key, val in (("name", name), ("task", task)):
             if not isinstance(val, str) or not val:
@@ -107,6 +163,11 @@ class Manifest:
         if not isinstance(samples, dict) or not all(isinstance(v, dict) for v in samples.values()):
             problems.append("'samples' must map sample ids to objects")
             samples = {}
+        for sid, meta in samples.items():
+            group = meta.get("group", "")
+            if "group" in meta and (not isinstance(group, str) or not group):
+                problems.append(f"sample {sid!r}: 'group' must be a non-empty string")
+        private = _check_private(raw.get("private_test"), problems)
         if problems:
             raise ManifestError(f"{origin}: " + "; ".join(problems))
         m = cls(
@@ -117,6 +178,7 @@ class Manifest:
             files=files,
             source=source,
             samples=samples,
+            private_test=private,
         )
         stated = raw.get("digest")
         if stated != m.digest:
@@ -125,6 +187,30 @@ class Manifest:
                 "the manifest was edited by hand or is corrupt"
             )
         return m
+
+
+def _check_private(raw: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The ``private_test`` block: exactly a digest, a chip count and a group count."""
+    if raw is None:
+        return None
+    ok = (
+        isinstance(raw, dict)
+        and set(raw) == set(PRIVATE_KEYS)
+        and isinstance(raw["digest"], str)
+        and raw["digest"].startswith("sha256:")
+        and len(raw["digest"]) == 71
+        and all(
+            isinstance(raw[k], int) and not isinstance(raw[k], bool) and raw[k] >= 0
+            for k in ("n_chips", "n_groups")
+        )
+    )
+    if not ok:
+        problems.append(
+            '\'private_test\' must be exactly {"digest": "sha256:...", "n_chips": N, '
+            '"n_groups": G} (nothing per chip)'
+        )
+        return None
+    return dict(raw)
 
 
 def _check_splits(raw: Any, problems: list[str]) -> dict[str, list[str]]:

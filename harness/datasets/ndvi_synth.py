@@ -8,10 +8,18 @@ one (the larger pretrain split), with Sentinel-1 backscatter from a water cloud 
 Dataset features:
 
 * 128x128 chips at 10 m in UTM zone 54N (EPSG:32654), in areas a few km apart around
-  Tsumagoi; the train, val and test areas sit where the study's three areas are
-* splits: ``train`` (one area of 2x2 chips), ``val`` (2x1), ``test`` (1x2), each seen on
-  24 cloud-free target-sensor dates (96 / 48 / 48 chips); ``pretrain``: four other areas of
-  2x2 chips on 30 Sentinel-2-like dates (480 chips); all areas are spatially disjoint
+  Tsumagoi; the train and val areas sit where two of the study's three areas are
+* splits: ``train`` (one area of 2x2 chips) and ``val`` (2x1), each seen on 24 cloud-free
+  target-sensor dates (96 / 48 chips); ``pretrain``: four other areas of 2x2 chips on 30
+  Sentinel-2-like dates (480 chips); ``test``: 12 locations of one chip each, spread over
+  the district, each seen on 4 dates of its own (48 chips); all areas are spatially
+  disjoint
+* the test split is made from a separate **test seed** only: its fields, crop calendars,
+  weather, dates and noise. The *demo* test comes from the public demo test seed; the
+  official *private* test from a seed derived from the maintainers' secret, so that it
+  cannot be rebuilt from this code. Train, val and pretrain come from the public seed
+* independence groups (``meta["group"]``): the area (a test location is its own group, so
+  the test split has 12; train, val and each pretrain area one each)
 * every optical date is paired with the nearest Sentinel-1 acquisition of a 6-day repeat,
   so SAR and NDVI are 0 to 3 days apart (``meta["sar_date"]``), as with real data
 
@@ -22,9 +30,10 @@ Dataset format:
 * target: float32 (128, 128) NDVI in [-1, 1] on a 1e-4 grid; exactly 0 outside farm parcels
 * valid: uint8 (128, 128), 1 = farm pixel (scored), 0 = roads, field margins, fallow and
   grassland, forest, buildings (these still have backscatter)
-* sample ids ``<split>_a<area>_c<chip>_<yyyymmdd>``, e.g. ``train_a0_c01_20170614``;
-  ``meta``: ``area``, ``chip``, ``date``, ``sensor`` (``planet`` or ``sentinel2``),
-  ``sar_date``
+* sample ids ``<area>_c<chip>_<yyyymmdd>``, e.g. ``train_a0_c01_20170614``; areas are
+  ``train_a0``, ``val_a0``, ``pretrain_a<k>``, and ``test_a<kk>`` (the private test) or
+  ``demo_a<kk>`` (the demo test); ``meta``: ``area``, ``chip``, ``date``, ``sensor``
+  (``planet`` or ``sentinel2``), ``sar_date``, ``group``
 
 Classes and value ranges:
 
@@ -38,8 +47,9 @@ Classes and value ranges:
   inverse linear map to score on the target sensor
 
 How it is made (all random draws from ``numpy.random.default_rng`` on sub-streams of
-``SeedSequence(seed)``; everything in float64, quantised before the cast to float32, so
-that the files are bit-identical across machines):
+``SeedSequence(seed)``, or of ``SeedSequence(test_seed)`` for the test split; everything in
+float64, quantised before the cast to float32, so that the files are bit-identical across
+machines):
 
 * layout: Voronoi zones (farm districts, forest, villages) with roads on their edges;
   farm zones are cut into rotated strips and blocks (parcels 40 to 160 m by 60 to 250 m,
@@ -53,7 +63,10 @@ that the files are bit-identical across machines):
 * NDVI = NDVI_soil + (0.90 - NDVI_soil) * (1 - exp(-0.6 LAI)); NDVI_soil 0.12 to 0.22 per
   parcel, slightly higher on wet soil; target sensor noise: per-date offset sd 0.01, pixel
   sd 0.012; the Sentinel-2-like sensor: the linear map above, per-date offset sd 0.01
-* weather: daily rain (probability by month, rainy season in June and July), topsoil
+* dates: the target sensor's 24 dates (train, val), one drawn in each of 24 equal parts
+  of the season; a test location's 4 dates, one in each quarter of the season
+* weather (one series for train, val and pretrain, another for the test split): daily
+  rain (probability by month, rainy season in June and July), topsoil
   moisture bucket (0.12 to 0.45 m3/m3, 22 % drying a day), canopy wetness from dew and
   rain (Sentinel-1 passes at dawn)
 * SAR: water cloud model (Attema and Ulaby 1978) per polarisation,
@@ -75,7 +88,7 @@ E. P. W. Attema and F. T. Ulaby, "Vegetation modeled as a water cloud", Radio Sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from itertools import pairwise
@@ -87,8 +100,9 @@ from scipy import ndimage
 from harness.datasets.source import SampleRecord
 from harness.geo import Grid
 
-VERSION = 1  # bump on any change of the defaults, the physics or the random streams
-DEFAULT_SEED = 2017
+VERSION = 2  # bump on any change of the defaults, the physics or the random streams
+DEFAULT_SEED = 2017  # public: train, val and pretrain
+DEMO_TEST_SEED = 2018  # public: the demo test split (the official one comes from a secret)
 CRS = "EPSG:32654"
 PIXEL_M = 10.0
 SEASON_START = date(2017, 5, 1)
@@ -103,12 +117,32 @@ SPLIT_SENSOR: dict[str, Sensor] = {
     "test": "planet",
     "pretrain": "sentinel2",
 }
+SPLITS = ("train", "val", "test", "pretrain")
+TestKind = Literal["demo", "private"]
 # North-west corners (UTM 54N, m) near the study's areas, then other Tsumagoi farmland.
 TARGET_ANCHORS = {
     "train": (276090.0, 4045650.0),
     "val": (273630.0, 4044040.0),
-    "test": (274700.0, 4047240.0),
 }
+# Test locations (one chip each by default), at least 1.2 km from each other and from
+# every other area; the first ``test_locations`` are used.
+TEST_ANCHORS = (
+    (267500.0, 4054500.0),
+    (271500.0, 4054500.0),
+    (275500.0, 4054500.0),
+    (279500.0, 4054500.0),
+    (283500.0, 4054500.0),
+    (266500.0, 4047500.0),
+    (270000.0, 4048000.0),
+    (285000.0, 4046000.0),
+    (285500.0, 4051500.0),
+    (265500.0, 4042500.0),
+    (275000.0, 4038500.0),
+    (286500.0, 4041500.0),
+    (271500.0, 4035000.0),
+    (278500.0, 4035500.0),
+)
+TEST_INDEX = 2  # the area index the test area had up to version 1; the others keep theirs
 PRETRAIN_ANCHORS = (
     (270720.0, 4042460.0),
     (277830.0, 4040050.0),
@@ -407,7 +441,13 @@ def _forest_lai(day: int) -> float:
 
 
 class NdviSynth:
-    """The ``ndvi-synth`` generator (see the module docstring); defaults are frozen."""
+    """The ``ndvi-synth`` generator (see the module docstring); defaults are frozen.
+
+    ``seed`` makes train, val and pretrain; ``test_seed`` makes the test split, and nothing
+    else does: the demo test (``test="demo"``) uses the public ``DEMO_TEST_SEED``, the
+    official test (``test="private"``) a seed derived from the maintainers' secret, which
+    is never recorded. ``splits`` limits the splits made.
+    """
 
     name = "ndvi-synth"
     task = "ndvi"
@@ -417,10 +457,13 @@ class NdviSynth:
         self,
         seed: int = DEFAULT_SEED,
         *,
+        test: TestKind = "demo",
+        test_seed: int | None = None,
         chip_size: int = 128,
         train_chips: tuple[int, int] = (2, 2),
         val_chips: tuple[int, int] = (2, 1),
-        test_chips: tuple[int, int] = (1, 2),
+        test_locations: int = 12,
+        test_dates: int = 4,
         pretrain_areas: int = 4,
         pretrain_chips: tuple[int, int] = (2, 2),
         target_dates: int = 24,
@@ -429,24 +472,39 @@ class NdviSynth:
         sentinel2_offset: float = -0.05,
         sentinel2_noise: float = 0.02,
         enl: float = 4.4,
+        splits: Collection[str] | None = None,
     ) -> None:
         if chip_size < 16:
             raise ValueError(f"chip_size must be at least 16 pixels, got {chip_size}")
         if not 1 <= pretrain_areas <= len(PRETRAIN_ANCHORS):
             raise ValueError(f"pretrain_areas must be 1..{len(PRETRAIN_ANCHORS)}")
+        if not 1 <= test_locations <= len(TEST_ANCHORS):
+            raise ValueError(f"test_locations must be 1..{len(TEST_ANCHORS)}")
         if not 1 <= target_dates <= SEASON_DAYS // 3:
             raise ValueError(f"target_dates must be 1..{SEASON_DAYS // 3}, got {target_dates}")
+        if not 1 <= test_dates <= SEASON_DAYS // 3:
+            raise ValueError(f"test_dates must be 1..{SEASON_DAYS // 3}, got {test_dates}")
         n_s2 = len(range(0, SEASON_DAYS, S2_REPEAT)) - 1
         if not 1 <= pretrain_dates <= n_s2:
             raise ValueError(f"pretrain_dates must be 1..{n_s2}, got {pretrain_dates}")
         if sentinel2_gain <= 0 or enl <= 0 or sentinel2_noise < 0:
             raise ValueError("sentinel2_gain and enl must be > 0, sentinel2_noise >= 0")
+        if test not in ("demo", "private"):
+            raise ValueError(f"test must be 'demo' or 'private', got {test!r}")
+        if test == "private" and test_seed is None:
+            raise ValueError("the private test needs its test_seed (derived from the secret)")
+        if splits is not None and set(splits) - set(SPLITS):
+            raise ValueError(f"unknown split(s) {sorted(set(splits) - set(SPLITS))}")
         self.seed = int(seed)
+        self.test: TestKind = test
+        self.test_seed = DEMO_TEST_SEED if test_seed is None else int(test_seed)
+        self.splits = tuple(s for s in SPLITS if splits is None or s in splits)
         self.params: dict[str, Any] = {
             "chip_size": chip_size,
             "train_chips": list(train_chips),
             "val_chips": list(val_chips),
-            "test_chips": list(test_chips),
+            "test_locations": test_locations,
+            "test_dates": test_dates,
             "pretrain_areas": pretrain_areas,
             "pretrain_chips": list(pretrain_chips),
             "target_dates": target_dates,
@@ -456,23 +514,53 @@ class NdviSynth:
             "sentinel2_noise": sentinel2_noise,
             "enl": enl,
         }
-        target = {"train": train_chips, "val": val_chips, "test": test_chips}
-        specs = [(s, TARGET_ANCHORS[s], c) for s, c in target.items()]
-        specs += [("pretrain", a, pretrain_chips) for a in PRETRAIN_ANCHORS[:pretrain_areas]]
+        # Area indices key the random streams: train 0, val 1, pretrain 3.. as in version 1
+        # (2 was the test area's), so those splits are unchanged; test areas are numbered in
+        # the test seed's own streams.
+        specs = [
+            ("train", 0, TARGET_ANCHORS["train"], train_chips),
+            ("val", 1, TARGET_ANCHORS["val"], val_chips),
+        ]
+        specs += [
+            ("pretrain", TEST_INDEX + 1 + k, a, pretrain_chips)
+            for k, a in enumerate(PRETRAIN_ANCHORS[:pretrain_areas])
+        ]
         self._areas: list[AreaSpec] = []
-        for index, (split, (west, north), (rows, cols)) in enumerate(specs):
+        for split, index, (west, north), (rows, cols) in specs:
             if rows < 1 or cols < 1:
                 raise ValueError(f"{split} chips must be (rows, cols) >= 1, got {(rows, cols)}")
             k = sum(a.split == split for a in self._areas)
             spec = AreaSpec(f"{split}_a{k}", split, index, west, north, rows, cols, chip_size)
             self._areas.append(spec)
+        tag = "test" if test == "private" else "demo"
+        tests = [
+            AreaSpec(f"{tag}_a{k:02d}", "test", k, west, north, 1, 1, chip_size)
+            for k, (west, north) in enumerate(TEST_ANCHORS[:test_locations])
+        ]
+        self._areas[2:2] = tests  # train, val, test, pretrain
         self._check_disjoint()
         self.weather = Weather.simulate(self._rng(0))
         self._schedule = self._draw_dates(self._rng(1))
+        self.test_weather = Weather.simulate(self._test_rng(0))
+        self._test_schedule = [
+            self._draw_test_dates(self._test_rng(1, a.index))
+            for a in self._areas
+            if a.split == "test"
+        ]
 
     def _rng(self, *key: int) -> np.random.Generator:
         """An independent stream: the child of ``SeedSequence(seed)`` at spawn key ``key``."""
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
+
+    def _test_rng(self, *key: int) -> np.random.Generator:
+        """A stream of the test split: a child of ``SeedSequence(test_seed)``."""
+        return np.random.default_rng(np.random.SeedSequence(self.test_seed, spawn_key=key))
+
+    def _area_rng(self, spec: AreaSpec, *key: int) -> np.random.Generator:
+        return self._test_rng(*key) if spec.split == "test" else self._rng(*key)
+
+    def _weather(self, spec: AreaSpec) -> Weather:
+        return self.test_weather if spec.split == "test" else self.weather
 
     def _check_disjoint(self) -> None:
         for i, a in enumerate(self._areas):
@@ -484,9 +572,14 @@ class NdviSynth:
                         f"areas {a.name} and {b.name} overlap: use fewer chips per area"
                     )
 
+    def _pair(self, day: int) -> tuple[int, int]:
+        """(optical day, the nearest Sentinel-1 day of the 6-day repeat)."""
+        k = max(0, (day - self._s1_phase + S1_REPEAT // 2) // S1_REPEAT)
+        return day, self._s1_phase + k * S1_REPEAT
+
     def _draw_dates(self, rng: np.random.Generator) -> dict[Sensor, list[tuple[int, int]]]:
         """(optical day, SAR day) pairs per sensor, as season days."""
-        s1_phase = int(rng.integers(0, S1_REPEAT))
+        self._s1_phase = int(rng.integers(0, S1_REPEAT))
         n = self.params["target_dates"]
         edges = [2 + (SEASON_DAYS - 4) * k // n for k in range(n + 1)]
         planet = [int(rng.integers(lo, hi)) for lo, hi in pairwise(edges)]
@@ -495,36 +588,44 @@ class NdviSynth:
         weight = np.array([CLEAR_W[season_date(d).month] for d in cand])
         s2 = rng.choice(cand, self.params["pretrain_dates"], replace=False, p=weight / weight.sum())
         s2 = sorted(int(d) for d in s2)
+        return {"planet": [self._pair(d) for d in planet], "sentinel2": [self._pair(d) for d in s2]}
 
-        def pair(day: int) -> tuple[int, int]:
-            k = max(0, (day - s1_phase + S1_REPEAT // 2) // S1_REPEAT)
-            return day, s1_phase + k * S1_REPEAT
-
-        return {"planet": [pair(d) for d in planet], "sentinel2": [pair(d) for d in s2]}
+    def _draw_test_dates(self, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """A test location's own dates: one in each of ``test_dates`` parts of the season."""
+        n = self.params["test_dates"]
+        edges = [2 + (SEASON_DAYS - 4) * k // n for k in range(n + 1)]
+        return [self._pair(int(rng.integers(lo, hi))) for lo, hi in pairwise(edges)]
 
     # -- the DatasetSource protocol -------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
+        params = {k: list(v) if isinstance(v, list) else v for k, v in self.params.items()}
+        # the private test's seed is never recorded: it would rebuild the test
+        params["demo_test_seed"] = self.test_seed if self.test == "demo" else DEMO_TEST_SEED
         return {
             "kind": "synthetic",
             "generator": self.name,
             "version": VERSION,
             "seed": self.seed,
-            "params": {k: list(v) if isinstance(v, list) else v for k, v in self.params.items()},
+            "test": self.test,
+            "params": params,
         }
 
     def expected_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(SPLIT_SENSOR, 0)
+        counts = dict.fromkeys(self.splits, 0)
         for a in self._areas:
-            counts[a.split] += a.rows * a.cols * len(self._schedule[SPLIT_SENSOR[a.split]])
+            if a.split in counts:
+                counts[a.split] += a.rows * a.cols * len(self.area_acquisitions(a))
         return counts
 
     def samples(self) -> Iterator[SampleRecord]:
         for spec in self._areas:
+            if spec.split not in self.splits:
+                continue
             area = self.area(spec)
             sensor = SPLIT_SENSOR[spec.split]
             grids = spec.chip_grids()
-            for day, sar_day in self._schedule[sensor]:
+            for day, sar_day in self.area_acquisitions(spec):
                 target, valid = self.ndvi(area, day, sensor)
                 inputs = self.sar(area, sar_day)
                 stamp = season_date(day)
@@ -546,6 +647,7 @@ class NdviSynth:
                             "date": stamp.isoformat(),
                             "sensor": sensor,
                             "sar_date": season_date(sar_day).isoformat(),
+                            "group": spec.name,
                         },
                     )
 
@@ -555,18 +657,25 @@ class NdviSynth:
         return list(self._areas)
 
     def acquisitions(self, sensor: Sensor) -> list[tuple[int, int]]:
-        """(optical season day, paired Sentinel-1 season day) of every date of ``sensor``."""
+        """(optical season day, paired Sentinel-1 season day) of every date of ``sensor``
+        in train, val and pretrain (test locations have their own: :meth:`area_acquisitions`)."""
         return list(self._schedule[sensor])
 
+    def area_acquisitions(self, spec: AreaSpec) -> list[tuple[int, int]]:
+        """(optical day, paired Sentinel-1 day) of every date on which ``spec`` is seen."""
+        if spec.split == "test":
+            return list(self._test_schedule[spec.index])
+        return list(self._schedule[SPLIT_SENSOR[spec.split]])
+
     def area(self, spec: AreaSpec) -> Area:
-        return build_area(self._rng(2, spec.index), spec)
+        return build_area(self._area_rng(spec, 2, spec.index), spec)
 
     def true_ndvi(self, area: Area, day: int) -> np.ndarray:
         """Noise-free NDVI on the target sensor's scale, (H, W) float64, 0 outside farms."""
         farm = area.farm
         idx = area.parcel[farm]
         lai, _ = area.parcels.state(day)
-        mv = self.weather.moisture[day] + area.parcels.moisture_offset[idx]
+        mv = self._weather(area.spec).moisture[day] + area.parcels.moisture_offset[idx]
         soil = area.parcels.soil_ndvi[idx] + area.soil_ndvi[farm] + 0.05 * (mv - 0.25)
         veg = 1.0 - np.exp(-NDVI_K * lai[idx] * area.vigour[farm])
         out = np.zeros(area.parcel.shape)
@@ -575,7 +684,7 @@ class NdviSynth:
 
     def ndvi(self, area: Area, day: int, sensor: Sensor) -> tuple[np.ndarray, np.ndarray]:
         """(NDVI float32, valid uint8) as ``sensor`` sees ``area`` on season day ``day``."""
-        rng = self._rng(3, area.spec.index, day, 0 if sensor == "planet" else 1)
+        rng = self._area_rng(area.spec, 3, area.spec.index, day, 0 if sensor == "planet" else 1)
         shape = area.parcel.shape
         ndvi = self.true_ndvi(area, day)
         if sensor == "planet":
@@ -590,11 +699,12 @@ class NdviSynth:
 
     def sar(self, area: Area, day: int) -> np.ndarray:
         """(VV_db, VH_db) float32 of ``area`` on Sentinel-1 season day ``day``."""
-        rng = self._rng(4, area.spec.index, day)
+        rng = self._area_rng(area.spec, 4, area.spec.index, day)
+        weather = self._weather(area.spec)
         cover, farm = area.cover, area.farm
         lai_p, ks_p = area.parcels.state(day)
         idx = area.parcel[farm]
-        mv_day = self.weather.moisture[day]
+        mv_day = weather.moisture[day]
         lai = np.zeros(cover.shape)
         lai[farm] = lai_p[idx]
         lai[cover == GRASS] = _grass_lai(day)
@@ -607,7 +717,7 @@ class NdviSynth:
         mv = np.where(cover == ROAD, 0.06, np.clip(mv, 0.05, 0.5))
         theta = area.incidence
         cos = np.cos(np.radians(theta))
-        wet = 1.0 + WET_GAIN * self.weather.wetness[day]
+        wet = 1.0 + WET_GAIN * weather.wetness[day]
         forest = cover == FOREST
         out = np.empty((2, *cover.shape))
         for i, pol in enumerate(POLS):

@@ -1,7 +1,17 @@
-"""Dataset operations behind `sarbench datasets ...`: prepare, import, verify, show, open."""
+"""Dataset operations behind `sarbench datasets ...`: prepare, import, verify, show, open.
+
+A generated dataset has two test splits: the *demo* test, made from a public test seed
+(what the committed manifest lists, chip by chip), and the *private* test, made from the
+maintainers' secret (:mod:`harness.datasets.secret`), of which the committed manifest
+records the digest, chip count and group count only (its ``private_test`` block). The data
+folder holds one of them; its manifest copy (``LOCAL_COPY``) describes what is on disk, and
+:func:`verify` accepts it when its digest is the committed one (demo) or the committed
+private digest (private).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,6 +27,13 @@ from harness.datasets.registry import (
     generator,
     importer,
 )
+from harness.datasets.secret import (
+    Secret,
+    derive_test_seed,
+    load_secret,
+    require_secret,
+    secret_path,
+)
 from harness.datasets.source import DatasetSource
 from harness.datasets.store import replace_dir, verify_files, write_source
 from harness.errors import (
@@ -28,17 +45,24 @@ from harness.errors import (
 )
 from harness.settings import Settings
 
+TestChoice = Literal["demo", "private"]
+
 
 @dataclass(frozen=True)
 class Outcome:
-    """What prepare or import did: ``frozen`` (first manifest written), ``prepared``
-    (reproduced the committed manifest) or ``skipped`` (already there and verified)."""
+    """What prepare or import did: ``frozen`` (manifest written: the first time, or on
+    ``refreeze``), ``prepared`` (reproduced the committed manifest) or ``skipped`` (already
+    there and verified). ``digest`` is that of the data now on disk, ``test_kind`` which
+    test split it holds (``demo``, ``private`` or ``public``), ``notes`` what the user
+    should know (printed by the CLI)."""
 
     name: str
     status: Literal["frozen", "prepared", "skipped"]
     digest: str
     path: Path
     counts: dict[str, int]
+    test_kind: str = "public"
+    notes: tuple[str, ...] = ()
 
 
 def committed_manifest(settings: Settings, name: str) -> Manifest | None:
@@ -58,16 +82,236 @@ def require_manifest(settings: Settings, name: str) -> Manifest:
 
 
 def prepare(
-    settings: Settings, name: str, *, force: bool = False, progress: bool = True
+    settings: Settings,
+    name: str,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    test: TestChoice | None = None,
+    refreeze: bool = False,
 ) -> Outcome:
     """Generate an embedded dataset under the data root and check it against its manifest.
 
-    With a committed manifest the result must reproduce its digest exactly, else nothing is
-    replaced and the error lists the files that differ. Without one, the dataset is frozen:
-    its manifest and dataset card are written to the manifests folder.
+    ``test`` chooses the test split: ``demo`` (the public demo test seed) or ``private``
+    (the maintainers' secret); by default private when a secret is available, else demo.
+    With a committed manifest the result must reproduce its digest (demo) or its
+    ``private_test`` digest (private) exactly, else nothing is replaced and the error says
+    what differs. Without one, or with ``refreeze``, the dataset is frozen: its manifest
+    (listing the demo test, and the private test's digest when a secret is available) and
+    its card are written to the manifests folder.
     """
-    source = generator(name).build()
-    return materialise(settings, source, skip_if_verified=not force, progress=progress)
+    kind = generator(name)
+    committed = None if refreeze else committed_manifest(settings, name)
+    secret: Secret | None = None
+    if test == "private":
+        secret = require_secret(settings)
+    elif test is None or committed is None:
+        secret = load_secret(settings)
+    chosen: TestChoice = test or ("private" if secret is not None else "demo")
+    notes: list[str] = []
+    if test is None and chosen == "private" and committed and committed.private_test is None:
+        chosen = "demo"
+        notes.append(
+            "a test secret is available, but the committed manifest records no private test "
+            "digest: prepared the demo test. A maintainer adds the private test with "
+            f"`sarbench datasets prepare {name} --refreeze`"
+        )
+
+    def build(which: TestChoice, splits: tuple[str, ...] | None = None) -> DatasetSource:
+        args: dict[str, Any] = {} if splits is None else {"splits": splits}
+        if which == "private":
+            assert secret is not None
+            args.update(test="private", test_seed=derive_test_seed(secret, name))
+        return kind.build(**args)
+
+    if committed is None:
+        return _freeze_generated(settings, name, build, chosen, secret, progress=progress)
+    if chosen == "private":
+        if committed.private_test is None:
+            raise ManifestError(
+                f"{name}: the committed manifest {settings.manifest_path(name)} records no "
+                "private test digest, so a private test cannot be checked against it. A "
+                f"maintainer with the test secret adds it: `sarbench datasets prepare {name} "
+                f"--refreeze`, then commits datasets/{name}/. Or prepare the demo test: "
+                f"`sarbench datasets prepare {name} --test demo`"
+            )
+        want = committed.private_test["digest"]
+    else:
+        want = committed.digest
+    final = settings.dataset_dir(name)
+    if not force:
+        local = _local_copy(settings, name)
+        if (
+            local is not None
+            and local.digest == want
+            and final.is_dir()
+            and not verify_files(local, final, progress=False)
+        ):
+            return Outcome(name, "skipped", want, final, local.count(), chosen, tuple(notes))
+    staging = _staging(settings, name)
+    try:
+        made = write_source(build(chosen), staging, progress=progress)
+        if made.digest != want:
+            raise ManifestError(_mismatch(settings, committed, made, want, chosen, secret))
+        made.save(staging / LOCAL_COPY)
+        replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Outcome(name, "prepared", made.digest, final, made.count(), chosen, tuple(notes))
+
+
+def _staging(settings: Settings, name: str, tag: str = "staging") -> Path:
+    settings.data_root.mkdir(parents=True, exist_ok=True)
+    path = settings.data_root / f".{name}.{tag}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def _freeze_generated(
+    settings: Settings,
+    name: str,
+    build: Any,
+    chosen: TestChoice,
+    secret: Secret | None,
+    *,
+    progress: bool,
+) -> Outcome:
+    """Freeze a generated dataset: the committed manifest lists train, val (pretrain) and
+    the demo test, plus the private test's digest when ``secret`` is given; the data
+    folder gets the ``chosen`` test. The other test, where needed, is made alone (the test
+    split only) in a side folder that is then removed."""
+    from harness.datasets.card import write_card  # Pillow work, only when freezing
+
+    before = committed_manifest(settings, name)
+    final = settings.dataset_dir(name)
+    staging = _staging(settings, name)
+    side = _staging(settings, name, "side")
+    notes: list[str] = []
+    try:
+        made = write_source(build(chosen), staging, progress=progress)
+        other: TestChoice = "demo" if chosen == "private" else "private"
+        if chosen == "private" or secret is not None:
+            test_only = write_source(build(other, ("test",)), side, progress=progress)
+            paired = with_test(made, test_only)
+        else:
+            paired = None
+        demo, private = (made, paired) if chosen == "demo" else (paired, made)
+        assert demo is not None
+        committed = dataclasses.replace(
+            demo, private_test=None if private is None else private_block(private)
+        )
+        write_card(settings, committed, data_dir=staging)
+        committed.save(settings.manifest_path(name))
+        (committed if chosen == "demo" else made).save(staging / LOCAL_COPY)
+        replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(side, ignore_errors=True)
+    if private is None:
+        notes.append(
+            "no test secret is available, so the committed manifest records no private test; "
+            f"a maintainer with the secret adds it with `sarbench datasets prepare {name} "
+            "--refreeze` (see docs/datasets.md)"
+        )
+    if before is not None:
+        if before.digest != committed.digest:
+            notes.append(f"the committed digest changed: {before.digest} -> {committed.digest}")
+        old_private = (before.private_test or {}).get("digest")
+        new_private = (committed.private_test or {}).get("digest")
+        if old_private is None and new_private is not None:
+            notes.append(f"recorded the private test digest {new_private}")
+        elif old_private != new_private:
+            notes.append(
+                f"the private test digest changed: {old_private} -> {new_private}; runs "
+                "recorded on the old one no longer compare with new ones"
+            )
+    digest = committed.digest if chosen == "demo" else made.digest
+    return Outcome(name, "frozen", digest, final, made.count(), chosen, tuple(notes))
+
+
+def _mismatch(
+    settings: Settings,
+    committed: Manifest,
+    made: Manifest,
+    want: str,
+    chosen: TestChoice,
+    secret: Secret | None,
+) -> str:
+    """Why a freshly generated dataset does not reproduce its committed digest."""
+    name = committed.name
+    where = settings.manifest_path(name)
+    if chosen == "private":
+        diffs = diff_manifests(without_test(committed), without_test(made))
+        if not diffs:
+            origin = secret.origin if secret is not None else "the test secret"
+            return (
+                f"{name}: the private test made with the test secret ({origin}) has digest "
+                f"{made.digest}, but {where} records the private test digest {want}: this "
+                "secret is not the one the manifest was frozen with (it was rotated, or it "
+                "is another one). Nothing was replaced. If this secret is meant to be the "
+                f"official one, a maintainer refreezes: `sarbench datasets prepare {name} "
+                f"--refreeze`, and commits datasets/{name}/ (the official test and its "
+                "digest change: runs recorded on the old one no longer compare). Otherwise "
+                "restore the secret it was frozen with (a rotated one is kept beside it as "
+                "test-secret.<UTC time>.old)"
+            )
+        head = (
+            f"{name}: the data made now (with the private test) has digest {made.digest}, "
+            f"but {where} records the private test digest {want}; nothing was replaced. "
+            "Differences outside the test split (which is compared by its digest only):"
+        )
+    else:
+        diffs = diff_manifests(committed, made)
+        head = (
+            f"{name}: the data made now has digest {made.digest}, but the committed "
+            f"manifest {where} has {committed.digest}; nothing was replaced. Differences:"
+        )
+    shown = "\n".join(f"  - {d}" for d in diffs[:50])
+    more = f"\n  ... and {len(diffs) - 50} more" if len(diffs) > 50 else ""
+    return f"{head}\n{shown}{more}"
+
+
+def without_test(m: Manifest) -> Manifest:
+    """``m`` without its test split (to compare what a demo and a private preparation
+    share)."""
+    test = set(m.splits.get("test", []))
+    return dataclasses.replace(
+        m,
+        splits={k: v for k, v in m.splits.items() if k != "test"},
+        files={r: d for r, d in m.files.items() if not r.startswith("test/")},
+        samples={k: v for k, v in m.samples.items() if k not in test},
+        private_test=None,
+    )
+
+
+def with_test(base: Manifest, test: Manifest) -> Manifest:
+    """``base`` with its test split (ids, files, samples, source) replaced by ``test``'s."""
+    rest = without_test(base)
+    ids = test.splits.get("test", [])
+    splits = {k: (list(ids) if k == "test" else v) for k, v in base.splits.items()}
+    splits.setdefault("test", list(ids))
+    return dataclasses.replace(
+        rest,
+        splits=splits,
+        files={**rest.files, **{r: d for r, d in test.files.items() if r.startswith("test/")}},
+        samples={**rest.samples, **{k: test.samples[k] for k in ids if k in test.samples}},
+        source=test.source,
+    )
+
+
+def private_block(private: Manifest) -> dict[str, Any]:
+    """What the committed manifest records of the private test: nothing per chip."""
+    ids = private.splits.get("test", [])
+    return {
+        "digest": private.digest,
+        "n_chips": len(ids),
+        "n_groups": private.n_groups("test") or len(ids),
+    }
+
+
+def _without_groups(m: Manifest) -> Manifest:
+    samples = {k: {a: b for a, b in v.items() if a != "group"} for k, v in m.samples.items()}
+    return dataclasses.replace(m, samples=samples)
 
 
 def import_dataset(
@@ -78,11 +322,13 @@ def import_dataset(
     name: str | None = None,
     task: str | None = None,
     progress: bool = True,
+    refreeze: bool = False,
 ) -> Outcome:
     """Import real data with an importer; freezing works exactly as for :func:`prepare`.
 
     The source is always read again (never skipped), so importing another folder under a
-    frozen name fails with the differences instead of passing silently.
+    frozen name fails with the differences instead of passing silently (``refreeze``
+    writes a new manifest instead).
     """
     src = Path(source_dir)
     if not src.is_dir():
@@ -90,7 +336,9 @@ def import_dataset(
     source = importer(kind).build(source_dir=src, name=name, task=task)
     if source.name in GENERATORS:
         raise SarbenchError(f"{source.name!r} is an embedded dataset; import under another --name")
-    return materialise(settings, source, skip_if_verified=False, progress=progress)
+    return materialise(
+        settings, source, skip_if_verified=False, progress=progress, refreeze=refreeze
+    )
 
 
 def materialise(
@@ -99,28 +347,45 @@ def materialise(
     *,
     skip_if_verified: bool = True,
     progress: bool = True,
+    refreeze: bool = False,
 ) -> Outcome:
     """Write ``source`` under the data root, then reproduce or freeze its manifest.
 
     Nothing under the data root or the manifests folder changes unless the whole dataset
-    was written and agrees with the committed manifest (or is being frozen).
+    was written and agrees with the committed manifest (or is being frozen). A manifest
+    frozen before independence groups existed (schema /1) is reproduced without them, so
+    that its digest stays, and a note says so.
     """
     check_dataset_name(source.name)
     final = settings.dataset_dir(source.name)
-    committed = committed_manifest(settings, source.name)
+    committed = None if refreeze else committed_manifest(settings, source.name)
+    notes = list(getattr(source, "notes", ()))
     if (
         skip_if_verified
         and committed is not None
         and final.is_dir()
         and not verify_files(committed, final, progress=False)
     ):
-        return Outcome(source.name, "skipped", committed.digest, final, committed.count())
-    settings.data_root.mkdir(parents=True, exist_ok=True)
-    staging = settings.data_root / f".{source.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+        return Outcome(
+            source.name, "skipped", committed.digest, final, committed.count(), committed.test_kind
+        )
+    staging = _staging(settings, source.name)
     try:
         manifest = write_source(source, staging, progress=progress)
         if committed is not None:
+            if (
+                manifest.digest != committed.digest
+                and manifest.has_groups()
+                and not committed.has_groups()
+                and _without_groups(manifest).digest == committed.digest
+            ):
+                manifest = _without_groups(manifest)
+                notes.append(
+                    f"the committed manifest of {source.name} names no independence groups "
+                    "(it was frozen before they existed); the data was checked without them, "
+                    "so its digest stays. To record them (the digest changes), import again "
+                    "with --refreeze"
+                )
             if manifest.digest != committed.digest:
                 diffs = diff_manifests(committed, manifest)
                 shown = "\n".join(f"  - {d}" for d in diffs[:50])
@@ -141,7 +406,15 @@ def materialise(
         replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return Outcome(source.name, status, manifest.digest, final, manifest.count())
+    return Outcome(
+        source.name,
+        status,
+        manifest.digest,
+        final,
+        manifest.count(),
+        manifest.test_kind,
+        tuple(notes),
+    )
 
 
 def diff_manifests(want: Manifest, got: Manifest) -> list[str]:
@@ -164,28 +437,77 @@ def diff_manifests(want: Manifest, got: Manifest) -> list[str]:
     return out
 
 
-def verify(settings: Settings, name: str, *, progress: bool = True) -> Manifest:
-    """Check the data files of ``name`` against its committed manifest.
+def _local_copy(settings: Settings, name: str) -> Manifest | None:
+    """The data folder's manifest copy, or None when it is missing or unreadable."""
+    path = settings.dataset_dir(name) / LOCAL_COPY
+    if not path.is_file():
+        return None
+    try:
+        return Manifest.load(path)
+    except ManifestError:
+        return None
 
-    Raises :class:`VerificationError` listing every changed, missing or extra file.
+
+def accepted_digests(committed: Manifest) -> dict[str, str]:
+    """The digests prepared data may have: the committed one (its own test: demo or
+    public) and, for a generated dataset frozen with the secret, the private test's."""
+    out = {committed.digest: committed.test_kind}
+    if committed.private_test is not None:
+        out[committed.private_test["digest"]] = "private"
+    return out
+
+
+def verify(settings: Settings, name: str, *, progress: bool = True) -> Manifest:
+    """Check the data files of ``name`` against its committed manifest and return the
+    manifest of the data on disk.
+
+    The data folder's manifest copy says which data it holds: its digest must be the
+    committed manifest's (then that is returned) or the committed private test digest
+    (then the copy is returned: its ``digest`` is the private one and its ``test_kind``
+    ``private``); every file must then match it. Raises :class:`VerificationError`
+    listing every changed, missing or extra file.
     """
-    manifest = require_manifest(settings, name)
-    problems = verify_files(manifest, settings.dataset_dir(name), progress=progress)
+    committed = require_manifest(settings, name)
+    folder = settings.dataset_dir(name)
+    on_disk = committed
+    problems: list[str] = []
+    path = folder / LOCAL_COPY
+    if path.is_file():
+        try:
+            local: Manifest | None = Manifest.load(path)
+        except ManifestError as exc:
+            local = None
+            problems.append(f"{LOCAL_COPY}: unreadable ({exc}); re-run prepare")
+        accepted = accepted_digests(committed)
+        if local is not None and local.digest not in accepted:
+            private = committed.private_test
+            also = f" nor the committed private test's ({private['digest']})" if private else ""
+            problems.append(
+                f"{LOCAL_COPY}: describes data with digest {local.digest}, which is neither the "
+                f"committed manifest's ({committed.digest}){also}; re-run "
+                f"`sarbench datasets prepare {name}` (or import)"
+            )
+        elif local is not None and accepted[local.digest] == "private":
+            if local.test_kind != "private":
+                problems.append(
+                    f"{LOCAL_COPY}: has the private digest but says its test is "
+                    f"{local.test_kind!r}; re-run prepare"
+                )
+            on_disk = local
+    problems += verify_files(on_disk, folder, progress=progress)
     if problems:
         raise VerificationError(name, problems)
-    return manifest
+    return on_disk
 
 
 def is_prepared(settings: Settings, name: str) -> bool:
-    """Cheap check: the data folder exists and its manifest copy matches the committed one."""
-    local = settings.dataset_dir(name) / LOCAL_COPY
+    """Cheap check: the data folder's manifest copy has the committed digest, or the
+    committed private test digest."""
     committed = committed_manifest(settings, name)
-    if committed is None or not local.is_file():
+    local = _local_copy(settings, name)
+    if committed is None or local is None:
         return False
-    try:
-        return Manifest.load(local).digest == committed.digest
-    except ManifestError:
-        return False
+    return local.digest in accepted_digests(committed)
 
 
 def open_split(settings: Settings, name: str, split: str) -> SplitDir:
@@ -199,6 +521,15 @@ def open_split(settings: Settings, name: str, split: str) -> SplitDir:
             f"`sarbench datasets prepare {name}` (or `import` for real data)"
         )
     return SplitDir(settings.dataset_dir(name) / split)
+
+
+def groups_of(settings: Settings, name: str, split: str) -> dict[str, str] | None:
+    """The independence group of each chip of a prepared split (:meth:`Manifest.groups`),
+    from the data folder's copy of the manifest (the one that describes the files scored),
+    or None when the dataset names none."""
+    local = settings.dataset_dir(name) / LOCAL_COPY
+    manifest = Manifest.load(local) if local.is_file() else require_manifest(settings, name)
+    return manifest.groups(split)
 
 
 def describe(settings: Settings, name: str) -> dict[str, Any]:
@@ -219,7 +550,16 @@ def describe(settings: Settings, name: str) -> dict[str, Any]:
             digest=m.digest,
             bands=list(m.bands),
             splits=m.count(),
+            groups={split: m.n_groups(split) for split in m.splits},
             files=len(m.files),
+            test=m.test_kind,
+            private_test=m.private_test,
             source=m.source,
         )
+        local = _local_copy(settings, name) if info["prepared"] else None
+        if local is not None:
+            info["prepared_test"] = accepted_digests(m)[local.digest]
+            info["prepared_digest"] = local.digest
+    if name in GENERATORS:
+        info["secret"] = str(secret_path(settings))
     return info

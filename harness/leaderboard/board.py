@@ -1,12 +1,20 @@
 """What a leaderboard page shows, computed from published runs: pure, no MLflow, no files.
 
-A board is one task and dataset. Its ranked rows are (entry, variant, image digest)
-triples: runs of different images are never pooled, so an entry whose image changed has
-one row per image. A row with several seeds pools them chip by chip (each chip's statistics summed over the seeds, via
-:meth:`ChipStats.combine`), so its score is the metric of all its predictions and its
-interval a bootstrap over chips, seeds kept together. With one seed, the row shows the
-run's own published metrics and interval. Adjacent rows are compared with the paired
-permutation test of :func:`harness.scoring.stats.paired_test` on those per-chip statistics.
+A board is one task and dataset under one profile, conditions and dataset digest. Its ranked
+rows are (entry, variant, image digest, checkpoint): runs of different images or different
+pretrained weights are never pooled, so an entry whose image changed has one row per image,
+and a model fine-tuned from a checkpoint is a row apart from the same model without it. A row with several seeds pools them chip by chip (each chip's statistics
+summed over the seeds, via :meth:`ChipStats.combine`), so its score is the metric of all its
+predictions and its interval a bootstrap over independence groups (chips of one group, and
+the seeds, kept together). With one seed, the row shows the run's own published metrics and
+interval.
+
+Every ranked row is compared with the leader (:func:`harness.scoring.stats.paired_test`:
+a sign-flip permutation test by independence group), the comparisons of one board corrected
+together by Holm's method; each mark, its adjusted p-value and the interval of the
+difference come from the same permutations, at the level that matches the adjusted p, so
+they never disagree (:class:`Versus`). The same holds for the pairwise matrix (every pair,
+Holm over all pairs) and for an ablation's variants against its reference.
 
 Official rows come from isolated runs only; unisolated (local backend) runs form their own
 rows, never mixed in; failed runs are listed with their reason, never ranked.
@@ -33,6 +41,8 @@ from harness.scoring.stats import (
     across_seeds,
     align_chips,
     bootstrap_ci,
+    effective_alpha,
+    holm,
     paired_test,
 )
 from harness.tasks import get_task
@@ -66,6 +76,57 @@ class AblationSpec:
         return self.labels.get(component, component)
 
 
+@dataclass(frozen=True)
+class Versus:
+    """One comparison of a family (the rows against the leader, all pairs, or an ablation's
+    variants against its reference), with its Holm-adjusted p-value. ``alpha`` is the
+    per-comparison level at which the unadjusted test decides as the adjusted one does
+    (:func:`harness.scoring.stats.effective_alpha`), so :attr:`significant`,
+    :attr:`p_adjusted` < ALPHA and 0 outside :attr:`interval` always agree."""
+
+    comparison: PairedComparison
+    p_adjusted: float
+    alpha: float
+
+    @property
+    def significant(self) -> bool:
+        return self.comparison.significant_at(self.alpha)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """The interval of the difference (A - B) at the level that matches the mark."""
+        return self.comparison.interval_at(self.alpha)
+
+    @property
+    def difference(self) -> float:
+        return self.comparison.difference
+
+    def verdict(self) -> str:
+        """``better``, ``worse`` (A against B, in the metric's direction: lower MSE is
+        better) or ``tied`` (not significant after correction); ``n/a`` when undefined."""
+        c = self.comparison
+        if math.isnan(c.difference) or math.isnan(c.p_value):
+            return "n/a"
+        if not self.significant:
+            return "tied"
+        return {"a": "better", "b": "worse"}.get(c.better, "tied")
+
+
+def family(comparisons: Sequence[PairedComparison | None]) -> list[Versus | None]:
+    """Holm over the defined comparisons of one family (None stays None)."""
+    ps = [math.nan if c is None else c.p_value for c in comparisons]
+    adjusted = holm(ps)
+    out: list[Versus | None] = []
+    for c, p, adj in zip(comparisons, ps, adjusted, strict=True):
+        if c is None:
+            out.append(None)
+        elif math.isnan(p) or math.isnan(adj):
+            out.append(Versus(c, math.nan, ALPHA))
+        else:
+            out.append(Versus(c, adj, effective_alpha(p, adj, ALPHA)))
+    return out
+
+
 def short_digest(d: str) -> str:
     """The first 12 hex digits of a ``sha256:...`` digest."""
     return d.split(":", 1)[-1][:12]
@@ -73,7 +134,7 @@ def short_digest(d: str) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One ranked (entry, variant, image digest): its seeds pooled."""
+    """One ranked (entry, variant, image digest, checkpoint): its seeds pooled."""
 
     entry: str
     variant: str
@@ -86,13 +147,21 @@ class Row:
     ci_high: float
     metrics: dict[str, float]
     seeds: SeedSummary
+    groups: tuple[str, ...] | None = None
+    """Each chip's independence group, in ``chip_ids`` order (None: every chip its own)."""
     rank: int = 0
-    versus_next: PairedComparison | None = None
-    versus_next_note: str = ""
+    versus_leader: Versus | None = None
+    """This row (A) against the leader (B); None for the leader itself."""
+    versus_note: str = ""
 
     @property
     def team(self) -> str:
         return self.runs[0].tag("team")
+
+    @property
+    def checkpoint(self) -> str:
+        """The pretrained weights' digest (``none``): the same for every run of a row."""
+        return self.runs[0].checkpoint
 
     @property
     def baseline(self) -> bool:
@@ -104,10 +173,10 @@ class Row:
         return float(np.mean(vals)) if vals else None
 
     @property
-    def similar_to_next(self) -> bool:
-        """Not significantly different from the next row (or not comparable)."""
-        v = self.versus_next
-        return v is not None and not (v.p_value < ALPHA)
+    def tied_with_leader(self) -> bool:
+        """Not significantly different from the leader after correction."""
+        v = self.versus_leader
+        return v is not None and v.verdict() == "tied"
 
 
 @dataclass(frozen=True)
@@ -117,7 +186,7 @@ class AblationRow:
     row: Row
     label: str
     components: dict[str, bool]
-    versus_reference: PairedComparison | None
+    versus_reference: Versus | None
 
     @property
     def change(self) -> float:
@@ -134,8 +203,8 @@ class AblationMatrix:
 
 @dataclass(frozen=True)
 class Board:
-    """One task and dataset under one comparability key (conditions, dataset digest,
-    checkpoint): runs under different keys are on different boards, never pooled.
+    """One task and dataset under one profile, conditions and dataset digest: runs that
+    differ in any of them are on different boards, never pooled.
     ``suffix`` tells apart the boards of one (task, dataset): empty when it has one."""
 
     task: str
@@ -150,6 +219,13 @@ class Board:
     failed: tuple[PublishedRun, ...]
     ablations: dict[str, AblationMatrix]
     runs: tuple[PublishedRun, ...]
+    pairwise: tuple[tuple[Row, Row, Versus | None], ...] = ()
+    """Every pair of official rows (A ranked above B), Holm over all pairs."""
+
+    @property
+    def tied_with_leader(self) -> int:
+        """How many official rows the leader is not significantly ahead of."""
+        return sum(r.tied_with_leader for r in self.official)
 
     @property
     def last_update(self) -> int | None:
@@ -179,7 +255,9 @@ def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_res
     task = get_task(runs[0].task)
     primary = task.primary_metric
     names = (primary, *task.secondary_metrics)
-    ids, stats = pool_seeds([chips[r.mlflow_id] for r in runs])
+    tables = [chips[r.mlflow_id] for r in runs]
+    ids, stats = pool_seeds(tables)
+    groups = tables[0].groups
     if len(runs) == 1:
         m = runs[0].metrics
         metrics = {n: m.get(n, math.nan) for n in names}
@@ -187,7 +265,7 @@ def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_res
     else:
         pooled = stats.pooled()
         metrics = {n: float(get_metric(task.name, n)(pooled)) for n in names}
-        ci = bootstrap_ci(stats, primary, n_resamples=n_resamples)
+        ci = bootstrap_ci(stats, primary, groups=groups, n_resamples=n_resamples)
         low, high = ci.low, ci.high
     seeds = across_seeds({r.seed: r.metrics.get(primary, math.nan) for r in runs})
     digests = {r.tag("image_digest") for r in runs}
@@ -205,42 +283,60 @@ def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_res
         ci_high=high,
         metrics=metrics,
         seeds=seeds,
+        groups=groups,
     )
 
 
 def compare_rows(a: Row, b: Row, metric: str, n_resamples: int) -> PairedComparison:
+    """A against B on their common chips, by A's independence groups (the rows' groups
+    must agree: they come from one dataset)."""
+    if a.groups != b.groups and a.chip_ids == b.chip_ids:
+        raise ChipMismatchError("the two rows name different independence groups")
     return paired_test(
         a.chip_ids,
         a.stats,
         b.chip_ids,
         b.stats,
         metric,
+        groups=a.groups,
         n_resamples=n_resamples,
         n_permutations=n_resamples,
     )
 
 
-def rank(rows: Sequence[Row], direction: Direction, n_resamples: int) -> tuple[Row, ...]:
-    """Rows best first (undefined scores last), each compared with the next one."""
+def _try_compare(a: Row, b: Row, n_resamples: int) -> tuple[PairedComparison | None, str]:
+    try:
+        return compare_rows(a, b, a.runs[0].primary_metric, n_resamples), ""
+    except ChipMismatchError as exc:
+        return None, f"not comparable: {exc}"
 
-    def key(r: Row) -> tuple[bool, float, str, str, str]:
+
+def rank(rows: Sequence[Row], direction: Direction, n_resamples: int) -> tuple[Row, ...]:
+    """Rows best first (undefined scores last), each compared with the leader (Holm over
+    the board's comparisons)."""
+
+    def key(r: Row) -> tuple[bool, float, str, str, str, str]:
         undefined = math.isnan(r.primary)
         score = 0.0 if undefined else rank_key(direction, r.primary)
-        return (undefined, score, r.entry, r.variant, r.image_digest)
+        return (undefined, score, r.entry, r.variant, r.image_digest, r.checkpoint)
 
     ordered = sorted(rows, key=key)
-    out: list[Row] = []
-    for i, row in enumerate(ordered):
-        versus, note = None, ""
-        if i + 1 < len(ordered):
-            nxt = ordered[i + 1]
-            metric = row.runs[0].primary_metric
-            try:
-                versus = compare_rows(row, nxt, metric, n_resamples)
-            except ChipMismatchError as exc:
-                note = f"not comparable: {exc}"
-        out.append(replace(row, rank=i + 1, versus_next=versus, versus_next_note=note))
+    if not ordered:
+        return ()
+    leader = ordered[0]
+    tried = [_try_compare(row, leader, n_resamples) for row in ordered[1:]]
+    versus = family([c for c, _ in tried])
+    out = [replace(leader, rank=1)]
+    for i, (row, (_, note), v) in enumerate(zip(ordered[1:], tried, versus, strict=True)):
+        out.append(replace(row, rank=i + 2, versus_leader=v, versus_note=note))
     return tuple(out)
+
+
+def pairwise(rows: Sequence[Row], n_resamples: int) -> tuple[tuple[Row, Row, Versus | None], ...]:
+    """Every pair of ranked rows (the higher-ranked as A), Holm over all pairs."""
+    pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1 :]]
+    versus = family([_try_compare(a, b, n_resamples)[0] for a, b in pairs])
+    return tuple((a, b, v) for (a, b), v in zip(pairs, versus, strict=True))
 
 
 def _component(run: PublishedRun, name: str) -> bool | None:
@@ -272,24 +368,24 @@ def ablation(rows: Sequence[Row], n_resamples: int) -> AblationMatrix | None:
         off = [i for i, c in enumerate(spec.components) if not comps[r.variant][c]]
         return (0 if r is reference else 1 + (off[0] if len(off) == 1 else n), r.variant)
 
+    ordered = sorted(rows, key=order)
+    tried = [
+        None if r is reference else _try_compare(r, reference, n_resamples)[0] for r in ordered
+    ]
+    versus = family(tried)
     out: list[AblationRow] = []
-    for i, row in enumerate(sorted(rows, key=order)):
-        versus = None
-        if row is not reference:
-            try:
-                versus = compare_rows(row, reference, row.runs[0].primary_metric, n_resamples)
-            except ChipMismatchError:
-                versus = None
+    for i, (row, v) in enumerate(zip(ordered, versus, strict=True)):
         label = f"Reference ({spec.reference})" if row is reference else f"Ablation {i}"
-        out.append(AblationRow(row, label, comps[row.variant], versus))
+        out.append(AblationRow(row, label, comps[row.variant], v))
     return AblationMatrix(spec, tuple(out))
 
 
 def _rows(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n: int) -> list[Row]:
-    """One row per (entry, variant, image digest): runs of different images never pool."""
-    groups: dict[tuple[str, str, str], list[PublishedRun]] = defaultdict(list)
+    """One row per (entry, variant, image digest, checkpoint): runs of different images
+    or weights never pool."""
+    groups: dict[tuple[str, str, str, str], list[PublishedRun]] = defaultdict(list)
     for r in runs:
-        groups[(r.entry, r.variant, r.tag("image_digest"))].append(r)
+        groups[(r.entry, r.variant, r.tag("image_digest"), r.checkpoint)].append(r)
     return [make_row(g, chips, n) for _, g in sorted(groups.items())]
 
 
@@ -344,6 +440,7 @@ def build_boards(
                 failed=tuple(r for r in group if not r.ok),
                 ablations=ablations,
                 runs=tuple(group),
+                pairwise=pairwise(official, n_resamples),
             )
         )
     return boards

@@ -32,10 +32,12 @@ from harness.leaderboard.tables import (
     chips_table,
     failed_table,
     num,
+    pairwise_table,
     ranking,
     run_metrics_table,
     slug,
 )
+from harness.numbers import fmt
 from harness.publish.files import loss_curves, not_servable, read_head, regular_files
 from harness.record import RecordError, RunFolder, RunRecord
 
@@ -112,6 +114,7 @@ class BoardPage:
     failed: Table
     ablations: tuple[tuple[str, Table], ...]
     entries: tuple[tuple[str, str, str], ...]
+    pairwise: Table
 
     @property
     def href(self) -> str:
@@ -120,7 +123,13 @@ class BoardPage:
 
     @property
     def tables(self) -> list[Table]:
-        return [self.ranking, self.unofficial, self.failed, *(t for _, t in self.ablations)]
+        return [
+            self.ranking,
+            self.unofficial,
+            self.failed,
+            self.pairwise,
+            *(t for _, t in self.ablations),
+        ]
 
 
 def _plot(board: Board, rows: Sequence[Any]) -> Markup:
@@ -154,6 +163,7 @@ def board_page(board: Board) -> BoardPage:
             for entry, matrix in sorted(board.ablations.items())
         ),
         entries=entries,
+        pairwise=pairwise_table(board),
     )
 
 
@@ -162,10 +172,11 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
     cols = [
         Column("Task"),
         Column("Dataset"),
-        Column("Conditions", False, "profile, dataset digest, conditions and checkpoint"),
+        Column("Conditions", False, "test, profile, dataset digest and conditions"),
         Column("Ranked", True),
         Column("Leader"),
-        Column("Score", True, "the leader's primary metric"),
+        Column("Score", True, "the leader's primary metric and its 95% interval"),
+        Column("Ahead?", False, "is the leader significantly ahead of every other row?"),
         Column("Unisolated", True),
         Column("Failed", True),
         Column("Last update"),
@@ -176,6 +187,14 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
         top = b.official[0] if b.official else None
         leader = f"{top.entry} / {top.variant}" if top else "none yet"
         score = num(top.primary if top else None)
+        ties = b.tied_with_leader
+        if top is None or len(b.official) == 1:
+            ahead = "only entry" if top else ""
+        elif ties:
+            ahead = f"tied with {ties}"
+        else:
+            ahead = "ahead of all"
+        interval = f" [{fmt(top.ci_low)}, {fmt(top.ci_high)}]" if top else ""
         counts = (len(b.official), len(b.unofficial), len(b.failed))
         cells.append(
             (
@@ -184,7 +203,8 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
                 Cell(b.comparability.label(), b.comparability.label()),
                 Cell(str(counts[0]), str(counts[0])),
                 Cell(leader, leader),
-                Cell(f"{b.primary_metric} {score.text}" if top else "", score.sort),
+                Cell(f"{b.primary_metric} {score.text}{interval}" if top else "", score.sort),
+                Cell(ahead, ahead, title="after Holm's correction; see the board's pairwise table"),
                 Cell(str(counts[1]), str(counts[1])),
                 Cell(str(counts[2]), str(counts[2])),
                 Cell(when(b.last_update), str(b.last_update or "")),
@@ -197,11 +217,14 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
                 "profile": b.comparability.profile,
                 "dataset_digest": b.comparability.dataset_digest,
                 "conditions": b.comparability.conditions,
-                "checkpoint": b.comparability.checkpoint,
+                "test_kind": b.comparability.test_kind,
                 "primary_metric": b.primary_metric,
                 "ranked": counts[0],
                 "leader": leader if top else None,
                 "leader_score": top.primary if top else None,
+                "leader_ci_low": top.ci_low if top else None,
+                "leader_ci_high": top.ci_high if top else None,
+                "leader_tied_with": ties if top else None,
                 "unisolated": counts[1],
                 "failed": counts[2],
                 "last_update": when(b.last_update),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import SarbenchError
-from harness.leaderboard import pages
+from harness.leaderboard import claims, pages
 from harness.leaderboard.board import build_boards
 from harness.leaderboard.source import (
     ChipTable,
@@ -181,6 +181,9 @@ def _write(
     last = max((b.last_update or 0 for b in boards), default=0) or None
     boards_table = pages.boards_table(board_pages)
     writer.tables("", [boards_table])
+    claims_page = claims.claims_page(boards, n_resamples)
+    writer.page("claims.html", "claims.html", page=claims_page, demo_note=claims.DEMO_NOTE)
+    writer.tables("", [claims_page.table])
     writer.page(
         "index.html",
         "index.html",

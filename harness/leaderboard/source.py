@@ -80,35 +80,46 @@ class PublishedRun:
 
     @property
     def comparability(self) -> Comparability:
-        """What must be equal for runs to share a board (runs published before the tag
-        existed: their profile, conditions and dataset digest, checkpoint ``none``)."""
+        """What must be equal for runs to share a board: profile, conditions, dataset
+        digest (hence the test). The pretrained checkpoint, the rest of a run's
+        comparability key, tells rows apart instead (:attr:`checkpoint`)."""
         return Comparability(
             profile=self.tag("profile"),
             conditions=self.tag("conditions"),
             dataset_digest=self.tag("dataset_digest"),
-            checkpoint=self.tag("checkpoint", "none"),
+            test_kind=self.tag("test_kind", "public"),
         )
+
+    @property
+    def checkpoint(self) -> str:
+        """The digest of the pretrained weights the run trained from, or ``none``."""
+        return self.tag("checkpoint", "none")
 
 
 @dataclass(frozen=True, order=True)
 class Comparability:
-    """The comparability key of a board (see ``harness.runner.records.comparability``)."""
+    """What the runs of one board share (:class:`harness.record.Comparability` less the
+    checkpoint: runs of different checkpoints are different rows of one board, so that a
+    fine-tuned model and one trained from scratch can be compared, never pooled)."""
 
     profile: str
     conditions: str
     dataset_digest: str
-    checkpoint: str
+    test_kind: str = "public"
+    """``private``, ``demo`` or ``public``: which test the runs were scored on (the
+    dataset digest tells the tests apart already; this says it in words)."""
+
+    @property
+    def demo(self) -> bool:
+        """Scored on a demo test: its labels can be rebuilt from the public seed, so its
+        numbers show the harness works, not how good an entry is."""
+        return self.test_kind == "demo"
 
     def label(self) -> str:
-        """For people: ``profile quick · dataset 85e57060… · conditions 1a2b3c… · no checkpoint``."""
-        ckpt = (
-            "no checkpoint"
-            if self.checkpoint == "none"
-            else f"checkpoint {_short(self.checkpoint)}"
-        )
+        """For people: ``demo test · profile quick · dataset 85e57060… · conditions 1a2b3c…``."""
         return (
-            f"profile {self.profile or '?'} · dataset {_short(self.dataset_digest)} · "
-            f"conditions {_short(self.conditions)} · {ckpt}"
+            f"{self.test_kind} test · profile {self.profile or '?'} · dataset "
+            f"{_short(self.dataset_digest)} · conditions {_short(self.conditions)}"
         )
 
     def slug(self) -> str:
@@ -118,8 +129,6 @@ class Comparability:
             _short(self.dataset_digest, 8),
             _short(self.conditions, 8),
         ]
-        if self.checkpoint != "none":
-            parts.append(_short(self.checkpoint, 8))
         return "-".join(parts)
 
 
@@ -203,6 +212,8 @@ class ChipTable:
     stats: ChipStats
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    groups: tuple[str, ...] | None = None
+    """Each chip's independence group (the ``group`` column), or None: every chip its own."""
 
 
 def read_chips(folder: Path, task: str) -> ChipTable:
@@ -228,4 +239,11 @@ def read_chips(folder: Path, task: str) -> ChipTable:
             columns[f.name] = np.array([float(r[j]) for r in rows], dtype=np.float64)
         except (ValueError, IndexError) as exc:
             raise DataFileError(path, f"column {f.name!r} holds a non-number ({exc})") from exc
-    return ChipTable(tuple(r[0] for r in rows), stats_type(**columns), header, tuple(rows))
+    groups = None
+    if "group" in header:
+        j = header.index("group")
+        groups = tuple(r[j] if j < len(r) else "" for r in rows)
+        if not all(groups):
+            raise DataFileError(path, "column 'group' has an empty cell")
+    ids = tuple(r[0] for r in rows)
+    return ChipTable(ids, stats_type(**columns), header, tuple(rows), groups)

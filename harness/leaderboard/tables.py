@@ -20,6 +20,7 @@ from harness.leaderboard.board import (
     AblationMatrix,
     Board,
     Row,
+    Versus,
     short_digest,
 )
 from harness.leaderboard.source import ChipTable, PublishedRun
@@ -117,7 +118,13 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
         Column("Predict", True),
         Column("GPU-s", True),
         Column("Image"),
-        Column("vs next", True, f"paired permutation test on per-chip statistics; ≈: p ≥ {ALPHA}"),
+        Column("Weights", False, "the pretrained checkpoint the run trained from"),
+        Column(
+            "vs #1",
+            True,
+            f"against the leader: sign-flip permutation test by independence group, Holm "
+            f"over the board's comparisons; tied: adjusted p ≥ {ALPHA} ({better_words(board)})",
+        ),
     ]
     cells, records, classes = [], [], []
     for row in rows:
@@ -125,17 +132,12 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
         seeds_text = (
             f"{fmt(s.mean)} ± {fmt(s.std, 2)} (n={s.n})" if s.n > 1 else f"1 (s{row.runs[0].seed})"
         )
-        v = row.versus_next
+        v = row.versus_leader
         if v is None:
-            vs = Cell(row.versus_next_note and "n/c", "", title=row.versus_next_note or None)
+            note = row.versus_note
+            vs = Cell("n/c" if note else "leader", "", title=note or None)
         else:
-            mark = "≈" if row.similar_to_next else ">"
-            vs = Cell(
-                f"{mark} p={v.p_value:.3g}",
-                repr(v.p_value),
-                title=f"difference {fmt(v.difference)} [{fmt(v.low)}, {fmt(v.high)}]",
-                cls="similar" if row.similar_to_next else "",
-            )
+            vs = versus_cell(v, "#1")
         cells.append(
             (
                 Cell(str(row.rank), str(row.rank)),
@@ -158,10 +160,11 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 seconds(row.mean_metric("predict_s")),
                 _optional(row.mean_metric("gpu_seconds")),
                 Cell(short_digest(row.image_digest), row.image_digest, title=row.image_digest),
+                _weights(row.checkpoint),
                 vs,
             )
         )
-        classes.append("similar-next" if row.similar_to_next else "")
+        classes.append("tied-leader" if row.tied_with_leader else "")
         records.append(
             {
                 "rank": row.rank,
@@ -180,9 +183,9 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 "predict_s": row.mean_metric("predict_s"),
                 "gpu_seconds": row.mean_metric("gpu_seconds"),
                 "image_digest": row.image_digest,
-                "vs_next_p_value": None if v is None else v.p_value,
-                "vs_next_difference": None if v is None else v.difference,
-                "similar_to_next": row.similar_to_next,
+                "checkpoint": row.checkpoint,
+                **versus_record("vs_leader", v),
+                "tied_with_leader": row.tied_with_leader,
                 "run_ids": [r.run_id for r in row.runs],
             }
         )
@@ -199,17 +202,17 @@ def ablation_table(board: Board, entry: str, matrix: AblationMatrix, link: Link)
         Column("Variant"),
         *(Column(spec.label(c)) for c in spec.components),
         Column(f"{p} [95% CI]", True),
-        Column(f"Change vs {ref}", True, f"difference to {ref}, paired test p-value"),
+        Column(
+            f"Change vs {ref}",
+            True,
+            f"difference to {ref} with its interval; sign-flip permutation test by "
+            f"independence group, Holm over the matrix's comparisons ({better_words(board)})",
+        ),
     ]
     cells, records = [], []
     for a in matrix.rows:
         r, v = a.row, a.versus_reference
-        change = Cell("—", "")
-        if v is not None:
-            rel = v.difference / v.b * 100 if v.b else math.nan
-            change = Cell(
-                f"{v.difference:+.4g} ({rel:+.3g}%) p={v.p_value:.3g}", repr(v.difference)
-            )
+        change = Cell("—", "") if v is None else versus_cell(v, ref, relative=True)
         cells.append(
             (
                 Cell(f"{a.label}: {r.variant}", r.variant, href=link(r.entry, r.variant)),
@@ -232,11 +235,102 @@ def ablation_table(board: Board, entry: str, matrix: AblationMatrix, link: Link)
                 f"{p}_ci_high": r.ci_high,
                 "seeds": [x.seed for x in r.runs],
                 "reference": ref,
-                "change_vs_reference": None if v is None else v.difference,
-                "p_value_vs_reference": None if v is None else v.p_value,
+                **versus_record("vs_reference", v),
             }
         )
     return Table(f"ablation-{slug(entry)}", tuple(cols), tuple(cells), tuple(records))
+
+
+def pairwise_table(board: Board) -> Table:
+    """Every pair of official rows (A ranked above B): the difference A - B with its
+    interval, the verdict and p, Holm over all pairs of the board."""
+    p = board.primary_metric
+    cols = [
+        Column("A"),
+        Column("B"),
+        Column(
+            f"A vs B ({p})",
+            True,
+            f"difference A - B with its interval; sign-flip permutation test by independence "
+            f"group, Holm over all pairs ({better_words(board)})",
+        ),
+    ]
+    cells, records = [], []
+    for a, b, v in board.pairwise:
+        cells.append(
+            (
+                Cell(f"#{a.rank} {a.entry} / {a.variant}", str(a.rank)),
+                Cell(f"#{b.rank} {b.entry} / {b.variant}", str(b.rank)),
+                Cell("n/c", "") if v is None else versus_cell(v, f"#{b.rank}"),
+            )
+        )
+        records.append(
+            {
+                "a": {"rank": a.rank, "entry": a.entry, "variant": a.variant},
+                "b": {"rank": b.rank, "entry": b.entry, "variant": b.variant},
+                **versus_record("a_vs_b", v),
+            }
+        )
+    return Table("pairwise", tuple(cols), tuple(cells), tuple(records))
+
+
+def _weights(checkpoint: str) -> Cell:
+    if checkpoint == "none":
+        return Cell("none", "none", title="trained without pretrained weights")
+    return Cell(short_digest(checkpoint), checkpoint, title=checkpoint)
+
+
+def better_words(board: Board) -> str:
+    """What "better" means on this board, in the metric's own direction."""
+    m = board.primary_metric
+    return {
+        "higher": f"better = higher {m}",
+        "lower": f"better = lower {m}",
+    }.get(board.direction, f"better = {m} closer to 0")
+
+
+def versus_cell(v: Versus, other: str, *, relative: bool = False) -> Cell:
+    """A comparison as words: ``tied with #1``, ``worse than #1``, ``better than full``,
+    with the difference, its interval and both p-values in the tooltip."""
+    verdict = v.verdict()
+    words = {
+        "tied": f"tied with {other}",
+        "better": f"better than {other}",
+        "worse": f"worse than {other}",
+    }.get(verdict, "n/a")
+    c = v.comparison
+    low, high = v.interval
+    level = 1 - v.alpha
+    rel = ""
+    if relative and c.b and math.isfinite(c.difference):
+        rel = f" ({c.difference / c.b * 100:+.3g}%)"
+    text = f"{words} {c.difference:+.4g}{rel} p={v.p_adjusted:.3g}"
+    title = (
+        f"difference {fmt(c.difference)}, {level:.4g} interval [{fmt(low)}, {fmt(high)}] "
+        f"(the level that matches the Holm-adjusted p); p={fmt(c.p_value)} before and "
+        f"{fmt(v.p_adjusted)} after Holm; {c.n_units} {c.unit}s, {c.n_permutations} sign flips"
+    )
+    return Cell(text, repr(c.difference), title=title, cls=verdict)
+
+
+def versus_record(prefix: str, v: Versus | None) -> dict[str, Any]:
+    """A comparison's figures for a table's JSON: all from the same permutations."""
+    names = ("verdict", "difference", "low", "high", "level", "p_value", "p_holm", "units", "unit")
+    if v is None:  # every key all the same, so that the CSV has one set of columns
+        return {f"{prefix}_{n}": None for n in names}
+    c = v.comparison
+    low, high = v.interval
+    return {
+        f"{prefix}_verdict": v.verdict(),
+        f"{prefix}_difference": c.difference,
+        f"{prefix}_low": low,
+        f"{prefix}_high": high,
+        f"{prefix}_level": 1 - v.alpha,
+        f"{prefix}_p_value": c.p_value,
+        f"{prefix}_p_holm": v.p_adjusted,
+        f"{prefix}_units": c.n_units,
+        f"{prefix}_unit": c.unit,
+    }
 
 
 def failed_table(runs: Sequence[PublishedRun], link: Link) -> Table:
@@ -271,17 +365,20 @@ def failed_table(runs: Sequence[PublishedRun], link: Link) -> Table:
 
 def chips_table(name: str, table: ChipTable) -> Table:
     """Per-chip scores of one run, as published."""
-    cols = [Column(table.header[0])] + [Column(h, True) for h in table.header[1:]]
+    text = 2 if table.groups is not None else 1  # id, and group where there is one
+    cols = [Column(h) for h in table.header[:text]]
+    cols += [Column(h, True) for h in table.header[text:]]
     cells, records = [], []
     for row in table.rows:
         values: list[float] = []
-        for x in row[1:]:
+        for x in row[text:]:
             try:
                 values.append(float(x))
             except ValueError:
                 values.append(math.nan)
-        cells.append((Cell(row[0], row[0]), *(num(v) for v in values)))
-        records.append({"id": row[0], **dict(zip(table.header[1:], values, strict=False))})
+        labels = dict(zip(table.header[:text], row[:text], strict=False))
+        cells.append((*(Cell(x, x) for x in row[:text]), *(num(v) for v in values)))
+        records.append({**labels, **dict(zip(table.header[text:], values, strict=False))})
     return Table(name, tuple(cols), tuple(cells), tuple(records))
 
 

@@ -274,6 +274,7 @@ def tags_of(record: RunRecord) -> dict[str, str]:
         "dataset": record.dataset,
         "dataset_digest": record.dataset_digest,
         "split": record.split,
+        "test_kind": record.test_kind,
         "status": record.status,
         "reason": record.reason or "",
         "detail": record.detail,
@@ -310,7 +311,8 @@ def _cell(value: Any) -> str:
 
 
 def chips_csv(record: RunRecord) -> str:
-    """The per-chip table of an ok record as CSV: ``id``, every metric, every statistic.
+    """The per-chip table of an ok record as CSV: ``id``, ``group`` (each chip's
+    independence group, where the dataset names them), every metric, every statistic.
 
     Undefined values are written ``nan``, infinities ``inf``/``-inf``, so the file reads
     back into numbers exactly (``float()`` of each cell).
@@ -321,11 +323,13 @@ def chips_csv(record: RunRecord) -> str:
     stat_names = list(chips[0].stats)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["id", *metric_names, *stat_names])
+    grouped = record.score.groups is not None
+    writer.writerow(["id", *(["group"] if grouped else []), *metric_names, *stat_names])
     for chip in chips:
         writer.writerow(
             [
                 chip.id,
+                *([chip.group] if grouped else []),
                 *(_cell(chip.metrics.get(n)) for n in metric_names),
                 *(_cell(chip.stats.get(n)) for n in stat_names),
             ]

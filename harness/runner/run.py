@@ -86,7 +86,8 @@ class RunContext:
     weight_listings: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
     def manifest(self, dataset: str) -> Manifest:
-        """The dataset's committed manifest, its files verified against it once."""
+        """The manifest of the dataset's files on disk (the demo or the private test),
+        verified against the committed manifest once."""
         if dataset not in self.verified:
             self.progress(f"verifying {dataset}")
             self.verified[dataset] = ops.verify(self.settings, dataset, progress=False)
@@ -297,7 +298,10 @@ def _execute(job: _Job, run: RunFolder, ended: _Ended, spaces: list[Scratch]) ->
     ctx.progress(f"{key.run_id}: scoring")
     split = ops.open_split(ctx.settings, key.dataset, eval_split)
     try:
-        score = score_predictions(output, split, task, dataset=key.dataset, seed=key.seed)
+        groups = ops.groups_of(ctx.settings, key.dataset, eval_split)
+        score = score_predictions(
+            output, split, task, dataset=key.dataset, groups=groups, seed=key.seed
+        )
     except PredictionError as exc:
         ended.fail("invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", "")
         ended.problems = tuple(exc.lines())  # the first 50, escaped, and a count of the rest
@@ -327,6 +331,7 @@ def _record(
         detail=ended.detail,
         problems=ended.problems,
         split=job.eval_split,
+        test_kind=job.manifest.test_kind,
         options=job.options,
         ablation=entry.ablation.to_dict() if entry.ablation else None,
         profile=conditions.profile.to_dict(),

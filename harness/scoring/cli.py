@@ -29,6 +29,12 @@ def _fmt(v: float) -> str:
     return fmt(v, 6)
 
 
+def _units(unit: str, n: int) -> str:
+    if unit == "group":
+        return f"{n} independence groups (chips of one group resampled together)"
+    return f"{n} chips (the dataset names no independence groups)"
+
+
 def render(result: ScoreResult) -> str:
     """The human-readable report: pooled metrics, the primary metric's interval, and the
     chips that did worst on the primary metric."""
@@ -46,8 +52,8 @@ def render(result: ScoreResult) -> str:
         lines.append(f"{name + star:<10} {_fmt(value):>12}   {ci:<26} {result.directions[name]}")
     lines += [
         "",
-        f"* primary metric. CI: percentile bootstrap over chips, {iv.n_resamples} resamples, "
-        f"seed {iv.seed}"
+        f"* primary metric. CI: percentile bootstrap over {_units(iv.unit, iv.n_units)}, "
+        f"{iv.n_resamples} resamples, seed {iv.seed}"
         + (f" ({iv.n_undefined} resamples undefined, left out)" if iv.n_undefined else "")
         + ".",
         "Every metric pools all valid pixels of all chips; see docs/metrics.md.",
@@ -102,7 +108,7 @@ def score(
 ) -> None:
     """Validate and score PRED_DIR (one <id>.tif per input of the split)."""
     # Imported here so that `sarbench --help` does not load rasterio and scipy.
-    from harness.datasets.ops import open_split, require_manifest
+    from harness.datasets.ops import groups_of, open_split, require_manifest
     from harness.scoring.score import score_predictions
     from harness.scoring.validate import PredictionError
     from harness.tasks import get_task
@@ -112,7 +118,13 @@ def score(
         task = get_task(require_manifest(settings, dataset).task)
         split_dir = open_split(settings, dataset, split)
         result = score_predictions(
-            pred_dir, split_dir, task, dataset=dataset, n_resamples=resamples, seed=seed
+            pred_dir,
+            split_dir,
+            task,
+            dataset=dataset,
+            groups=groups_of(settings, dataset, split),
+            n_resamples=resamples,
+            seed=seed,
         )
     except PredictionError as exc:
         click.echo(

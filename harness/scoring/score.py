@@ -10,6 +10,7 @@ predictions on the harness side.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ class ScoreResult:
     metrics: dict[str, float]
     directions: dict[str, Direction]
     interval: Interval
+    groups: tuple[str, ...] | None = None
+    """Each chip's independence group (``chip_ids`` order), or None: every chip its own."""
 
     @property
     def primary(self) -> float:
@@ -75,6 +78,7 @@ class ScoreResult:
         chips = [
             {
                 "id": sid,
+                **({} if self.groups is None else {"group": self.groups[i]}),
                 "metrics": {name: json_float(vals[i]) for name, vals in per_chip.items()},
                 "stats": {
                     k: v if isinstance(v, int) else json_float(v)
@@ -121,11 +125,14 @@ def score_predictions(
     task: Task,
     *,
     dataset: str | None = None,
+    groups: Mapping[str, str] | None = None,
     n_resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
     seed: int = 0,
 ) -> ScoreResult:
-    """Validate ``pred_dir`` against ``split``, then score it.
+    """Validate ``pred_dir`` against ``split``, then score it. ``groups`` maps each chip to
+    its independence group (:func:`harness.datasets.ops.groups_of`): the interval resamples
+    whole groups; without it every chip is its own group.
 
     Raises :class:`~harness.scoring.validate.PredictionError` (every problem of the
     predictions) before anything is scored, and :class:`~harness.errors.SarbenchError` for
@@ -142,8 +149,9 @@ def score_predictions(
     paths = validate_predictions(pred_dir, split, task)
     table = _reduce(task, split, paths)
     pooled = table.pooled()
+    labels = _labels(split.ids, groups, split.path)
     interval = bootstrap_ci(
-        table, task.primary_metric, n_resamples=n_resamples, level=level, seed=seed
+        table, task.primary_metric, groups=labels, n_resamples=n_resamples, level=level, seed=seed
     )
     return ScoreResult(
         task=task.name,
@@ -157,7 +165,22 @@ def score_predictions(
         metrics={m.name: float(m(pooled)) for m in metrics},
         directions={m.name: m.direction for m in metrics},
         interval=interval,
+        groups=labels,
     )
+
+
+def _labels(
+    ids: Sequence[str], groups: Mapping[str, str] | None, where: Path
+) -> tuple[str, ...] | None:
+    if groups is None:
+        return None
+    missing = [sid for sid in ids if sid not in groups]
+    if missing:
+        raise SarbenchError(
+            f"{where}: {len(missing)} chip(s) have no independence group in the dataset's "
+            f"manifest (e.g. {missing[:3]}); re-prepare the dataset"
+        )
+    return tuple(groups[sid] for sid in ids)
 
 
 def compare(
@@ -178,6 +201,7 @@ def compare(
         b.chip_ids,
         b.stats,
         metric or a.primary_metric,
+        groups=a.groups,
         n_resamples=n_resamples,
         n_permutations=n_resamples,
         seed=seed,

@@ -12,10 +12,17 @@ Features
   fields, a city and towns, orchards, steep terraced hills and isolated knolls.
   ``mississippi``: a broad floodplain with a meandering river, oxbow lakes, natural levees
   and backswamps, large crop fields, bottomland forest, and forested bluffs cut by gullies.
-- Split 156 / 20 / 20 (train / val / test), 78 / 10 / 10 per event, by spatially disjoint
-  strips of tile columns of each event's scene, with an unused column between strips.
+- Split 156 / 20 / 20 (train / val / test). Train and val (78 / 10 per event) are tiles of
+  each event's scene, made from the public seed, in spatially disjoint strips of tile
+  columns with an unused column between strips. The test split (10 per event) is made
+  from a separate **test seed** only: 5 blocks per event, each its own scene (a window of
+  the event's kind of landscape, with its own river, fields and flood), 2 chips each. The
+  *demo* test comes from the public demo test seed; the official *private* test from a
+  seed derived from the maintainers' secret, so that it cannot be rebuilt from this code.
+- Independence groups (``meta["group"]``): a test block (10 groups in the test split);
+  for train and val, the event and a band of 4 tile columns of its scene.
 - Every chip has a real CRS (EPSG:32630 for Valencia, EPSG:32615 for Mississippi) and a
-  north-up transform at realistic UTM coordinates.
+  north-up transform at realistic UTM coordinates (test blocks lie south of the scene).
 - Every chip has at least 10 % newly flooded pixels (about half on average).
 - What defeats a threshold on the change: wind-roughened flood water, flooded vegetation
   and towns that brighten, radar shadow that appears between the dates (Valencia),
@@ -26,7 +33,10 @@ Format
 - inputs: float32 (2, 256, 256). Band 1 ``VV_pre_db``, band 2 ``VV_post_db``: VV sigma0
   in dB on a 0.001 dB grid, speckled (no speckle filter), no nodata.
 - target: uint8 (256, 256), 1 = newly flooded. Every pixel is scored (no valid mask).
-- meta: ``event``, ``row`` and ``col`` of the tile in its scene, ``flood_fraction``.
+- meta: ``event``, ``group``; train and val also ``row`` and ``col`` of the tile in its
+  scene and ``flood_fraction``; test chips ``block`` (nothing derived from their targets).
+- ids: ``<event>_r<row>c<col>`` (train, val); ``<event>_test<block>_r<row>c<col>`` (the
+  private test) or ``<event>_demo<block>_r<row>c<col>`` (the demo test).
 
 Classes
 -------
@@ -35,7 +45,8 @@ Classes
 
 How it is made
 --------------
-Each event is one large scene that is cut into non-overlapping tiles.
+Each event is one large scene that is cut into non-overlapping tiles (train and val);
+each test block is a smaller scene of its own, made the same way from the test seed.
 
 1. Terrain. A river (a Kinoshita meander curve) whose level falls downstream; a floodplain
    rising away from the river, with relief at several scales and (Mississippi) natural
@@ -64,14 +75,19 @@ Each event is one large scene that is cut into non-overlapping tiles.
    (to smooth bare soil), crop growth, rain-wetted soil (up to +2.5 dB), and wind patches
    on permanent water that differ between the dates.
 6. Speckle. Multiplicative Gamma noise in linear power, ENL 4.4, independent per date.
-7. Splits. In each scene a strip of tile columns for ``val`` and one for ``test`` start at
-   fixed columns and grow east until they hold 10 eligible tiles; ``train`` has the other
-   columns but one gap column on each side of those strips. Each split's tiles are drawn
-   at random from its eligible tiles.
+7. Splits. In each event's scene a strip of tile columns for ``val`` and a reserved one
+   (the test strip of version 1, now unused, so that train and val are unchanged) start
+   at fixed columns and grow east until they hold 10 eligible tiles; ``train`` has the
+   other columns but one gap column on each side of those strips. Each split's tiles are
+   drawn at random from its eligible tiles. The test split: for each event, 5 blocks, each
+   a scene 4 tiles wide and as tall as the event's, whose valley edges, lagoon, city and
+   river level are those of a window of the event's scene drawn at random (the event's
+   landscape, another realisation of it); 2 eligible tiles are drawn from each block.
 
-Randomness comes only from ``numpy.random.SeedSequence(seed)`` sub-streams. Fields that
-decide a mask are quantized before they are compared, and dB values are rounded to
-0.001 dB before the cast to float32, so the output is bit-identical across machines.
+Randomness comes only from ``numpy.random.SeedSequence`` sub-streams of the seed (train
+and val) and of the test seed (the test split). Fields that decide a mask are quantized
+before they are compared, and dB values are rounded to 0.001 dB before the cast to
+float32, so the output is bit-identical across machines.
 
 Code
 ----
@@ -88,7 +104,8 @@ The package ``harness.datasets.flood_synth``, by concern:
   double-bounce and wind confusers, local incidence, radar shadow, noise floor, speckle).
 - ``scene``: ``make_scene`` runs the steps for one event; ``Scene`` holds the result and
   cuts it into tiles.
-- ``chips``: step 7 (``select_tiles``) and ``FloodSynth``, the dataset source.
+- ``chips``: step 7 (``select_tiles``, ``make_block``) and ``FloodSynth``, the dataset
+  source.
 
 Citation
 --------
@@ -98,38 +115,17 @@ Models on Synthetic Aperture Radar Image", University of South Carolina. The chi
 synthetic and contain no Sentinel-1 data; cite SARBench and the study when you use them.
 """
 
-from harness.datasets.flood_synth.chips import FloodSynth, select_tiles
+from harness.datasets.flood_synth.chips import Block, FloodSynth, make_block, select_tiles
 from harness.datasets.flood_synth.scene import Scene, make_scene
-from harness.datasets.flood_synth.spec import (
-    CLASS_DB,
-    CLASS_NAMES,
-    DEFAULT_SEED,
-    ENL,
-    EVENTS,
-    MAX_SLOPE,
-    MIN_FLOOD_FRACTION,
-    NESZ_DB,
-    PIXEL,
-    SPLITS,
-    VERSION,
-    FloodSynthError,
-)
+from harness.datasets.flood_synth.spec import FloodSynthError, window_spec
 
 __all__ = [
-    "CLASS_DB",
-    "CLASS_NAMES",
-    "DEFAULT_SEED",
-    "ENL",
-    "EVENTS",
-    "MAX_SLOPE",
-    "MIN_FLOOD_FRACTION",
-    "NESZ_DB",
-    "PIXEL",
-    "SPLITS",
-    "VERSION",
+    "Block",
     "FloodSynth",
     "FloodSynthError",
     "Scene",
+    "make_block",
     "make_scene",
     "select_tiles",
+    "window_spec",
 ]

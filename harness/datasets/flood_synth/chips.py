@@ -1,29 +1,41 @@
 """Step 7 and the source: the spatially disjoint splits of each event's tiles
-(:func:`select_tiles`) and :class:`FloodSynth`, which yields the chips of every event.
+(:func:`select_tiles`), the test blocks made from the test seed (:func:`make_block`) and
+:class:`FloodSynth`, which yields the chips of every event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from harness.datasets.flood_synth.fields import _rng
-from harness.datasets.flood_synth.scene import make_scene
+from harness.datasets.flood_synth.scene import Scene, make_scene
 from harness.datasets.flood_synth.spec import (
+    BLOCK_COLS,
+    CHIPS_PER_BLOCK,
     DEFAULT_QUOTAS,
     DEFAULT_SEED,
+    DEMO_TEST_SEED,
     ENL,
     EVENTS,
+    GROUP_COLS,
     MAX_SLOPE,
     MIN_FLOOD_FRACTION,
     PIXEL,
     SPLITS,
+    TEST_BLOCKS,
     VERSION,
     FloodSynthError,
+    window_spec,
 )
 from harness.datasets.source import SampleRecord
+
+TestKind = Literal["demo", "private"]
+BLOCK_STREAM = 100  # spawn keys of the test seed: (BLOCK_STREAM, event, block[, attempt])
+MAX_ATTEMPTS = 20  # scenes tried per test block until one has enough flooded tiles
 
 # ----------------------------------------------------------------------------- splits
 
@@ -46,7 +58,7 @@ def select_tiles(
     rows, cols = eligible.shape
     per_col = eligible.sum(axis=0)
     owner: list[str | None] = ["train"] * cols
-    for split, at in sorted(anchors, key=lambda a: a[1]):
+    for split, at in sorted((a for a in anchors if a[0] in quotas), key=lambda a: a[1]):
         start = min(round(at * cols), cols - 1)
         end, count = start, 0
         while end < cols and count < quotas[split]:
@@ -76,15 +88,99 @@ def select_tiles(
     return chosen
 
 
+# ----------------------------------------------------------------------------- test blocks
+
+
+@dataclass
+class Block:
+    """One test block: its own scene (a window of the event's landscape, made from the test
+    seed) and the tiles chosen from it; its chips form one independence group."""
+
+    event: str
+    index: int
+    scene: Scene
+    tiles: list[tuple[int, int]]
+    u0: float
+
+
+def _seed_of(test_seed: int, *key: int) -> int:
+    """A 64-bit scene seed from the test seed (a SeedSequence child: the same everywhere)."""
+    state = np.random.SeedSequence(test_seed, spawn_key=key).generate_state(2, np.uint32)
+    return int(state[0]) << 32 | int(state[1])
+
+
+def make_block(
+    event: str,
+    index: int,
+    test_seed: int,
+    *,
+    chip_size: int = 256,
+    tile_rows: int | None = None,
+    tile_cols: int | None = None,
+    block_cols: int = BLOCK_COLS,
+    chips: int = CHIPS_PER_BLOCK,
+) -> Block:
+    """Test block ``index`` of ``event``: everything in it comes from ``test_seed``.
+
+    The block is a scene of the event's height and ``block_cols`` tiles, its landscape that
+    of a window of the event's scene drawn at random, placed south of the event's scene
+    (block ``i`` at ``i * (block_cols + 1)`` tiles east of its west edge), so that blocks
+    share no pixel, no river and no flood with each other or with train and val. ``chips``
+    tiles with at least MIN_FLOOD_FRACTION flood are drawn from it; a scene with too few
+    is drawn again (a new attempt).
+    """
+    spec = EVENTS[event]
+    rows, cols = tile_rows or spec.tile_rows, tile_cols or spec.tile_cols
+    e = list(EVENTS).index(event)
+    rng = np.random.default_rng(
+        np.random.SeedSequence(test_seed, spawn_key=(BLOCK_STREAM, e, index))
+    )
+    du = min(block_cols / cols, 1.0)
+    u0 = float(rng.uniform(0.0, 1.0 - du))
+    n = chip_size
+    bspec = window_spec(
+        spec,
+        u0,
+        du,
+        width_m=cols * n * PIXEL,
+        west=spec.west + index * (block_cols + 1) * n * PIXEL,
+        north=spec.north - (rows + 1) * n * PIXEL,
+        tile_cols=block_cols,
+    )
+    for attempt in range(MAX_ATTEMPTS):
+        scene = make_scene(
+            event,
+            seed=_seed_of(test_seed, BLOCK_STREAM, e, index, attempt),
+            chip_size=n,
+            tile_rows=rows,
+            tile_cols=block_cols,
+            spec=bspec,
+        )
+        fraction = scene.tile_fraction
+        eligible = [(int(r), int(c)) for r, c in np.argwhere(fraction >= MIN_FLOOD_FRACTION)]
+        if len(eligible) >= chips:
+            picked = sorted(eligible[i] for i in rng.choice(len(eligible), chips, replace=False))
+            return Block(event, index, scene, picked, u0)
+        del scene
+    raise FloodSynthError(
+        f"test block {index} of {event!r}: no scene of {MAX_ATTEMPTS} tried has {chips} tiles "
+        f"with >= {MIN_FLOOD_FRACTION:.0%} flood; make the blocks wider (block_cols)"
+    )
+
+
 # ----------------------------------------------------------------------------- source
 
 
 class FloodSynth:
     """The ``flood-synth`` dataset source (see the package docstring).
 
-    The default configuration is frozen: it makes the published dataset. ``chip_size``,
-    ``tile_rows`` and ``tile_cols`` (for every event) and ``quotas`` (tiles per event and
-    split) make smaller variants, for tests.
+    The default configuration is frozen: it makes the published dataset. ``seed`` makes
+    train and val; ``test_seed`` makes the test split, and nothing else does: the demo test
+    (``test="demo"``) uses the public ``DEMO_TEST_SEED``; the official test
+    (``test="private"``) a seed derived from the maintainers' secret, which is never
+    recorded. ``splits`` limits the splits made. ``chip_size``, ``tile_rows`` and
+    ``tile_cols`` (for every event), ``quotas`` (train, val and reserved tiles per event)
+    and the test block sizes make smaller variants, for tests.
     """
 
     name = "flood-synth"
@@ -95,45 +191,77 @@ class FloodSynth:
         self,
         seed: int = DEFAULT_SEED,
         *,
+        test: TestKind = "demo",
+        test_seed: int | None = None,
         chip_size: int = 256,
         tile_rows: int | None = None,
         tile_cols: int | None = None,
         quotas: dict[str, int] | None = None,
+        test_blocks: int = TEST_BLOCKS,
+        chips_per_block: int = CHIPS_PER_BLOCK,
+        block_cols: int = BLOCK_COLS,
         events: tuple[str, ...] = tuple(EVENTS),
+        splits: Collection[str] | None = None,
     ) -> None:
         unknown = [e for e in events if e not in EVENTS]
         if unknown:
             raise ValueError(f"unknown event(s) {unknown}; known: {sorted(EVENTS)}")
+        if test not in ("demo", "private"):
+            raise ValueError(f"test must be 'demo' or 'private', got {test!r}")
+        if test == "private" and test_seed is None:
+            raise ValueError("the private test needs its test_seed (derived from the secret)")
         self.seed = seed
+        self.test: TestKind = test
+        self.test_seed = DEMO_TEST_SEED if test_seed is None else int(test_seed)
         self.chip_size = chip_size
         self.tile_rows = tile_rows
         self.tile_cols = tile_cols
         self.quotas = dict(quotas) if quotas is not None else dict(DEFAULT_QUOTAS)
-        if set(self.quotas) != set(SPLITS):
-            raise ValueError(f"quotas must name exactly the splits {SPLITS}")
+        if not {"train", "val"} <= set(self.quotas) <= {"train", "val", "reserved"}:
+            raise ValueError("quotas must name the train and val tiles (and may name reserved)")
+        if test_blocks < 1 or chips_per_block < 1 or block_cols < 1:
+            raise ValueError("test_blocks, chips_per_block and block_cols must be >= 1")
+        self.test_blocks = test_blocks
+        self.chips_per_block = chips_per_block
+        self.block_cols = block_cols
         self.events = events
+        self.splits = tuple(SPLITS if splits is None else (s for s in SPLITS if s in splits))
+        if splits is not None and set(splits) - set(SPLITS):
+            raise ValueError(f"unknown split(s) {sorted(set(splits) - set(SPLITS))}")
 
     def _size(self, event: str) -> tuple[int, int]:
         spec = EVENTS[event]
         return self.tile_rows or spec.tile_rows, self.tile_cols or spec.tile_cols
 
+    @property
+    def _tag(self) -> str:
+        """Test chip ids and groups say which test they are: ``test`` or ``demo``."""
+        return "test" if self.test == "private" else "demo"
+
     def describe(self) -> dict[str, Any]:
         scenes = {}
         for event in self.events:
             rows, cols = self._size(event)
-            anchors = {s: u for s, u in EVENTS[event].anchors}
+            anchors = {s: u for s, u in EVENTS[event].anchors if s in self.quotas}
             scenes[event] = {"tile_rows": rows, "tile_cols": cols, "anchors": anchors}
         return {
             "kind": "synthetic",
             "generator": self.name,
             "version": VERSION,
             "seed": self.seed,
+            "test": self.test,
             "params": {
                 "chip_size": self.chip_size,
                 "pixel_size_m": PIXEL,
                 "events": list(self.events),
                 "scenes": scenes,
                 "quotas_per_event": self.quotas,
+                "test_blocks_per_event": self.test_blocks,
+                "chips_per_block": self.chips_per_block,
+                "block_cols": self.block_cols,
+                "group_cols": GROUP_COLS,
+                # the private test's seed is never recorded: it would rebuild the test
+                "demo_test_seed": self.test_seed if self.test == "demo" else DEMO_TEST_SEED,
                 "min_flood_fraction": MIN_FLOOD_FRACTION,
                 "max_slope": MAX_SLOPE,
                 "enl": ENL,
@@ -141,31 +269,73 @@ class FloodSynth:
         }
 
     def expected_counts(self) -> dict[str, int]:
-        return {split: n * len(self.events) for split, n in self.quotas.items()}
+        per_event = {
+            "train": self.quotas["train"],
+            "val": self.quotas["val"],
+            "test": self.test_blocks * self.chips_per_block,
+        }
+        return {s: per_event[s] * len(self.events) for s in self.splits}
 
     def samples(self) -> Iterator[SampleRecord]:
         for event in self.events:
-            rows, cols = self._size(event)
-            scene = make_scene(
-                event, seed=self.seed, chip_size=self.chip_size, tile_rows=rows, tile_cols=cols
+            if "train" in self.splits or "val" in self.splits:
+                yield from self._main(event)
+            if "test" in self.splits:
+                for b in range(self.test_blocks):
+                    yield from self._test_chips(event, b)
+
+    def _main(self, event: str) -> Iterator[SampleRecord]:
+        """Train and val: tiles of the event's scene, made from the public seed."""
+        rows, cols = self._size(event)
+        scene = make_scene(
+            event, seed=self.seed, chip_size=self.chip_size, tile_rows=rows, tile_cols=cols
+        )
+        fraction = scene.tile_fraction
+        anchors = EVENTS[event].anchors
+        chosen = select_tiles(fraction, anchors, self.quotas, _rng(self.seed, event, 4))
+        for (r, c), split in sorted(chosen.items()):
+            if split not in self.splits:
+                continue
+            rs, cs = scene.tile(r, c)
+            band = (c // GROUP_COLS) * GROUP_COLS
+            yield SampleRecord(
+                split=split,
+                id=f"{event}_r{r:02d}c{c:02d}",
+                inputs=np.stack([scene.pre_db[rs, cs], scene.post_db[rs, cs]]),
+                grid=scene.chip_grid(r, c),
+                target=scene.mask[rs, cs].copy(),
+                valid=None,
+                meta={
+                    "event": event,
+                    "row": r,
+                    "col": c,
+                    "flood_fraction": round(float(fraction[r, c]), 4),
+                    "group": f"{event}_cols{band:02d}-{band + GROUP_COLS - 1:02d}",
+                },
             )
-            fraction = scene.tile_fraction
-            anchors = EVENTS[event].anchors
-            chosen = select_tiles(fraction, anchors, self.quotas, _rng(self.seed, event, 4))
-            for (r, c), split in sorted(chosen.items()):
-                rs, cs = scene.tile(r, c)
-                yield SampleRecord(
-                    split=split,
-                    id=f"{event}_r{r:02d}c{c:02d}",
-                    inputs=np.stack([scene.pre_db[rs, cs], scene.post_db[rs, cs]]),
-                    grid=scene.chip_grid(r, c),
-                    target=scene.mask[rs, cs].copy(),
-                    valid=None,
-                    meta={
-                        "event": event,
-                        "row": r,
-                        "col": c,
-                        "flood_fraction": round(float(fraction[r, c]), 4),
-                    },
-                )
-            del scene
+
+    def _test_chips(self, event: str, index: int) -> Iterator[SampleRecord]:
+        """The chips of one test block, made from the test seed only."""
+        rows, cols = self._size(event)
+        block = make_block(
+            event,
+            index,
+            self.test_seed,
+            chip_size=self.chip_size,
+            tile_rows=rows,
+            tile_cols=cols,
+            block_cols=self.block_cols,
+            chips=self.chips_per_block,
+        )
+        scene, group = block.scene, f"{event}_{self._tag}{index}"
+        for r, c in block.tiles:
+            rs, cs = scene.tile(r, c)
+            yield SampleRecord(
+                split="test",
+                id=f"{group}_r{r:02d}c{c:02d}",
+                inputs=np.stack([scene.pre_db[rs, cs], scene.post_db[rs, cs]]),
+                grid=scene.chip_grid(r, c),
+                target=scene.mask[rs, cs].copy(),
+                valid=None,
+                meta={"event": event, "block": index, "group": group},
+            )

@@ -19,7 +19,7 @@ from harness.datasets.flood_synth.backscatter import (
 )
 from harness.datasets.flood_synth.fields import _field, _rng
 from harness.datasets.flood_synth.landcover import _landcover
-from harness.datasets.flood_synth.spec import DEFAULT_SEED, EVENTS, PIXEL
+from harness.datasets.flood_synth.spec import DEFAULT_SEED, EVENTS, PIXEL, EventSpec
 from harness.datasets.flood_synth.terrain import _terrain
 from harness.datasets.flood_synth.water import _flood, _slopes
 from harness.geo import Grid
@@ -75,9 +75,16 @@ def make_scene(
     chip_size: int = 256,
     tile_rows: int | None = None,
     tile_cols: int | None = None,
+    spec: EventSpec | None = None,
 ) -> Scene:
-    """Generate one event's whole scene (by default the event's own size in tiles)."""
-    spec = EVENTS[event]
+    """Generate one event's whole scene (by default the event's own size in tiles).
+
+    ``spec`` replaces the event's own specification (a test block's window of it, see
+    :func:`~harness.datasets.flood_synth.spec.window_spec`); its name must be ``event``.
+    """
+    spec = spec or EVENTS[event]
+    if spec.name != event:
+        raise ValueError(f"spec {spec.name!r} is not of event {event!r}")
     shape = ((tile_rows or spec.tile_rows) * chip_size, (tile_cols or spec.tile_cols) * chip_size)
     t = _terrain(spec, seed, shape)
     flooded, depth = _flood(t)

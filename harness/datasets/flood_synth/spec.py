@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from harness.errors import SarbenchError
 
-VERSION = 1
-DEFAULT_SEED = 20241029
+VERSION = 2  # bump on any change of the defaults, the physics or the random streams
+DEFAULT_SEED = 20241029  # public: train and val
+DEMO_TEST_SEED = 20241030  # public: the demo test split (the official one comes from a secret)
 PIXEL = 10.0  # m
 ENL = 4.4
 MIN_FLOOD_FRACTION = 0.10
 MAX_SLOPE = 0.05  # rise over run (5 %)
 THETA_REF = 38.0  # deg: the incidence at which the class ranges hold on flat ground
 SPLITS = ("train", "val", "test")
-DEFAULT_QUOTAS: tuple[tuple[str, int], ...] = (("train", 78), ("val", 10), ("test", 10))
+# Tiles per event of the main scene: train, val, and a reserved strip that no split uses
+# (it held the test split up to version 1; keeping it out keeps train and val unchanged).
+DEFAULT_QUOTAS: tuple[tuple[str, int], ...] = (("train", 78), ("val", 10), ("reserved", 10))
+TEST_BLOCKS = 5  # test blocks per event: separate scenes made from the test seed
+CHIPS_PER_BLOCK = 2
+BLOCK_COLS = 4  # a test block's width in tiles (its height is the event scene's)
+GROUP_COLS = 4  # train and val chips are grouped by bands of this many tile columns
 
 # land cover
 WATER, BARE, CROP, ORCHARD, FOREST, SHRUB, URBAN = range(7)
@@ -51,7 +58,7 @@ class EventSpec:
     north: float
     tile_rows: int
     tile_cols: int
-    anchors: tuple[tuple[str, float], ...]  # (split, u) where a held-out strip starts
+    anchors: tuple[tuple[str, float], ...]  # (strip, u) where a held-out strip starts
     theta_pre: float
     theta_post: float
     river_v: float
@@ -114,7 +121,7 @@ EVENTS: dict[str, EventSpec] = {
         north=4_382_000.0,
         tile_rows=6,
         tile_cols=34,
-        anchors=(("test", 0.12), ("val", 0.6)),
+        anchors=(("reserved", 0.12), ("val", 0.6)),
         theta_pre=31.6,
         theta_post=43.1,
         river_v=0.44,
@@ -175,7 +182,7 @@ EVENTS: dict[str, EventSpec] = {
         north=3_604_000.0,
         tile_rows=8,
         tile_cols=25,
-        anchors=(("val", 0.25), ("test", 0.65)),
+        anchors=(("val", 0.25), ("reserved", 0.65)),
         theta_pre=36.2,
         theta_post=44.0,
         river_v=0.56,
@@ -230,3 +237,56 @@ EVENTS: dict[str, EventSpec] = {
         wind_pre=0.15,
     ),
 }
+
+
+def window_spec(
+    spec: EventSpec,
+    u0: float,
+    du: float,
+    *,
+    width_m: float,
+    west: float,
+    north: float,
+    tile_cols: int,
+) -> EventSpec:
+    """The landscape of the event scene's columns ``u0 .. u0 + du`` (fractions of its width
+    ``width_m``) as a scene of its own, ``tile_cols`` tiles wide, at ``west``/``north``.
+
+    The valley edges, the lagoon and the city are where they are in that window of the
+    event's scene, and the river's level is that of its reach; everything else (the
+    densities of knolls, towns and tributaries, the physics) is the event's. A test block
+    is such a window, made from the test seed: the event's kind of landscape, but another
+    river, other fields and another flood.
+    """
+
+    def edge(knots: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        ku, kv = zip(*knots, strict=True)
+        inner = [((u - u0) / du, v) for u, v in knots if u0 < u < u0 + du]
+        ends = (float(np.interp(u0, ku, kv)), float(np.interp(u0 + du, ku, kv)))
+        return ((0.0, ends[0]), *inner, (1.0, ends[1]))
+
+    lagoon = None
+    if spec.lagoon is not None:
+        lu, lv, ru, rv = spec.lagoon
+        lu, ru = (lu - u0) / du, ru / du
+        if lu + 3 * ru > 0 and lu - 3 * ru < 1:
+            lagoon = (lu, lv, ru, rv)
+    city = None
+    if spec.city is not None:
+        cu, cv, radius = spec.city
+        cu = (cu - u0) / du
+        reach = 1.5 * radius * spec.tile_rows / (du * spec.tile_cols)  # in the window's u
+        if cu + reach > 0 and cu - reach < 1:
+            city = (cu, cv, radius)
+    return replace(
+        spec,
+        west=west,
+        north=north,
+        tile_cols=tile_cols,
+        anchors=(),
+        hills_north=edge(spec.hills_north),
+        hills_south=edge(spec.hills_south),
+        lagoon=lagoon,
+        city=city,
+        river_level_mouth=spec.river_level_mouth + spec.river_gradient * (1.0 - u0 - du) * width_m,
+    )
