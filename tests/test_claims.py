@@ -126,8 +126,8 @@ def twelve(tmp_path_factory: pytest.TempPathFactory) -> Site:
     return _publish_and_build(settings, dirs)
 
 
-def _board_folder(record: dict[str, Any]) -> str:
-    return record["board_href"].rsplit("/", 1)[0]
+def _board_folder(finding: dict[str, Any]) -> str:
+    return finding["board_href"].rsplit("/", 1)[0]
 
 
 # --- the page ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def test_every_baseline_and_variant_is_scored_with_its_options(demo: dict) -> No
     assert set(got) == want
     for (name, variant), record in got.items():
         assert record.status == "ok", (name, variant, record.detail)
-        assert record.isolated is True and record.backend == "docker"
+        assert (record.isolated, record.backend) == (True, "docker")
         assert record.profile_name == "quick"
         entry = next(e for e in entries if e.name == name)
         assert dict(record.options) == entry.resolve_options(variant, "quick")

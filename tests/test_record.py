@@ -177,7 +177,7 @@ def test_a_failed_and_a_local_record_survive(tmp_path: Path) -> None:
     local = a_record(key=key, run_id=key.run_id, isolated=False)
     again = through_json(local)
     assert again.to_json() == local.to_json()
-    assert again.image_digest is None and again.backend == "local" and not again.isolated
+    assert (again.image_digest, again.backend, again.isolated) == (None, "local", False)
 
 
 # --- (2) written once, atomically -----------------------------------------------------------
