@@ -174,9 +174,11 @@ class EntryInfo:
 
 @dataclass(frozen=True)
 class TaskInfo:
+    """The task the run was scored for, its primary metric and that metric's direction."""
+
     name: str
     primary_metric: str
-    higher_is_better: bool
+    higher_is_better: bool = True  # as the reader takes a record that leaves it out
 
 
 @dataclass(frozen=True)
