@@ -186,11 +186,12 @@ def test_quicklooks_render(settings: Settings, tmp_path: Path) -> None:
 
 def test_dataset_card_speaks_of_the_target(settings: Settings) -> None:
     text = (settings.manifests_dir / "tiny-wet" / "README.md").read_text()
-    assert "| split | chips | valid pixels | target values |" in text
+    assert "| split | chips | groups | valid pixels | target values |" in text
     assert "wet fraction mean" in text
     assert "then wet fraction (brown low, green high; grey = not scored)" in text
     looks = settings.manifests_dir / "tiny-wet" / "quicklooks"
-    assert len(list(looks.glob("*.png"))) == 2 + 3 + 3  # up to 3 chips per split
+    # up to 3 chips per split, and none of the test split: cards show no test targets
+    assert sorted(p.stem.split("_")[0] for p in looks.glob("*.png")) == ["train"] * 2 + ["val"] * 3
 
 
 def test_sarbench_validate_offers_the_task(task: Task) -> None:
