@@ -3,7 +3,12 @@
 Paths come from the ``SARBENCH_*`` variables with the fixed container paths as fallbacks
 (:class:`sarbench_io.contract.Mounts`), so the same code runs in a container and under the
 local backend. ``/config/run.json`` (read by :func:`sarbench_io.read_run_config`) carries
-the task, dataset, variant options, seed and time budget of the phase.
+the task, dataset (with its band roles), variant options, seed and time budget of the phase.
+
+Band roles: the harness runs a variant only on datasets whose band roles fit what its
+entry file says it needs (``requires_roles``); each model checks again with
+:func:`require_roles` and refuses a run on bands it cannot use (a second line of defence,
+for a configuration written by hand or by another harness).
 
 Options: each model declares a frozen dataclass of its options with defaults
 (:func:`resolve_options` builds it from the run's options and refuses unknown keys);
@@ -25,6 +30,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from sarbench_io.bands import layout_text, run_band_roles
 from sarbench_io.contract import Mounts, read_run_config
 from sarbench_io.errors import ContractError
 
@@ -66,6 +72,9 @@ class RunConfig:
     """``resources.cpus`` of the run (0: not given)."""
     gpu: bool = False
     """``resources.gpu``: whether the phase was given a GPU."""
+    band_roles: tuple[str, ...] | None = None
+    """``dataset.band_roles``: what each band is (``("pre", "post")``, ``("VV", "VH")``);
+    None: not known. A configuration without the key: what the band names state."""
 
     @property
     def threads(self) -> int:
@@ -92,6 +101,7 @@ class RunConfig:
                 bands=tuple(raw["dataset"]["bands"]),
                 cpus=float(raw.get("resources", {}).get("cpus", 0.0)),
                 gpu=bool(raw.get("resources", {}).get("gpu", False)),
+                band_roles=run_band_roles(raw),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ContractError(f"{path}: missing or malformed key: {exc}") from exc
@@ -104,6 +114,23 @@ def require_task(config: RunConfig, *tasks: str) -> None:
             f"entry {config.entry!r} (model {config.options.get('model')!r}) does the "
             f"{', '.join(tasks)} task, not {config.task!r}"
         )
+
+
+def require_roles(config: RunConfig, *layouts: tuple[str, ...], what: str = "") -> None:
+    """Refuse (a :class:`ContractError`) a run whose dataset's band roles are none of
+    ``layouts`` (each a tuple of roles in band order), or are not known."""
+    if config.band_roles is not None and tuple(config.band_roles) in layouts:
+        return
+    need = " or ".join(layout_text(layout) for layout in layouts)
+    have = (
+        f"are {layout_text(config.band_roles)}"
+        if config.band_roles is not None
+        else "have no known roles"
+    )
+    raise ContractError(
+        f"{config.entry}/{config.variant}{f' ({what})' if what else ''} needs bands {need}; "
+        f"the bands of {config.dataset} ({', '.join(config.bands)}) {have}"
+    )
 
 
 def resolve_options(cls: type[T], options: dict[str, Any], *, ignore: Iterable[str] = ()) -> T:

@@ -12,6 +12,10 @@
   time budget is spent.
 - Prediction runs on whole chips, or on overlapping ``tile`` x ``tile`` windows with their
   logits averaged (for a model that must see the size it was trained on, such as a ViT).
+- Band roles: the UNet (and Prithvi's ``patch-embed`` adapter) take the bands as channels
+  and learn what they mean, so they use pre/post and VV/VH alike; each model checks what
+  it needs itself (:func:`baselines.contract.require_roles`). The roles trained on are
+  saved with the model, and a model is refused on inputs whose roles differ.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.contract import ContractError, Paths, RunConfig, log, progress, write_loss_curve
+from sarbench_io.bands import layout_text
 from sarbench_io.geo import write_raster
 from sarbench_io.loader import SplitDir
 
@@ -149,8 +154,12 @@ class Chips:
         return torch.from_numpy(xb), torch.from_numpy(yb), torch.from_numpy(wb)
 
 
-def load_training_data(paths: Paths) -> tuple[Normaliser, Chips, Chips | None]:
+def load_training_data(
+    paths: Paths, config: RunConfig | None = None
+) -> tuple[Normaliser, Chips, Chips | None]:
     """Band statistics from ``/data/train``, and the train and (if mounted) val chips."""
+    if config is not None:
+        log(f"bands {', '.join(config.bands)}: roles {layout_text(config.band_roles)}")
     if not paths.has_split("train"):
         raise ContractError(f"no train split mounted at {paths.split('train')}")
     train_split = SplitDir(paths.split("train"))
@@ -360,13 +369,22 @@ def predict_folder(
         write_raster(paths.output / f"{sample.id}.tif", (logits > 0).astype(np.uint8), sample.grid)
 
 
-def save_model(path: Path, kind: str, options: Any, norm: Normaliser, fitted: FitResult) -> None:
-    """Write the kept weights with what rebuilds the model: its options and band statistics."""
+def save_model(
+    path: Path,
+    kind: str,
+    options: Any,
+    norm: Normaliser,
+    fitted: FitResult,
+    band_roles: tuple[str, ...] | None = None,
+) -> None:
+    """Write the kept weights with what rebuilds the model: its options and band statistics
+    (and the band roles it was trained on, where known)."""
     torch.save(
         {
             "model": kind,
             "options": dataclasses.asdict(options),
             "norm": {"mean": list(norm.mean), "std": list(norm.std)},
+            "band_roles": None if band_roles is None else list(band_roles),
             "state_dict": fitted.state,
             "best_epoch": fitted.best_epoch,
             "best_val_iou": fitted.best_val_iou,
@@ -376,12 +394,21 @@ def save_model(path: Path, kind: str, options: Any, norm: Normaliser, fitted: Fi
     log(f"model written to {path}")
 
 
-def load_model(path: Path, kind: str) -> tuple[dict[str, Any], Normaliser, dict[str, Any]]:
-    """(options, band statistics, state dict) written by :func:`save_model`."""
+def load_model(
+    path: Path, kind: str, band_roles: tuple[str, ...] | None = None
+) -> tuple[dict[str, Any], Normaliser, dict[str, Any]]:
+    """(options, band statistics, state dict) written by :func:`save_model`; a model
+    trained on bands of other roles than ``band_roles`` (both known) is refused."""
     if not path.is_file():
         raise ContractError(f"{path}: no trained model (did the train phase run?)")
     doc = torch.load(path, map_location="cpu", weights_only=True)
     if doc.get("model") != kind:
         raise ContractError(f"{path}: a {doc.get('model')!r} model, not a {kind!r} one")
+    trained = doc.get("band_roles")
+    if trained is not None and band_roles is not None and tuple(trained) != tuple(band_roles):
+        raise ContractError(
+            f"{path}: trained on bands {layout_text(trained)}, the inputs are "
+            f"{layout_text(band_roles)}"
+        )
     norm = Normaliser(tuple(doc["norm"]["mean"]), tuple(doc["norm"]["std"]))
     return doc["options"], norm, doc["state_dict"]

@@ -25,6 +25,10 @@ fine-tuning) keeps the generator of the epoch with the lowest MSE over the farm 
 the ``val`` split, and stops after ``patience`` epochs without improvement (the study
 early-stops its fine-tuning on validation MSE; it trains a fixed number of pre-training
 epochs). Each phase also stops at its share of the run's time budget.
+
+Band roles: the SAR indexes (and the pre-training split, whose chips are VV, VH) read
+band 1 as VV and band 2 as VH, so a run on bands whose roles are not VV/VH is refused (the
+entry file says so too: ``requires_roles``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from baselines.contract import (
     RunConfig,
     log,
     progress,
+    require_roles,
     resolve_options,
     write_loss_curve,
     write_options,
@@ -64,6 +69,7 @@ from baselines.pix2pix_data import (
     tta_predict,
 )
 from baselines.pix2pix_nets import Norm, PatchDiscriminator, UNetGenerator
+from sarbench_io.bands import VV_VH
 from sarbench_io.geo import write_raster
 from sarbench_io.loader import SplitDir
 
@@ -126,6 +132,8 @@ class Pix2PixOptions:
 
 
 def options_of(config: RunConfig) -> Pix2PixOptions:
+    """The run's options; bands that are not VV/VH are refused (see the module docstring)."""
+    require_roles(config, VV_VH, what="band 1 read as VV, band 2 as VH")
     return resolve_options(Pix2PixOptions, config.options, ignore=("model",))
 
 

@@ -19,7 +19,13 @@ the CPU ``quick`` profile and has no published weights.
 - ``temporal``: pre and post are two time frames (``num_frames = 2``, tubelet 1), each
   mapped to 6 pseudo-bands by a learned 1x1 convolution (initialised to copy the band into
   all 6) and embedded by the pretrained 6-band patch embedding; the position embedding
-  covers the 2 frames. Meant for a pre/post pair of bands.
+  covers the 2 frames.
+
+**Band roles.** ``patch-embed`` takes the bands as channels of one image, whatever they
+are: it runs on pre/post and on VV/VH alike. ``temporal`` treats band 1 and band 2 as the
+same measurement at two dates (one shared adapter, a time position embedding between
+them), which holds for a pre/post pair only: on VV/VH (two polarisations of one date) it is
+refused (:func:`check_roles`), and its entry file says so (``requires_roles``).
 
 **Chip size.** The position embedding is a fixed function of the patch grid, so it is
 computed for the grid of the input (16 x 16 patches for a 256-pixel chip) rather than
@@ -62,6 +68,7 @@ from baselines.contract import (
     Paths,
     RunConfig,
     log,
+    require_roles,
     require_task,
     resolve_options,
     write_options,
@@ -75,6 +82,7 @@ from baselines.flood_common import (
     save_model,
     setup_torch,
 )
+from sarbench_io.bands import PRE_POST
 
 MODEL_FILE = "prithvi.pt"
 REPORT_FILE = "checkpoint_report.json"
@@ -405,6 +413,13 @@ def _log_report(report: LoadReport) -> None:
 # -- the phases ---------------------------------------------------------------------------
 
 
+def check_roles(config: RunConfig, opts: PrithviOptions) -> None:
+    """Refuse the ``temporal`` adapter on bands that are not a pre/post pair (see the
+    module docstring); ``patch-embed`` takes any bands."""
+    if opts.adapter == "temporal":
+        require_roles(config, PRE_POST, what="adapter 'temporal': the bands as two dates")
+
+
 def _build(opts: PrithviOptions, in_bands: int) -> PrithviSegmenter:
     return PrithviSegmenter(in_bands, opts.size, opts.adapter, opts.decoder_channels)
 
@@ -436,9 +451,10 @@ def train(config: RunConfig, paths: Paths) -> None:
     started = time.monotonic()
     require_task(config, "flood")
     opts = resolve_options(PrithviOptions, config.options)
+    check_roles(config, opts)
     write_options(paths, opts)
     device = setup_torch(config)
-    norm, train_chips, val_chips = load_training_data(paths)
+    norm, train_chips, val_chips = load_training_data(paths, config)
     model = _build(opts, len(norm.mean))
     report = _init_from_checkpoint(model, opts, paths)
     if opts.freeze_encoder:
@@ -462,15 +478,16 @@ def train(config: RunConfig, paths: Paths) -> None:
         tile=opts.crop,
         multiple=PATCH,
     )
-    save_model(paths.model / MODEL_FILE, "prithvi", opts, norm, fitted)
+    save_model(paths.model / MODEL_FILE, "prithvi", opts, norm, fitted, config.band_roles)
 
 
 def predict(config: RunConfig, paths: Paths) -> None:
     """Predict every test chip in windows of the training crop size."""
     require_task(config, "flood")
     device = setup_torch(config)
-    saved, norm, state = load_model(paths.model / MODEL_FILE, "prithvi")
+    saved, norm, state = load_model(paths.model / MODEL_FILE, "prithvi", config.band_roles)
     opts = PrithviOptions(**saved)
+    check_roles(config, opts)
     model = _build(opts, len(norm.mean))
     model.load_state_dict(state)
     predict_folder(model, norm, paths, device, tile=opts.crop, multiple=PATCH)

@@ -19,6 +19,13 @@ masks the flood study follows; 0 = none) and ``method = "band"``, which threshol
 band alone (``band``, 0-based): the single-date water map for datasets whose two bands
 are not a pre/post pair, such as Sen1Floods11's VV/VH (water is dark in VV).
 
+**Band roles** (``run.json``'s ``dataset.band_roles``) decide what may run, and a run on
+bands that do not fit is refused: ``method = "difference"`` needs ``pre``/``post`` (on
+VV/VH the "change" VH - VV is no change at all, and its threshold marks about everything
+as water); ``method = "band"`` needs the chosen band to be an image of the event: ``VV``
+of a VV/VH pair or ``post`` of a pre/post pair (``band = 0`` of pre/post is the image
+before the flood).
+
 ``train`` writes ``/model/threshold.json``; ``predict`` reads it. Predictions are uint8
 {0, 1}; a pixel whose feature is undefined (NaN input) is written 0.
 """
@@ -39,11 +46,13 @@ from baselines.contract import (
     RunConfig,
     log,
     progress,
+    require_roles,
     require_task,
     resolve_options,
     write_loss_curve,
     write_options,
 )
+from sarbench_io.bands import POST, PRE_POST, VV, layout_text
 from sarbench_io.geo import write_raster
 from sarbench_io.loader import Sample, SplitDir
 
@@ -52,6 +61,8 @@ GRID_LO, GRID_HI, GRID_STEP = -60.0, 60.0, 0.01
 """The candidate thresholds (dB); features outside the range are clipped into it."""
 METHODS = ("difference", "band")
 SELECTIONS = ("best-iou", "otsu")
+EVENT_IMAGE_ROLES = (VV, POST)
+"""The roles of a band that ``method = "band"`` may threshold: an image of the event."""
 
 
 @dataclass(frozen=True)
@@ -166,20 +177,29 @@ def _flood_mask(sample: Sample, opts: ThresholdOptions, t: float) -> np.ndarray:
     return (np.isfinite(f) & (f < t)).astype(np.uint8)
 
 
-def _looks_pre_post(bands: tuple[str, ...]) -> bool:
-    return len(bands) == 2 and "pre" in bands[0].lower() and "post" in bands[1].lower()
+def check_roles(config: RunConfig, opts: ThresholdOptions) -> None:
+    """Refuse (a :class:`ContractError`) bands whose roles the method cannot use (see the
+    module docstring)."""
+    if opts.method == "difference":
+        require_roles(config, PRE_POST, what="method 'difference': post minus pre")
+        return
+    roles = config.band_roles
+    role = roles[opts.band] if roles is not None and opts.band < len(roles) else None
+    if role not in EVENT_IMAGE_ROLES:
+        what = f"band {opts.band} is {role}" if role else f"band {opts.band} has no known role"
+        raise ContractError(
+            f"{config.entry}/{config.variant} (method 'band') thresholds one image of the "
+            f"event ({' or '.join(EVENT_IMAGE_ROLES)}); {what} (bands of {config.dataset}: "
+            f"{', '.join(config.bands)}, roles {layout_text(roles)})"
+        )
 
 
 def train(config: RunConfig, paths: Paths) -> None:
     """Pick the threshold on train+val and write it to ``/model/threshold.json``."""
     require_task(config, "flood")
     opts = resolve_options(ThresholdOptions, config.options)
+    check_roles(config, opts)
     write_options(paths, opts)
-    if opts.method == "difference" and not _looks_pre_post(config.bands):
-        log(
-            f"note: bands {', '.join(config.bands)} do not look like a pre/post pair; the "
-            "difference of band 2 and band 1 may mean little (method = 'band' thresholds one)"
-        )
     splits = [s for s in ("train", "val") if paths.has_split(s)]
     if not splits:
         raise ContractError("no training split mounted (expected /data/train or /data/val)")
@@ -227,6 +247,7 @@ def train(config: RunConfig, paths: Paths) -> None:
         "direction": "flood where feature < threshold",
         "fit_iou": {"pooled": float(curve[k]), **fit},
         "bands": list(config.bands),
+        "band_roles": None if config.band_roles is None else list(config.band_roles),
     }
     (paths.model / MODEL_FILE).write_text(json.dumps(doc, indent=1))
 
@@ -244,6 +265,7 @@ def predict(config: RunConfig, paths: Paths) -> None:
     """Write one uint8 {0, 1} flood mask per test input, on its grid."""
     require_task(config, "flood")
     opts, t = load_model(paths.model / MODEL_FILE)
+    check_roles(config, opts)
     split = SplitDir(paths.test_inputs)
     log(f"threshold {t:+.2f} dB on {len(split)} chip(s)")
     paths.output.mkdir(parents=True, exist_ok=True)

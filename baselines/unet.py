@@ -98,7 +98,7 @@ def train(config: RunConfig, paths: Paths) -> None:
     opts = resolve_options(UNetOptions, config.options)
     write_options(paths, opts)
     device = setup_torch(config)
-    norm, train_chips, val_chips = load_training_data(paths)
+    norm, train_chips, val_chips = load_training_data(paths, config)
     model = UNet(len(norm.mean), opts.base_channels, opts.depth)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"UNet: {opts.depth} levels, {opts.base_channels} base channels, {n_params:,} parameters")
@@ -113,14 +113,14 @@ def train(config: RunConfig, paths: Paths) -> None:
         started=started,
         multiple=2**opts.depth,
     )
-    save_model(paths.model / MODEL_FILE, "unet", opts, norm, fitted)
+    save_model(paths.model / MODEL_FILE, "unet", opts, norm, fitted, config.band_roles)
 
 
 def predict(config: RunConfig, paths: Paths) -> None:
     """Predict every test chip whole with the trained UNet."""
     require_task(config, "flood")
     device = setup_torch(config)
-    saved, norm, state = load_model(paths.model / MODEL_FILE, "unet")
+    saved, norm, state = load_model(paths.model / MODEL_FILE, "unet", config.band_roles)
     opts = UNetOptions(**saved)
     model = UNet(len(norm.mean), opts.base_channels, opts.depth)
     model.load_state_dict(state)

@@ -48,7 +48,9 @@ class _Group(click.Group):
 @click.option(
     "--datasets-dir",
     type=click.Path(path_type=Path),
-    help="Folder of committed manifests [env SARBENCH_DATASETS_DIR; default the repo's datasets/].",
+    help="Folder of dataset manifests and cards that freezes and imports write, looked up "
+    "before the ones shipped with SARBench [env SARBENCH_DATASETS_DIR; default "
+    "<home>/datasets].",
 )
 @click.pass_context
 def main(ctx: click.Context, home: Path | None, data_root: Path | None, datasets_dir: Path | None):

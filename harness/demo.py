@@ -1,9 +1,11 @@
 """``sarbench demo``: from nothing to a leaderboard on the embedded default.
 
 1. prepare and verify the embedded datasets (skipped when already verified);
-2. run every registered baseline entry, every variant, under the ``quick`` profile, through
-   the docker backend when an engine answers, otherwise locally with a warning (local runs
-   are unisolated and stay out of the official table); runs with a record are skipped;
+2. run every registered baseline entry, every variant that applies to its dataset's band
+   roles (the others are listed as skipped, with the reason, and not run), under the
+   ``quick`` profile, through the docker backend when an engine answers, otherwise locally
+   with a warning (local runs are unisolated and stay out of the official table); runs
+   with a record are skipped;
 3. publish every run to MLflow (idempotent);
 4. build the static site, and say where to open it and how to start ``mlflow ui``.
 """
@@ -12,12 +14,16 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import SarbenchError, printable
 from harness.settings import Settings
+
+if TYPE_CHECKING:
+    from harness.runner.plan import Skip
 
 Echo = Callable[[str], None]
 
@@ -29,6 +35,8 @@ class DemoResult:
     site: Path
     tracking_uri: str
     wall_s: float
+    not_applicable: tuple[str, ...] = ()
+    """One line per group of variants not run (:meth:`harness.runner.plan.Skip.line`)."""
 
 
 def run_demo(
@@ -55,7 +63,7 @@ def run_demo(
     from harness.publish.mlflow_store import connect as mlflow_connect
     from harness.publish.mlflow_store import tracking_uri as resolve_uri
     from harness.runner.cli import summary_line
-    from harness.runner.plan import make_plan
+    from harness.runner.plan import dataset_facts, make_plan
     from harness.runner.run import RunContext, run_one
     from harness.runtime.backends import open_backend
 
@@ -79,7 +87,9 @@ def run_demo(
     entries = [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
     if not entries:
         raise SarbenchError(f"no baseline entries in {settings.submissions_dir}")
-    plan = make_plan(entries, profile, cond.profile.seeds)
+    plan = make_plan(entries, profile, cond.profile.seeds, facts=dataset_facts(settings))
+    for skip in plan.skipped:  # not applicable to the dataset's band roles: never run
+        echo(f"  {skip.line()}")
     by_name = {e.name: e for e in entries}
     ctx = RunContext(
         settings=settings,
@@ -115,9 +125,16 @@ def run_demo(
     summary = build_site(mlflow_connect(uri), out or settings.home / "site")
     wall = time.monotonic() - started
     echo(
-        f"\nDone in {wall / 60:.1f} min: {len(plan)} run(s), {failed} failed.\n"
+        f"\nDone in {wall / 60:.1f} min: {len(plan)} run(s), {failed} failed"
+        f"{_skipped_note(plan.skipped)}.\n"
         f"Leaderboard: open file://{summary.out / 'index.html'}\n"
         f"MLflow:      mlflow ui --backend-store-uri {uri} --port 5000  "
         "(then http://127.0.0.1:5000)"
     )
-    return DemoResult(len(plan), failed, summary.out, uri, wall)
+    skipped = tuple(s.line() for s in plan.skipped)
+    return DemoResult(len(plan), failed, summary.out, uri, wall, skipped)
+
+
+def _skipped_note(skipped: Sequence[Skip]) -> str:
+    n = sum(len(s.variants) for s in skipped)
+    return f", {n} variant(s) skipped as not applicable (listed above)" if n else ""

@@ -1,11 +1,18 @@
 """The entry registry: one ``submissions/<name>.toml`` per entry, baselines included.
 
-An entry names its team and contact, the tasks and datasets it supports, its phases
-(``train`` + ``predict``, or ``predict`` alone), how its image is built (or which prebuilt
-image it is), how the local backend runs it, and its options: ``[options]`` for every
-variant, ``[profiles.<profile>]`` overrides under a conditions profile, and
+An entry names its team and contact, the tasks it does and the band roles it needs, its
+phases (``train`` + ``predict``, or ``predict`` alone), how its image is built (or which
+prebuilt image it is), how the local backend runs it, and its options: ``[options]`` for
+every variant, ``[profiles.<profile>]`` overrides under a conditions profile, and
 ``[variants.<name>]`` overrides per variant (ablations are variants). The resolved options
 of a run are ``options | profiles[profile] | variants[variant]``, in that order.
+
+An entry runs on every dataset of its tasks whose band roles (:mod:`harness.bands`) fit
+what it needs: ``requires_roles`` at the top level (every variant) or in a
+``[variants.<name>]`` table (that variant; not an option), either one layout
+(``["pre", "post"]``) or a list of layouts (``[["pre", "post"], ["VV", "VH"]]``); absent
+or ``[]``: any roles. ``datasets`` (deprecated) still restricts an entry to the datasets it
+names. :meth:`Entry.why_not` says why an entry's variant does not run on a dataset.
 
 Every problem of a file is listed at once, naming the file (:class:`EntryError`).
 The format is documented in ``docs/contract.md``.
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.bands import DatasetFacts, Layouts, check_roles, layout_text, roles_problem
 from harness.errors import SarbenchError, UnknownNameError
 from harness.settings import REPO_ROOT
 from harness.tasks import TASKS
@@ -35,6 +43,7 @@ _TOP_KEYS = {
     "baseline",
     "tasks",
     "datasets",
+    "requires_roles",
     "phases",
     "default_variant",
     "image",
@@ -55,6 +64,8 @@ _LOCAL_KEYS = {"command", "cwd"}
 _OPTION_TYPES = (str, int, float, bool)
 OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 """Option names: what run records, MLflow params and the site can all carry as they are."""
+ROLES_KEY = "requires_roles"
+"""The key, at the top level or in a variant's table, of the band layouts needed."""
 
 
 class EntryError(SarbenchError):
@@ -122,6 +133,7 @@ class Entry:
     baseline: bool
     tasks: tuple[str, ...]
     datasets: tuple[str, ...]
+    """Deprecated: where not empty, the only datasets the entry runs on."""
     phases: tuple[Phase, ...]
     image: ImageSpec
     local_command: tuple[str, ...]
@@ -132,6 +144,10 @@ class Entry:
     default_variant: str
     path: Path
     ablation: Ablation | None = None
+    requires_roles: Layouts = ()
+    """The band layouts every variant needs (top-level ``requires_roles``); () = any."""
+    variant_roles: Mapping[str, Layouts] = field(default_factory=dict)
+    """Per variant, the layouts it needs instead (its table's ``requires_roles``)."""
 
     @property
     def trains(self) -> bool:
@@ -154,8 +170,42 @@ class Entry:
             **self.variants[variant],
         }
 
+    def roles_for(self, variant: str) -> Layouts:
+        """The band layouts ``variant`` needs (its own, else the entry's); () = any."""
+        self.check_variant(variant)
+        return self.variant_roles.get(variant, self.requires_roles)
+
+    def why_not(self, facts: DatasetFacts, variant: str | None = None) -> str | None:
+        """Why the entry (``variant`` of it, where given) does not run on the dataset of
+        ``facts``, in words; None when it does: a task of the entry, a dataset its
+        (deprecated) ``datasets`` names if it names any, and band roles that fit."""
+        if facts.task not in self.tasks:
+            return f"{facts.name} is for task {facts.task}; the entry does {', '.join(self.tasks)}"
+        if self.datasets and facts.name not in self.datasets:
+            return (
+                f"its entry file restricts it to dataset(s) {', '.join(self.datasets)} "
+                f"(`datasets`, deprecated: remove it to run on every {facts.task} dataset "
+                "whose band roles fit)"
+            )
+        if variant is None:
+            return None
+        return roles_problem(self.roles_for(variant), facts)
+
     def default_dataset(self) -> str:
-        return self.datasets[0]
+        """The first of ``datasets`` where the entry names any, else the embedded dataset
+        of its first task that has one (flood-synth, ndvi-synth)."""
+        if self.datasets:
+            return self.datasets[0]
+        from harness.datasets.registry import GENERATORS
+
+        for task in self.tasks:
+            for name, generator in GENERATORS.items():
+                if generator.task == task:
+                    return name
+        raise SarbenchError(
+            f"entry {self.name!r}: no embedded dataset for task(s) {', '.join(self.tasks)}; "
+            "name one with --dataset"
+        )
 
     def local_argv(self, phase: Phase) -> list[str]:
         """The local backend's command line: ``{python}`` is this interpreter."""
@@ -243,13 +293,15 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
     for task in tasks:
         if task not in TASKS:
             problems.append(str(UnknownNameError("task", task, TASKS)))
-    datasets = _str_list(raw, "datasets", problems)
+    datasets = _str_list(raw, "datasets", problems) if "datasets" in raw else ()
+    requires_roles = _layouts(ROLES_KEY, raw.get(ROLES_KEY), tasks, problems)
     phases = _str_list(raw, "phases", problems) if "phases" in raw else ("train", "predict")
     if phases and phases not in (("train", "predict"), ("predict",)):
         problems.append(f'`phases` must be ["train", "predict"] or ["predict"], got {list(phases)}')
     image = _image(path, name, raw.get("image"), problems)
     local_command, local_cwd = _local(path, raw.get("local"), problems)
     options = _option_table("options", raw.get("options"), problems)
+    _not_an_option("options", options, problems)
     profiles_raw = raw.get("profiles", {})
     profile_options: dict[str, dict[str, Any]] = {}
     if not isinstance(profiles_raw, dict):
@@ -257,14 +309,20 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
     else:
         for profile, table in profiles_raw.items():
             profile_options[profile] = _option_table(f"profiles.{profile}", table, problems)
+            _not_an_option(f"profiles.{profile}", profile_options[profile], problems)
     variants_raw = raw.get("variants", {"default": {}})
     variants: dict[str, dict[str, Any]] = {}
+    variant_roles: dict[str, Layouts] = {}
     if not isinstance(variants_raw, dict) or not variants_raw:
         problems.append("`variants` must be a table with at least one [variants.<name>]")
     else:
         for variant, table in variants_raw.items():
             if not NAME.match(variant):
                 problems.append(f"variant name {variant!r} must be lower-case letters, digits, '-'")
+            if isinstance(table, dict) and ROLES_KEY in table:
+                table = dict(table)
+                where = f"variants.{variant}.{ROLES_KEY}"
+                variant_roles[variant] = _layouts(where, table.pop(ROLES_KEY), tasks, problems)
             variants[variant] = _option_table(f"variants.{variant}", table, problems)
     default_variant = raw.get("default_variant")
     if default_variant is None:
@@ -297,7 +355,49 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
         default_variant=default_variant,
         path=path,
         ablation=ablation,
+        requires_roles=requires_roles,
+        variant_roles=variant_roles,
     )
+
+
+def _not_an_option(where: str, table: dict[str, Any], problems: list[str]) -> None:
+    if ROLES_KEY in table:
+        problems.append(
+            f"`{where}.{ROLES_KEY}`: the band roles an entry needs are not an option; put "
+            f"`{ROLES_KEY}` at the top level (every variant) or in a [variants.<name>] table"
+        )
+
+
+def _layouts(where: str, raw: Any, tasks: tuple[str, ...], problems: list[str]) -> Layouts:
+    """``requires_roles``: one layout (a list of roles) or a list of layouts; [] = any.
+    Every layout must be one that a dataset of one of the entry's tasks may have."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append(
+            f'`{where}` must be a list of band roles (["pre", "post"]) or a list of such lists, '
+            f"got {raw!r}"
+        )
+        return ()
+    layouts = [raw] if raw and all(isinstance(r, str) for r in raw) else raw
+    out: list[tuple[str, ...]] = []
+    possible = {layout for t in tasks if t in TASKS for layout in TASKS[t].band_layouts}
+    for layout in layouts:
+        found = check_roles(layout)
+        if found:
+            problems += [f"`{where}`: {p}" for p in found]
+            continue
+        if tuple(layout) not in possible:
+            known = ", ".join(sorted(layout_text(p) for p in possible)) or "none declared"
+            problems.append(
+                f"`{where}`: {layout_text(layout)} is not a band layout of task(s) "
+                f"{', '.join(tasks)} (theirs: {known})"
+            )
+            continue
+        out.append(tuple(layout))
+    if len(set(out)) != len(out):
+        problems.append(f"`{where}` names a layout twice: {raw!r}")
+    return tuple(out)
 
 
 def _ablation(

@@ -5,6 +5,17 @@ Reading and writing (:class:`Grid`, :func:`read_raster`, :func:`write_raster`) a
 too. This module adds what only the harness needs: content digests, and GDAL's network
 closed.
 
+Grids are compared by one rule everywhere, :func:`compare_grids` (also
+:mod:`sarbench_io.geo`'s, so that containers and the loader apply it too): same size, same
+CRS, and transforms within :data:`GRID_TOLERANCE` (10^-6) of a pixel, i.e. every pixel
+corner of the chip lands within a millionth of a pixel of the reference grid's. Importers
+use it to accept a target or valid mask whose transform differs from its input's in the
+last digits (and write it onto the input's exact grid), the loader and ``sarbench datasets
+verify`` to check that targets and masks fit their inputs, and prediction validation to
+check that a prediction fits its input. A difference beyond it is said in words
+(:class:`GridMatch`): "pixel width differs by 3.3e-03 of a pixel (0.0000901 vs 0.0000898
+degrees), 1.71 pixels across the 512-pixel chip".
+
 A content digest covers what a reader of the file gets: pixel values, dtype, band count,
 shape, CRS, geotransform and nodata value. It does not cover the encoding (compression,
 tiling, GDAL version, metadata tags), so re-encoding a file does not change its digest
@@ -25,20 +36,34 @@ import os
 import numpy as np
 import rasterio
 
-from sarbench_io.geo import Grid, Raster, canonical_crs, read_raster, write_raster
+from sarbench_io.geo import (
+    GRID_TOLERANCE,
+    Grid,
+    GridMatch,
+    Raster,
+    canonical_crs,
+    compare_grids,
+    read_raster,
+    same_crs,
+    write_raster,
+)
 
 __all__ = [
     "DIGEST_PREFIX",
+    "GRID_TOLERANCE",
     "NETWORK_DRIVERS",
     "NO_NETWORK_FILENAME",
     "Grid",
+    "GridMatch",
     "Raster",
     "canonical_crs",
     "close_gdal_network",
+    "compare_grids",
     "content_digest",
     "file_digest",
     "gdal_network_drivers",
     "read_raster",
+    "same_crs",
     "write_raster",
 ]
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from harness import quicklook as ql
+from harness.bands import PRE_POST, VV_VH, check_roles
 from harness.errors import UnknownNameError
 from harness.scoring.chipstats import ChipStats, FloodStats, NdviStats
 from harness.scoring.metrics import (
@@ -220,6 +221,11 @@ class Task:
     :func:`harness.scoring.metrics.metric`, which gives each its direction), reported in
     this order after the primary one, ``primary_metric``, which ranks entries and gets the
     confidence interval. The primary metric's direction must be ``higher`` or ``lower``.
+
+    ``band_layouts`` are the band roles (:mod:`harness.bands`) a dataset of the task may
+    have, each in band order: a flood chip is pre/post of one polarisation or VV/VH of one
+    date. Entries name the layouts they need from these (``requires_roles``); empty: the
+    task says nothing about what its bands are.
     """
 
     name: str
@@ -232,6 +238,7 @@ class Task:
     stats: type[ChipStats]
     metrics: tuple[Metric, ...]
     primary_metric: str
+    band_layouts: tuple[tuple[str, ...], ...] = ()
     stats_type: type[ChipStats] = field(init=False, repr=False, compare=False)
     """``stats`` as this task's statistics (:meth:`ChipStats.for_task`): its tables name
     this task, so metrics are looked up under it."""
@@ -247,6 +254,10 @@ class Task:
             raise ValueError(f"{where}: metric names repeat: {names}")
         if self.primary_metric not in names:
             raise ValueError(f"{where}: primary metric {self.primary_metric!r} not in {names}")
+        for layout in self.band_layouts:
+            problems = check_roles(list(layout), self.input_bands)
+            if problems:
+                raise ValueError(f"{where}: band layout {layout!r}: {'; '.join(problems)}")
         if not (isinstance(self.stats, type) and issubclass(self.stats, ChipStats)):
             raise TypeError(f"{where}: stats must be a ChipStats subclass, not {self.stats!r}")
         known = {f.name for f in fields(self.stats)}
@@ -333,6 +344,7 @@ register_task(
         stats=FloodStats,
         metrics=(iou, miou, precision, recall, f1, accuracy),
         primary_metric="iou",
+        band_layouts=(PRE_POST, VV_VH),
     )
 )
 register_task(
@@ -349,5 +361,6 @@ register_task(
         stats=NdviStats,
         metrics=(mse, rmse, mae, bias, r2, psnr, ssim, mse_all),
         primary_metric="mse",
+        band_layouts=(VV_VH,),
     )
 )

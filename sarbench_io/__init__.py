@@ -13,6 +13,8 @@ contract (docs/contract.md) is folders of GeoTIFFs and one JSON file.
   (inputs, target, valid mask, grid) at a time;
 - :mod:`sarbench_io.geo`: :class:`Grid`, :func:`read_raster`, :func:`write_raster`;
 - :mod:`sarbench_io.layout`: the layout's folder and file names;
+- :mod:`sarbench_io.bands`: band roles (``pre``/``post``, ``VV``/``VH``) and
+  :func:`run_band_roles`, what the bands of a run's dataset are;
 - :mod:`sarbench_io.errors`: what it raises (:class:`DataFileError`, :class:`ContractError`).
 
 A ``predict`` phase::
@@ -45,6 +47,7 @@ _WHERE = {
     "SplitDir": "loader",
     "Mounts": "contract",
     "read_run_config": "contract",
+    "run_band_roles": "bands",
 }
 __all__ = [
     "ContractError",
@@ -57,10 +60,12 @@ __all__ = [
     "SplitDir",
     "read_raster",
     "read_run_config",
+    "run_band_roles",
     "write_raster",
 ]
 
 if TYPE_CHECKING:
+    from sarbench_io.bands import run_band_roles
     from sarbench_io.contract import Mounts, read_run_config
     from sarbench_io.errors import ContractError, DataFileError, SarbenchError
     from sarbench_io.geo import Grid, Raster, read_raster, write_raster

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sarbench_io.errors import DataFileError
-from sarbench_io.geo import Grid, read_raster
+from sarbench_io.geo import Grid, compare_grids, read_raster
 from sarbench_io.layout import SUFFIX
 
 
@@ -116,5 +116,8 @@ class SplitDir:
 
 
 def _same_grid(got: Grid, want: Grid, path: Path) -> None:
-    if got != want:
-        raise DataFileError(path, f"grid {got} does not match its input's grid {want}")
+    """A target or mask must share its input's grid (:func:`sarbench_io.geo.compare_grids`:
+    same size and CRS, transforms within a millionth of a pixel)."""
+    match = compare_grids(got, want)
+    if not match.same:
+        raise DataFileError(path, f"grid differs from its input's: {match}")

@@ -16,10 +16,18 @@ if TYPE_CHECKING:
     from harness.settings import Settings
 
 
-class TinySource:
-    """A seeded flood-like (or ndvi-like) dataset of a few 32x32 chips per split."""
+VV_VH_BANDS = ("VV_db", "VH_db")
+"""Band names of one date's two polarisations (Sen1Floods11's): roles VV/VH."""
 
-    bands = ("VV_pre_db", "VV_post_db")
+
+class TinySource:
+    """A seeded flood-like (or ndvi-like) dataset of a few 32x32 chips per split.
+
+    Flood targets follow the bands: with the default pre/post bands a pixel is flood where
+    ``post - pre < -2`` dB; with ``bands=VV_VH_BANDS`` (one date) where ``VV < -14`` dB.
+    """
+
+    bands: tuple[str, ...] = ("VV_pre_db", "VV_post_db")
 
     def __init__(
         self,
@@ -29,8 +37,11 @@ class TinySource:
         counts: dict[str, int] | None = None,
         size: int = 32,
         with_valid: bool = True,
+        bands: tuple[str, ...] | None = None,
     ) -> None:
         self.name, self.task, self.seed, self.size = name, task, seed, size
+        if bands is not None:
+            self.bands = tuple(bands)
         self.counts = counts or {"train": 4, "val": 2, "test": 2}
         self.with_valid = with_valid
 
@@ -55,7 +66,9 @@ class TinySource:
                     self.size,
                 )
                 x = np.round(rng.normal(-12, 3, (2, self.size, self.size)), 3).astype(np.float32)
-                if self.task == "flood":
+                if self.task == "flood" and self.bands == VV_VH_BANDS:
+                    y = (x[0] < -14).astype(np.uint8)
+                elif self.task == "flood":
                     y = (x[1] - x[0] < -2).astype(np.uint8)
                 else:
                     y = np.round(np.clip(rng.normal(0.5, 0.2, grid.shape), -1, 1), 4)

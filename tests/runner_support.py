@@ -64,9 +64,10 @@ def make_bench(root: Path, options: dict[str, str] | None = None) -> Settings:
     subs, profiles = root / "submissions", root / "profiles"
     shutil.copytree(REPO_ROOT / "submissions" / "template", subs / "template")
     toml = (REPO_ROOT / "submissions" / "template.toml").read_text()
-    toml = toml.replace(
-        'datasets = ["flood-synth", "ndvi-synth"]', 'datasets = ["tiny", "tiny-ndvi"]'
-    )
+    # restricted to the tiny datasets (`datasets`, deprecated, still works), which makes
+    # them its defaults
+    toml = toml.replace("\nphases = ", '\ndatasets = ["tiny", "tiny-ndvi"]\nphases = ', 1)
+    assert 'datasets = ["tiny", "tiny-ndvi"]' in toml
     (subs / "template.toml").write_text(toml)
     shutil.copytree(REPO_ROOT / "tests" / "entries" / "hostile", subs / "hostile")
     # built exactly like the template (its Dockerfile and requirements), with its own script

@@ -25,6 +25,7 @@ from baselines.__main__ import main
 from baselines.contract import resolve_options
 from harness.datasets.loader import SplitDir
 from harness.datasets.ops import materialise
+from harness.entries import load_entry
 from harness.geo import read_raster
 from harness.scoring.score import ScoreResult, score_predictions
 from harness.scoring.validate import validate_predictions
@@ -102,6 +103,8 @@ class Run:
             "time_budget_s": 600,
             "resources": {"cpus": 2.0, "memory_bytes": 2**33, "gpu": False},
         }
+        if "band_roles" in kw:  # else read off the band names, as in an older run.json
+            config["dataset"]["band_roles"] = kw["band_roles"]
         for folder in (self.model, self.output):
             folder.mkdir(parents=True, exist_ok=True)
         run_json = self.root / f"run-{phase}.json"
@@ -194,6 +197,31 @@ def test_wrong_task_and_unknown_option_are_refused(tmp_path, data, monkeypatch, 
     assert run.phase(monkeypatch, "train", {"model": "unet", "epoch": 3}) == 2
     err = capsys.readouterr().err
     assert "not 'ndvi'" in err and "unknown option(s) for UNetOptions: epoch" in err
+
+
+def test_variants_are_refused_on_band_roles_they_cannot_use(
+    tmp_path, data, monkeypatch, capsys
+) -> None:
+    run = new_run(tmp_path, data)
+    vv_vh = {"band_roles": ["VV", "VH"]}
+    assert run.phase(monkeypatch, "train", {"model": "threshold"}, **vv_vh) == 2
+    single = {"model": "threshold", "method": "band", "band": 0}
+    assert run.phase(monkeypatch, "train", single, band_roles=["pre", "post"]) == 2
+    temporal = TINY_PRITHVI | {"adapter": "temporal"}
+    assert run.phase(monkeypatch, "train", temporal, **vv_vh) == 2
+    err = capsys.readouterr().err
+    assert "(method 'difference': post minus pre) needs bands pre/post" in err
+    assert "are VV/VH" in err and "band 0 is pre" in err
+    assert "(adapter 'temporal': the bands as two dates) needs bands pre/post" in err
+    assert not (run.model / "threshold.json").exists()
+    # what fits runs: single-band on VV/VH (the tiny labels follow pre/post: any score)
+    run.train_predict(monkeypatch, single, **vv_vh)
+    assert 0.0 <= run.score().metrics["iou"] <= 1.0
+    # a model trained on pre/post is refused on VV/VH inputs
+    trained = new_run(tmp_path, data, "unet")
+    assert trained.phase(monkeypatch, "train", TINY_UNET) == 0
+    assert trained.phase(monkeypatch, "predict", TINY_UNET, **vv_vh) == 2
+    assert "trained on bands pre/post, the inputs are VV/VH" in capsys.readouterr().err
 
 
 # -- UNet ---------------------------------------------------------------------------------
@@ -358,11 +386,12 @@ OPTIONS = {
 def test_entry_resolves_for_every_variant_and_profile(name) -> None:
     raw = tomllib.loads((REPO_ROOT / "submissions" / f"{name}.toml").read_text())
     assert raw["name"] == name and raw["baseline"] is True and raw["tasks"] == ["flood"]
-    assert raw["datasets"] == ["flood-synth", "sen1floods11"]
+    assert "datasets" not in raw  # every flood dataset whose band roles fit (requires_roles)
     assert raw.get("default_variant", "default") in raw["variants"]
+    entry = load_entry(REPO_ROOT / "submissions" / f"{name}.toml")
     for profile in ("quick", "paper"):
-        for variant, overrides in raw["variants"].items():
-            options = raw["options"] | raw.get("profiles", {}).get(profile, {}) | overrides
+        for variant in raw["variants"]:
+            options = entry.resolve_options(variant, profile)  # requires_roles is not one
             resolved = resolve_options(OPTIONS[name], options)
             assert resolved.model == name, (profile, variant)
     quick = raw["options"] | raw.get("profiles", {}).get("quick", {})

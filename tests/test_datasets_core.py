@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.datasets import ops
+from harness.datasets import ops, registry
 from harness.datasets.layout import BYTES_RECORD, LOCAL_COPY
 from harness.datasets.loader import SplitDir
 from harness.datasets.manifest import Manifest
@@ -21,7 +22,7 @@ from harness.errors import (
     VerificationError,
 )
 from harness.geo import file_digest, read_raster, write_raster
-from harness.settings import Settings
+from harness.settings import REPO_ROOT, Settings
 from tests.helpers import TinySource, dataset_cli
 
 
@@ -235,3 +236,56 @@ def test_cli_unknown_names_get_suggestions_and_exit_2(settings: Settings) -> Non
     assert res.exit_code == 2 and "Did you mean 'ndvi-synth'" in res.output
     res = dataset_cli(settings, "datasets", "import", "sen1flood11", str(settings.home))
     assert res.exit_code == 2
+
+
+def test_verify_checks_every_target_and_mask_against_its_inputs_grid(prepared) -> None:
+    """By the one rule (harness.geo.compare_grids), naming the field in words."""
+    settings, path, _ = prepared
+    rel = "train/valid/train_01.tif"
+    r = read_raster(path / rel)
+    a, b, c, d, e, f = r.grid.transform
+    moved = type(r.grid)(r.grid.crs, (a, b, c + 3 * a, d, e, f), r.grid.height, r.grid.width)
+    write_raster(path / rel, r.data, moved, nodata=r.nodata)
+    with pytest.raises(VerificationError) as err:
+        ops.verify(settings, "tiny", progress=False)
+    assert err.value.problems[0] == f"{rel}: content differs from the manifest"
+    (grid,) = [p for p in err.value.problems if "grid differs" in p]
+    assert grid.startswith(f"{rel}: grid differs from its input train/inputs/train_01.tif: ")
+    assert "x origin differs by 3 pixels" in grid
+    with pytest.raises(DataFileError, match="grid differs from its input's: x origin"):
+        SplitDir(path / "train").load("train_01")
+
+
+def test_manifests_are_looked_up_in_the_work_folder_then_the_package(
+    settings: Settings, tmp_path: Path
+) -> None:
+    shipped = tmp_path / "shipped"
+    (shipped / "tiny").mkdir(parents=True)
+    settings = dataclasses.replace(settings, package_datasets_dir=shipped)
+    assert settings.manifest_path("tiny") == settings.manifests_dir / "tiny" / "manifest.json"
+    out = ops.materialise(settings, TinySource(), progress=False)  # freezes in the work folder
+    assert out.status == "frozen"
+    assert (settings.manifests_dir / "tiny" / "manifest.json").is_file()
+    assert not list(shipped.rglob("*.json"))
+    # a shipped manifest is read where the work folder has none...
+    other = dataclasses.replace(settings, manifests_dir=tmp_path / "elsewhere")
+    shutil.copy(settings.manifest_path("tiny"), shipped / "tiny" / "manifest.json")
+    assert other.manifest_path("tiny") == shipped / "tiny" / "manifest.json"
+    assert "tiny" in registry.frozen_names(other)
+    assert ops.materialise(other, TinySource(), progress=False).status == "skipped"
+    # ...and the work folder's wins where it has one
+    assert settings.manifest_path("tiny") == settings.manifests_dir / "tiny" / "manifest.json"
+    assert settings.manifest_dirs() == (settings.manifests_dir, shipped)
+
+
+def test_the_default_work_folder_holds_the_manifests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SARBENCH_DATASETS_DIR", raising=False)
+    s = Settings.load(home=tmp_path / "home")
+    assert s.manifests_dir == tmp_path / "home" / "datasets"
+    assert s.package_datasets_dir == REPO_ROOT / "datasets"
+    assert (
+        s.manifest_path("flood-synth") == REPO_ROOT / "datasets" / "flood-synth" / "manifest.json"
+    )
+    assert s.dataset_meta_dir("mine") == tmp_path / "home" / "datasets" / "mine"

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.entries import load_entries
 from harness.record import RunRecord, load_records
+from harness.runner.plan import dataset_facts
 from harness.scoring.chipstats import STATS_TYPES
 from harness.scoring.stats import paired_test
 from harness.settings import REPO_ROOT, Settings
@@ -43,9 +44,22 @@ def demo(tmp_path_factory: pytest.TempPathFactory, docker_client, base_image, em
 
 def test_every_baseline_and_variant_is_scored_with_its_options(demo: dict) -> None:
     entries = [e for e in load_entries(REPO_ROOT / "submissions").values() if e.baseline]
-    want = {(e.name, v) for e in entries for v in e.variants}
+    facts = dataset_facts(Settings.load(home=demo["home"]))
+    # every variant that applies to the band roles of its entry's embedded dataset
+    want = {
+        (e.name, v)
+        for e in entries
+        for v in e.variants
+        if not e.why_not(facts(e.default_dataset()), v)
+    }
+    assert ("threshold", "single-band") not in want and ("prithvi", "temporal") in want
     got = {(r.entry.name, r.variant): r for r in demo["records"]}
     assert set(got) == want
+    # the others are listed with the reason, and nothing of them is recorded
+    assert (
+        "skipped threshold/single-band on flood-synth: needs bands VV/VH; flood-synth's bands "
+        "are pre/post (VV_pre_db, VV_post_db)"
+    ) in demo["output"]
     for (name, variant), record in got.items():
         assert record.status == "ok", (name, variant, record.detail)
         assert (record.isolated, record.backend) == (True, "docker")

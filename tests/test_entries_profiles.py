@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.bands import PRE_POST, VV_VH, DatasetFacts
 from harness.conditions.probe import (
     ConditionsMismatchError,
     GpuSampler,
@@ -299,15 +300,25 @@ def test_a_run_lock_is_held_across_processes_and_freed_when_its_holder_dies(
 
 def test_plans_expand_variants_and_seeds() -> None:
     entry = get_entry(REPO_ROOT / "submissions", "template")
-    plan = make_plan([entry], "quick", [0], seeds=[1, 2])
+    facts = {
+        "flood-synth": DatasetFacts("flood-synth", "flood", ("VV_pre_db", "VV_post_db"), PRE_POST),
+        "ndvi-synth": DatasetFacts("ndvi-synth", "ndvi", ("VV_db", "VH_db"), VV_VH),
+        "sen1floods11": DatasetFacts("sen1floods11", "flood", ("VV_db", "VH_db"), VV_VH),
+        "flood-study": DatasetFacts("flood-study", "flood", ("band1", "band2"), None),
+    }.__getitem__
+    plan = make_plan([entry], "quick", [0], facts=facts, seeds=[1, 2])
     assert [(s.variant, s.seed, s.dataset) for s in plan] == [
         ("default", 1, "flood-synth"),
         ("default", 2, "flood-synth"),
     ]
-    assert make_plan([entry], "quick", [0], dataset="ndvi-synth")[0].dataset == "ndvi-synth"
+    assert plan.skipped == ()
+    for name in ("ndvi-synth", "sen1floods11"):  # by task and band roles, not by name
+        assert make_plan([entry], "quick", [0], facts=facts, dataset=name)[0].dataset == name
     with pytest.raises(UnknownNameError):
-        make_plan([entry], "quick", [0], variants=["nope"])
-    with pytest.raises(SarbenchError, match="supports dataset"):
-        make_plan([entry], "quick", [0], dataset="sen1floods11")
+        make_plan([entry], "quick", [0], facts=facts, variants=["nope"])
+    unknown = make_plan([entry], "quick", [0], facts=facts, dataset="flood-study")
+    assert unknown.runs == () and "needs bands pre/post or VV/VH" in unknown.skipped[0].reason
     with pytest.raises(SarbenchError, match="nothing to run"):
-        make_plan([], "quick", [0])
+        unknown.require_runs()
+    with pytest.raises(SarbenchError, match="nothing to run"):
+        make_plan([], "quick", [0], facts=facts)

@@ -463,7 +463,10 @@ def test_a_tampered_dataset_refuses_to_run_and_names_the_file(
             ["run", "template", "--variant", "defualt", "--profile", "test"],
             "Did you mean 'default'",
         ),
-        (["run", "template", "--dataset", "tiny-ndvii", "--profile", "test"], "supports dataset"),
+        (
+            ["run", "template", "--dataset", "tiny-ndvii", "--profile", "test"],
+            "Did you mean 'tiny-ndvi'",
+        ),
         (["run", "template", "--profile", "tigh"], "Did you mean 'tight'"),
         (["validate", "nope:latest"], "give --task"),
     ],

@@ -196,7 +196,10 @@ def _missing_file(tree: Tree) -> str:
 def _label_on_another_grid(tree: Tree) -> str:
     r = read_raster(tree.label("Ghana_102"))
     write_raster(tree.label("Ghana_102"), r.data, _shifted(r.grid, 0.5), nodata=-1)
-    return "Ghana_102_LabelHand.tif: grid differs from Ghana_102_S1Hand.tif: transform"
+    return (
+        "Ghana_102_LabelHand.tif: grid differs from Ghana_102_S1Hand.tif: x origin differs by "
+        "4,096 pixels (0.297 vs -0.203 degrees)"
+    )
 
 
 def _label_of_another_size(tree: Tree) -> str:
@@ -414,6 +417,7 @@ def test_a_manifest_frozen_before_groups_still_reproduces_its_digest(
     raw = json.loads(path.read_text())
     for meta in raw["samples"].values():
         meta.pop("group")
+    assert raw.pop("band_roles") == ["VV", "VH"]  # nor band roles, which came later still
     body = {k: raw[k] for k in ("task", "bands", "splits", "files")}
     v1_digest = (
         "sha256:"
@@ -607,3 +611,181 @@ def test_folder_ignores_hidden_and_non_tif_files(tmp_path: Path) -> None:
     src = FolderSource(made.root, task="flood")
     assert src.expected_counts() == {"train": 3, "val": 1, "test": 1}
     assert len(list(src.samples())) == 5
+
+
+# ------------------------------------------------------------------- parcels, dataset.toml
+
+PARCELS = ((3, 9, 5, 21), (14, 26, 2, 13))
+"""Per chip, two parcels as pixel blocks (row from, row to, col from, col to): clear of the
+fixture's nodata pixels and of its valid-mask rows 10-11."""
+
+
+def _parcel_polygons(made) -> tuple[list[dict], np.ndarray]:  # type: ignore[no-untyped-def]
+    """The parcels of every chip of ``made`` as GeoJSON polygons on pixel edges (EPSG:32630),
+    and each chip's expected mask (by chip id)."""
+    polys, masks = [], {}
+    for split, ids in made.splits.items():
+        for sid in ids:
+            g = read_raster(made.input(split, sid)).grid
+            a, _, west, _, e, north = g.transform
+            mask = np.zeros(g.shape, bool)
+            for r0, r1, c0, c1 in PARCELS:
+                x0, x1 = west + c0 * a, west + c1 * a
+                y0, y1 = north + r0 * e, north + r1 * e
+                ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+                polys.append({"type": "Polygon", "coordinates": [ring]})
+                mask[r0:r1, c0:c1] = True
+            masks[sid] = mask
+    return polys, masks
+
+
+def _write_gpkg(path: Path, polys: list[dict], crs: str) -> None:
+    import pyogrio
+    import shapely
+
+    wkb = np.array([shapely.to_wkb(shapely.geometry.shape(p)) for p in polys], dtype=object)
+    pyogrio.raw.write(
+        path,
+        geometry=wkb,
+        field_data=[],
+        fields=[],
+        crs=crs,
+        geometry_type="Polygon",
+        driver="GPKG",
+    )
+
+
+def _write_geojson(path: Path, polys: list[dict]) -> None:
+    """In EPSG:4326 (GeoJSON's own CRS): the chips' CRS is another, so the importer
+    reprojects."""
+    from rasterio.warp import transform_geom
+
+    features = [
+        {
+            "type": "Feature",
+            "properties": {},
+            "geometry": transform_geom("EPSG:32630", "EPSG:4326", p),
+        }
+        for p in polys
+    ]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "geojson"])
+def test_folder_ndvi_valid_mask_is_the_rasterised_parcels(
+    settings: Settings, tmp_path: Path, fmt: str
+) -> None:
+    made = make_folder(tmp_path / "farms", task="ndvi", band_names=("VV_db", "VH_db"))
+    polys, masks = _parcel_polygons(made)
+    parcels = tmp_path / f"parcels.{fmt}"
+    if fmt == "gpkg":
+        _write_gpkg(parcels, polys, "EPSG:32630")
+    else:
+        _write_geojson(parcels, polys)
+    out = _import(settings, "folder", made.root, task="ndvi", parcels=parcels)
+    for split, ids in made.splits.items():
+        for sample in SplitDir(out.path / split):
+            assert sample.id in ids and sample.valid is not None
+            np.testing.assert_array_equal(sample.valid, masks[sample.id])
+    manifest = Manifest.load(settings.manifest_path("farms"))
+    params = manifest.source["params"]["parcels"]
+    assert params["file"] == parcels.name and params["polygons"] == len(polys)
+    assert params["crs"] == ("EPSG:32630" if fmt == "gpkg" else "EPSG:4326")
+
+
+def test_folder_parcels_on_top_of_valid_rasters_and_their_problems(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import shapely
+
+    made = make_folder(tmp_path / "farms2", task="ndvi", with_valid=True)
+    parcels = tmp_path / "parcels.gpkg"
+    big = [{"type": "Polygon", "coordinates": [[[0, 0], [1e7, 0], [1e7, 1e7], [0, 1e7], [0, 0]]]}]
+    _write_gpkg(parcels, big, "EPSG:32630")  # every pixel inside: only valid/ masks out
+    out = _import(settings, "folder", made.root, task="ndvi", parcels=parcels)
+    sample = SplitDir(out.path / "val").load("val_00")
+    assert sample.valid is not None
+    assert not sample.valid[10:12].any() and sample.valid[3:9, 5:21].all()
+    # a point is not a parcel; a missing file and a file with no CRS are named
+    import pyogrio
+
+    points = tmp_path / "points.gpkg"
+    pyogrio.raw.write(
+        points,
+        geometry=np.array([shapely.to_wkb(shapely.Point(500010, 4399990))], dtype=object),
+        field_data=[],
+        fields=[],
+        crs="EPSG:32630",
+        geometry_type="Point",
+        driver="GPKG",
+    )
+    with pytest.raises(SourceDataError) as err:
+        list(FolderSource(made.root, task="ndvi", parcels=points).samples())
+    assert any("features that are not polygons (1 Point)" in p for p in _problems(err))
+    with pytest.raises(SourceDataError, match="parcels file not found"):
+        list(FolderSource(made.root, task="ndvi", parcels=tmp_path / "nope.gpkg").samples())
+
+
+def test_folder_import_states_what_the_user_gave_and_nothing_else(
+    settings: Settings, tmp_path: Path
+) -> None:
+    made = make_folder(tmp_path / "told", task="flood")
+    (made.root / "dataset.toml").write_text(
+        'licence = "CC BY 4.0"\n'
+        'citation = "Doe, J. (2025). Told floods."\n'
+        'band_roles = ["pre", "post"]\n'
+        '[classes]\n"1" = "flooded land"\n"0" = "dry land"\n'
+    )
+    res = dataset_cli(
+        settings, "datasets", "import", "folder", str(made.root), "--task", "flood",
+        "--citation", "Doe, J. (2026). Told floods, again.",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    manifest = Manifest.load(settings.manifest_path("told"))
+    assert manifest.band_roles == ("pre", "post")
+    about = manifest.source["about"]
+    assert about["classes"] == {"1": "flooded land", "0": "dry land"}
+    assert about["licence"] == "CC BY 4.0"
+    assert about["citation"] == "Doe, J. (2026). Told floods, again."  # the flag wins
+    assert about["stated_by"] == "dataset.toml, flags"
+    card = (settings.dataset_meta_dir("told") / "README.md").read_text()
+    assert "- `1`: flooded land" in card and "**Licence**: CC BY 4.0." in card
+    assert "**Citation**: Doe, J. (2026). Told floods, again." in card
+    assert "**Source**: not stated by the importer." in card
+    assert "Band roles: pre/post (stated in the manifest)" in card
+    # a folder that says nothing gets a card that says so
+    bare = make_folder(tmp_path / "bare", task="flood")
+    _import(settings, "folder", bare.root, task="flood")
+    card = (settings.dataset_meta_dir("bare") / "README.md").read_text()
+    assert "**Classes**: not stated by the importer" in card
+    assert "**Licence**: not stated by the importer." in card
+    assert "**Citation**: not stated by the importer" in card
+    assert "Band roles: pre/post (from the names)" in card
+    assert Manifest.load(settings.manifest_path("bare")).band_roles is None
+    # what dataset.toml may hold is checked
+    (bare.root / "dataset.toml").write_text('licence = ""\nauthor = "me"\nband_roles = ["up"]\n')
+    with pytest.raises(SourceDataError) as err:
+        list(FolderSource(bare.root, task="flood").samples())
+    problems = _problems(err)
+    assert any("unknown key(s) author" in p for p in problems)
+    assert "dataset.toml: licence must be non-empty text" in problems
+    assert any(p.startswith("dataset.toml band_roles: 1 role(s) for 2 band(s)") for p in problems)
+    with pytest.raises(SarbenchError, match="options of the folder importer"):
+        _import(settings, "sen1floods11", bare.root, parcels=tmp_path / "p.gpkg")
+
+
+def test_folder_target_within_the_grid_tolerance_is_snapped_and_reported(
+    settings: Settings, tmp_path: Path
+) -> None:
+    made = make_folder(tmp_path / "snap", task="flood", with_valid=True)
+    path = made.target("train", "train_01")
+    r = read_raster(path)
+    a, b, c, d, e, f = r.grid.transform
+    nudged = dataclasses.replace(r.grid, transform=(a * (1 + 1e-15), b, c, d, e, f))
+    write_raster(path, r.data, nudged, nodata=r.nodata)
+    out = _import(settings, "folder", made.root, task="flood")
+    (snap,) = out.snapped
+    assert snap.file == "train/targets/train_01.tif"
+    assert snap.onto == "train/inputs/train_01.tif" and 0 < snap.offset < 1e-6
+    written = read_raster(out.path / "train" / "targets" / "train_01.tif")
+    assert written.grid == read_raster(made.input("train", "train_01")).grid

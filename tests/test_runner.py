@@ -75,6 +75,7 @@ def test_template_runs_end_to_end_and_is_scored(template_run, docker_client) -> 
     config = json.loads((run_dir / "config" / "train.json").read_text())
     assert config["phase"] == "train" and config["dataset"]["splits"] == ["train", "val"]
     assert config["task"]["prediction"] == {"dtype": "uint8", "range": [0, 1]}
+    assert config["dataset"]["band_roles"] == ["pre", "post"]  # from VV_pre_db, VV_post_db
     left = docker_client.containers.list(
         all=True, filters={"label": f"sarbench.run={record.run_id}"}
     )

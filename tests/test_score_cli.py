@@ -234,3 +234,67 @@ def test_score_result_and_paired_comparison(frozen: Settings, tmp_path: Path) ->
     r = compare(good, worse, n_resamples=500)
     assert r.better == "a" and r.difference == pytest.approx(1.0 - worse.primary)
     assert compare(good, worse, "accuracy", n_resamples=200).metric == "accuracy"
+
+
+class OneGroupVal(TinySource):
+    """Every val chip in one independence group ("valencia"); test chips in two."""
+
+    def samples(self) -> Iterator[SampleRecord]:
+        for rec in super().samples():
+            rec.meta = {"group": "valencia" if rec.split == "val" else f"g{rec.id[-1]}"}
+            yield rec
+
+
+def test_a_one_group_split_has_an_na_interval_with_its_reason(tmp_path: Path) -> None:
+    """An interval over one independence group would be the point [x, x]: it says n/a."""
+    s = Settings(home=tmp_path, data_root=tmp_path / "data", manifests_dir=tmp_path / "ds")
+    materialise(s, OneGroupVal(name="one", counts=COUNTS, size=SIZE), progress=False)
+    split = open_split(s, "one", "val")
+    pred = predict(split, tmp_path / "pred", "noisy")
+    result = run(s, str(pred), "--dataset", "one", "--split", "val")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "n/a (see below)" in out
+    assert (
+        "CI n/a: the split has 1 independence group (valencia); an interval needs at least 2"
+    ) in out
+    assert "percentile bootstrap" not in out
+    d = strict_json(run(s, str(pred), "--dataset", "one", "--split", "val", "--json").stdout)
+    iv = d["interval"]
+    assert iv["low"] is None and iv["high"] is None
+    assert iv["n_units"] == 1 and iv["unit"] == "group" and iv["estimate"] == d["metrics"]["iou"]
+    assert iv["note"].startswith("n/a: the split has 1 independence group")
+    # a run record reads it back: the interval's ends undefined, the note kept
+    from harness.record import RecordScore
+
+    rec = RecordScore.from_result(d)
+    assert math.isnan(rec.low) and math.isnan(rec.high) and rec.interval["note"] == iv["note"]
+    assert rec.to_json()["interval"]["low"] is None
+    # two groups: an interval again, and no note
+    test = strict_json(
+        run(
+            s,
+            str(predict(open_split(s, "one", "test"), tmp_path / "t", "noisy")),
+            "--dataset", "one", "--split", "test", "--json",
+        ).stdout
+    )  # fmt: skip
+    assert "note" not in test["interval"] and test["interval"]["low"] is not None
+
+
+def test_a_single_chip_without_groups_has_an_na_interval(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path, data_root=tmp_path / "data", manifests_dir=tmp_path / "ds")
+    counts = {"train": 1, "val": 1, "test": 1}
+    materialise(s, TinySource(name="solo", counts=counts, size=SIZE), progress=False)
+    split = open_split(s, "solo", "val")
+    pred = predict(split, tmp_path / "pred", "noisy")
+    d = strict_json(run(s, str(pred), "--dataset", "solo", "--split", "val", "--json").stdout)
+    assert d["interval"]["low"] is None and d["interval"]["note"] == (
+        "n/a: the split has a single chip and names no independence groups; an interval "
+        "needs at least 2 chips"
+    )
+
+
+def test_an_unknown_split_exits_2_naming_the_splits(frozen: Settings, tmp_path: Path) -> None:
+    result = run(frozen, str(tmp_path), "--dataset", "tiny-flood", "--split", "bolivia")
+    assert result.exit_code == 2
+    assert "bolivia" in result.stderr and "val" in result.stderr

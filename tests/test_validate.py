@@ -228,6 +228,28 @@ def test_wrong_transform(split: SplitDir, tmp_path: Path) -> None:
     write(pred / "a01.tif", np.zeros((8, 8), np.uint8), g, transform=shifted)
     p = only(problems_of(pred, split, "flood"))
     assert p.what.startswith("has geotransform") and "its input's" in p.expected
+    # the differing field in words, both values to the digits that tell them apart
+    west = g.transform[2]
+    assert f"x origin differs by 1 pixel ({west + 10:g} vs {west:g} m)" in p.what
+    assert "pixel width" not in p.what and "1e-06 of a pixel" in p.expected
+
+
+def test_a_pixel_size_off_in_its_last_digits_is_accepted_and_a_millionth_is_not(
+    split: SplitDir, tmp_path: Path
+) -> None:
+    """One tolerance for every grid (harness.geo.compare_grids): pixel corners within a
+    millionth of a pixel across the chip."""
+    pred = good_predictions(split, tmp_path / "pred", "flood")
+    g = grid_of(split, "a01")
+    a = float(np.nextafter(np.nextafter(10.0, 11.0), 11.0))  # 10.000000000000004
+    last_digits = Affine(a, 0.0, g.transform[2], 0.0, -10.0, g.transform[5])
+    write(pred / "a01.tif", np.zeros((8, 8), np.uint8), g, transform=last_digits)
+    assert len(validate_predictions(pred, split, get_task("flood"))) == 3
+    off = Affine(10.0 * (1 + 2e-6), 0.0, g.transform[2], 0.0, -10.0, g.transform[5])
+    write(pred / "a01.tif", np.zeros((8, 8), np.uint8), g, transform=off)
+    p = only(problems_of(pred, split, "flood"))
+    assert "pixel width differs by 2.0e-06 of a pixel (10.00002 vs 10 m)" in p.what
+    assert "across the 8-pixel chip" in p.what
 
 
 def test_transform_within_a_millionth_of_a_pixel_is_accepted(

@@ -77,9 +77,12 @@ def datasets_prepare(
 ) -> None:
     """Generate embedded datasets and check them against their committed manifests.
 
-    The first run without a manifest freezes the dataset (writes datasets/NAME/manifest.json
-    and its card); every later run must reproduce that digest exactly: the committed one
-    with the demo test, or the committed private test digest with the private test.
+    The manifests of the embedded datasets ship with SARBench; every run must reproduce
+    that digest exactly: the committed one with the demo test, or the committed private
+    test digest with the private test. Freezing (no manifest yet, or --refreeze) writes
+    the manifest and card to the work folder (<home>/datasets/NAME/), where they take
+    precedence; maintainers update the shipped ones with --datasets-dir datasets, from the
+    repository.
     """
     from harness.datasets import ops
     from harness.datasets.registry import GENERATORS
@@ -99,6 +102,10 @@ def datasets_prepare(
         _report(out)
 
 
+SNAPS_SHOWN = 20
+"""Snapped files listed by an import's report on the terminal (all are in the report file)."""
+
+
 def _report(out: Any) -> None:
     words = {
         "frozen": "frozen (manifest and card written)",
@@ -108,8 +115,36 @@ def _report(out: Any) -> None:
     counts = " ".join(f"{k}={v}" for k, v in out.counts.items())
     click.echo(f"{out.name}: {words[out.status]}  {out.digest}  [{counts}]  -> {out.path}")
     click.echo(f"  test: {TEST_WORDS.get(out.test_kind, out.test_kind)}")
+    snapped = getattr(out, "snapped", ())
+    if snapped:
+        from harness.geo import GRID_TOLERANCE
+
+        largest = max(s.offset for s in snapped)
+        click.echo(
+            f"  snapped: {len(snapped)} file(s) written onto their input's exact grid (their "
+            f"transforms differed by at most {largest:.2g} pixels; the tolerance is "
+            f"{GRID_TOLERANCE:g} of a pixel):"
+        )
+        for snap in snapped[:SNAPS_SHOWN]:
+            click.echo(f"    {snap}")
+        if len(snapped) > SNAPS_SHOWN:
+            click.echo(f"    ... and {len(snapped) - SNAPS_SHOWN} more")
+    elif getattr(out, "report", None) is not None:
+        click.echo("  snapped: none (every target and mask is on its input's exact grid)")
+    if getattr(out, "report", None) is not None:
+        click.echo(f"  report: {out.report}")
     for note in out.notes:
         click.echo(f"  note: {note}", err=True)
+
+
+def _classes(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        value, sep, meaning = item.partition("=")
+        if not sep or not value.strip() or not meaning.strip():
+            raise click.BadParameter(f"{item!r}: expected VALUE=MEANING, e.g. 1=water")
+        out[value.strip()] = meaning.strip()
+    return out
 
 
 @datasets.command("import")
@@ -118,6 +153,26 @@ def _report(out: Any) -> None:
 @click.option("--name", help="Dataset name (default: the importer's or the folder's name).")
 @click.option("--task", type=task_choice(), help="Task of a folder import.")
 @click.option("--refreeze", is_flag=True, help="Write a new manifest instead of checking.")
+@click.option(
+    "--parcels",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Folder import: a vector file (GeoPackage, GeoJSON, shapefile) of the polygons to "
+    "score, e.g. farm parcels for ndvi; pixels whose centre is outside every polygon get "
+    "valid mask 0.",
+)
+@click.option(
+    "--class",
+    "classes",
+    multiple=True,
+    metavar="VALUE=MEANING",
+    help="Folder import: what a target value means (repeatable), e.g. --class '1=flooded'.",
+)
+@click.option("--licence", "licence", help="Folder import: the data's licence, for its card.")
+@click.option("--citation", help="Folder import: how to cite the data, for its card.")
+@click.option(
+    "--band-roles",
+    help="Folder import: each input band's role, comma-separated: pre,post or VV,VH.",
+)
 @click.pass_obj
 def datasets_import(
     settings: Settings,
@@ -126,16 +181,38 @@ def datasets_import(
     name: str | None,
     task: str | None,
     refreeze: bool,
+    parcels: Path | None,
+    classes: tuple[str, ...],
+    licence: str | None,
+    citation: str | None,
+    band_roles: str | None,
 ) -> None:
     """Import real data: KIND is `sen1floods11` or `folder`.
 
-    The first import freezes the dataset (manifest and card); an import under a frozen name
-    must reproduce its digest, else nothing is replaced and the differences are listed.
+    The first import freezes the dataset: its manifest and card go to the work folder
+    (<home>/datasets/NAME/, or --datasets-dir), never into the installed project. An import
+    under a frozen name must reproduce its digest, else nothing is replaced and the
+    differences are listed. Each import writes import-report.json beside the manifest: the
+    targets and masks written onto their input's exact grid, and by how much.
+
+    A folder import may state what the data is in SOURCE_DIR/dataset.toml (description,
+    source, licence, citation, [classes], band_roles) or with the flags, which win.
     """
     from harness.datasets import ops
 
+    about = {"classes": _classes(classes), "licence": licence, "citation": citation}
+    roles = tuple(r.strip() for r in band_roles.split(",")) if band_roles else None
     out = ops.import_dataset(
-        settings, kind, source_dir, name=name, task=task, progress=_progress(), refreeze=refreeze
+        settings,
+        kind,
+        source_dir,
+        name=name,
+        task=task,
+        progress=_progress(),
+        refreeze=refreeze,
+        parcels=parcels,
+        about=about,
+        band_roles=roles,
     )
     _report(out)
 
@@ -205,7 +282,8 @@ def datasets_show(settings: Settings, name: str, as_json: bool) -> None:
     src = info.get("source") or {}
     if src:
         click.echo(
-            f"{'source':<13} " + ", ".join(f"{k}={v}" for k, v in src.items() if k != "params")
+            f"{'source':<13} "
+            + ", ".join(f"{k}={v}" for k, v in src.items() if k not in ("params", "about"))
         )
 
 
@@ -251,13 +329,14 @@ def secret_new(settings: Settings, rotate: bool) -> None:
         click.echo(f"the old secret is kept as {made.old}")
         click.echo(
             "the private test splits change with the secret, hence their digests and the "
-            "official board: refreeze each generated dataset (`sarbench datasets prepare "
-            "--all --refreeze`), commit datasets/, and rerun the official runs"
+            "official board: refreeze each generated dataset, from the repository "
+            "(`sarbench --datasets-dir datasets datasets prepare --all --refreeze`), commit "
+            "datasets/, and rerun the official runs"
         )
     else:
         click.echo(
-            "record the private tests' digests with `sarbench datasets prepare --all "
-            "--refreeze`, then commit datasets/"
+            "record the private tests' digests, from the repository, with `sarbench "
+            "--datasets-dir datasets datasets prepare --all --refreeze`, then commit datasets/"
         )
     if os.environ.get(ENV_VAR, "").strip():
         click.echo(f"note: ${ENV_VAR} is set and takes precedence over the file", err=True)

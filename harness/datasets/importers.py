@@ -5,6 +5,19 @@ Every problem found (a missing or unreadable file, a wrong band count, a target 
 grid, a value out of range...) is collected, and one error lists them all at the end, each
 naming its file; nothing is written under the data root unless every sample is sound.
 
+**Grids.** A target (label) or valid mask must lie on its input's grid by the one rule of
+:func:`harness.geo.compare_grids`: same size and CRS, transforms within 10^-6 of a pixel
+(every pixel corner). Within it, the file is written onto the input's exact grid and listed
+in :attr:`snapped` (:class:`Snap`: which file, onto which input, by how many pixels), which
+the import report prints: Sen1Floods11's labels, as published, have pixel sizes that
+differ from their S1 chip's in the 15th digit (~2e-12 of a pixel across a chip). Beyond
+it, the problem names both files and each differing field in words.
+
+**What the data is.** Each importer records in the manifest's ``source.about`` what it can
+state about the data: classes and their meaning, source, licence, citation, groups (the
+dataset card shows it); and its bands' roles (``band_roles``: ``VV``/``VH``,
+``pre``/``post``).
+
 ### `sen1floods11`: Sen1Floods11 hand-labelled chips
 
 **Features.** 446 Sentinel-1 GRD chips of 512x512 pixels (10 m, EPSG:4326) over 11 flood
@@ -27,9 +40,14 @@ where its CSV exists). Sample ids are `<Event>_<id>`; the manifest records each 
 which is also its independence group (chips of one flood event are correlated). The test
 labels are published with the data: its test is `public` (comparable, not blind).
 
-**Classes.** Target 1 = water (label 1), 0 = not water (label 0). Label -1 and pixels where
-any input band is not finite are not scored: the valid mask is 0 there. Inputs are kept as
-they are, NaN included (their nodata value is NaN).
+**Classes.** Target 1 = water (label 1: all surface water, permanent water included, not
+only newly flooded land), 0 = not water (label 0). Label -1 (not labelled) and pixels where
+any input band is not finite (the NaN at chip edges) are not scored: the valid mask is 0
+there. Inputs are kept as they are, NaN included (their nodata value is NaN). Band roles:
+``VV``, ``VH`` (one date, two polarisations; not pre/post).
+
+**Licence.** The dataset's README names none and asks users to cite it; see
+https://github.com/cloudtostreet/Sen1Floods11.
 
 **Citation.** Bonafilia, D., Tellman, B., Anderson, T., Issenberg, E. (2020). Sen1Floods11:
 a georeferenced dataset to train and test deep learning flood algorithms for Sentinel-1.
@@ -62,18 +80,30 @@ if chips are correlated).
 
 **Classes.** Flood targets must be 0 or 1 and ndvi targets in [-1, 1] (stored as float32)
 wherever they are not nodata. A pixel is not scored (valid mask 0) where the target holds
-its nodata value (or NaN), where an input band holds its nodata value or is not finite, or
-where the optional valid mask is 0. The name defaults to the folder's name, and the task
-must be given: this is how the flood study's own 156/20/20 dataset is imported.
+its nodata value (or NaN), where an input band holds its nodata value or is not finite,
+where the optional valid mask is 0, or, with ``parcels`` (``--parcels PATH``), outside
+every polygon of that vector file (GeoPackage, GeoJSON, shapefile; reprojected to each
+chip's CRS; a pixel is inside where its centre is): the farm mask of an ndvi dataset. The
+name defaults to the folder's name, and the task must be given: this is how the flood
+study's own 156/20/20 dataset is imported.
+
+**What the user states.** An optional ``dataset.toml`` in the source folder
+(``description``, ``source``, ``licence``, ``citation``, ``[classes]`` target value ->
+meaning, ``band_roles``), or the flags ``--class VALUE=MEANING``, ``--licence``,
+``--citation``, ``--band-roles`` (which win), say what the data is; the card says "not
+stated by the importer" for what nobody stated. Band roles default to what the band names
+say without ambiguity (``*pre*``/``*post*``, ``VV``/``VH``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,7 +115,15 @@ from rasterio.errors import RasterioError
 from harness.datasets.layout import SPLIT_NAME, check_dataset_name, check_sample_id
 from harness.datasets.source import SampleRecord
 from harness.errors import DataFileError, SarbenchError
-from harness.geo import Grid, Raster, read_raster
+from harness.geo import (
+    GRID_TOLERANCE,
+    Grid,
+    Raster,
+    canonical_crs,
+    compare_grids,
+    read_raster,
+    same_crs,
+)
 from harness.tasks import TASKS, Task, get_task
 
 IMPORTER_VERSION = 1
@@ -137,18 +175,46 @@ def _read(path: Path, rel: str, problems: list[str]) -> Raster | None:
         return None
 
 
-def _grid_diff(got: Grid, want: Grid) -> str:
-    def short(crs: str) -> str:
-        return (crs[:40] + "...") if len(crs) > 43 else (crs or "none")
+@dataclass(frozen=True)
+class Snap:
+    """A target or valid mask whose grid differs from its input's within the tolerance
+    (:func:`harness.geo.compare_grids`), written onto the input's exact grid: ``file`` and
+    ``onto`` (its input) relative to the source folder, ``offset`` the largest distance
+    between their pixel corners, in pixels."""
 
-    parts = []
-    if got.shape != want.shape:
-        parts.append(f"size {got.width}x{got.height} vs {want.width}x{want.height}")
-    if got.crs != want.crs:
-        parts.append(f"CRS {short(got.crs)} vs {short(want.crs)}")
-    if got.transform != want.transform:
-        parts.append(f"transform {got.transform} vs {want.transform}")
-    return ", ".join(parts)
+    file: str
+    onto: str
+    offset: float
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.offset:.2g} pixels, onto the grid of {self.onto}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "onto": self.onto, "offset_pixels": self.offset}
+
+
+def _fits(
+    r: Raster,
+    rel: str,
+    x: Raster,
+    x_rel: str,
+    problems: list[str],
+    snapped: list[Snap],
+    x_said: str | None = None,
+) -> bool:
+    """Whether ``r`` (a target or a mask) lies on the grid of its input ``x`` within the
+    tolerance. Beyond it: a problem naming both files and each difference in words; within
+    it but not bit for bit: a :class:`Snap` (the record is written on ``x``'s grid)."""
+    match = compare_grids(r.grid, x.grid)
+    if not match.same:
+        problems.append(
+            f"{rel}: grid differs from {x_said or x_rel}: {match} (grids must agree to "
+            f"within {GRID_TOLERANCE:g} of a pixel)"
+        )
+        return False
+    if not match.exact:
+        snapped.append(Snap(rel, x_rel, match.offset))
+    return True
 
 
 def _values(arr: np.ndarray, limit: int = 5) -> str:
@@ -206,6 +272,64 @@ SPLIT_CSVS: dict[str, str] = {
 OPTIONAL_SPLITS = frozenset({"bolivia"})
 S1_NAME = re.compile(r"^(?P<event>[^/\\]+)_(?P<chip>[^_/\\]+)_S1Hand\.tif$")
 LABEL_VALUES = np.array([-1, 0, 1])
+SEN1FLOODS11_URL = "https://github.com/cloudtostreet/Sen1Floods11"
+
+SEN1FLOODS11_ABOUT: dict[str, Any] = {
+    "description": (
+        "The hand-labelled part of Sen1Floods11: 446 Sentinel-1 GRD chips (IW mode, sigma0 in "
+        "dB, bands VV and VH) of 512 x 512 pixels, projected to WGS 84 (EPSG:4326) at about "
+        "10 m, over 11 flood events named by country, each with a hand-drawn label of the "
+        "water on the chip."
+    ),
+    "target": "water",
+    "classes": {
+        "1": (
+            "water: all surface water on the chip, permanent water (rivers, lakes, reservoirs) "
+            "included, not only newly flooded land; the target is 1 here"
+        ),
+        "0": "not water; the target is 0 here",
+        "-1": (
+            "no data / not labelled: left out of scoring (valid mask 0); the target is 0 "
+            "there and never scored"
+        ),
+    },
+    "classes_of": "label values in the source's LabelHand files",
+    "not_scored": (
+        "label -1, and pixels where VV or VH is not finite (the NaN at chip edges); the "
+        "inputs keep their NaN (input nodata: NaN)"
+    ),
+    "source": (
+        f"Cloud to Street: the sen1floods11 bucket on Google Cloud Storage (folder v1.1/), "
+        f"documented at {SEN1FLOODS11_URL}"
+    ),
+    "licence": (
+        "not stated in the dataset's README, which asks users to cite it: see the source "
+        f"({SEN1FLOODS11_URL}) before redistributing"
+    ),
+    "citation": (
+        "Bonafilia, D., Tellman, B., Anderson, T., Issenberg, E. (2020). Sen1Floods11: a "
+        "georeferenced dataset to train and test deep learning flood algorithms for "
+        "Sentinel-1. The IEEE/CVF Conference on Computer Vision and Pattern Recognition "
+        "(CVPR) Workshops, pp. 210-211."
+    ),
+    "groups": (
+        "each chip's flood event, named by country in its file name (Bolivia_103757 -> "
+        "Bolivia): chips of one event are correlated"
+    ),
+    "splits": {
+        "train": "flood_train_data.csv",
+        "val": "flood_valid_data.csv",
+        "test": "flood_test_data.csv",
+        "bolivia": (
+            "flood_bolivia_data.csv: the held-out Bolivia event, in no other split; scored on "
+            "its own (one event, so one independence group: its interval is n/a)"
+        ),
+    },
+    "held_out_splits": ["test", "bolivia"],
+}
+"""What the Sen1Floods11 importer states about the data (recorded in the manifest's
+``source.about``, shown by the dataset card). Sources: the dataset's README and the paper
+cited; the README names no licence."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +384,8 @@ class Sen1Floods11Source:
     """
 
     bands: tuple[str, ...] = ("VV_db", "VH_db")
+    band_roles: tuple[str, ...] = ("VV", "VH")
+    about: dict[str, Any] = SEN1FLOODS11_ABOUT
 
     def __init__(
         self, source_dir: str | os.PathLike[str], name: str | None = None, task: str | None = None
@@ -275,6 +401,8 @@ class Sen1Floods11Source:
             raise SourceDataError("sen1floods11", self.source_dir, ["source folder not found"])
         self.s1_dir, self.label_dir, self.csvs = self._locate()
         self._problems: list[str] = []
+        self.notes: list[str] = []
+        self.snapped: list[Snap] = []
         self._chips = self._plan()
 
     def _fail(self, problems: list[str]) -> SourceDataError:
@@ -404,6 +532,7 @@ class Sen1Floods11Source:
                 "label_dir": self._r(self.label_dir),
                 "split_csvs": {k: self._r(v) for k, v in self.csvs.items()},
             },
+            "about": self.about,
         }
 
     def expected_counts(self) -> dict[str, int]:
@@ -429,10 +558,7 @@ class Sen1Floods11Source:
             problems.append(f"{s1_rel}: dtype {s1.data.dtype}, expected float32 (dB)")
         if label.data.shape[0] != 1:
             problems.append(f"{label_rel}: {label.data.shape[0]} band(s), expected 1")
-        if label.grid != s1.grid:
-            problems.append(
-                f"{label_rel}: grid differs from {chip.s1.name}: {_grid_diff(label.grid, s1.grid)}"
-            )
+        _fits(label, label_rel, s1, chip.s1.name, problems, self.snapped)
         bad = ~np.isin(label.data, LABEL_VALUES)
         if bad.any():
             problems.append(
@@ -468,6 +594,177 @@ TARGET_FOLDERS = ("targets", "masks", "labels", "label")
 VALID_FOLDER = "valid"
 SPLIT_ALIASES = {"valid": "val", "validation": "val"}
 TIF_SUFFIXES = (".tif", ".tiff")
+ABOUT_FILE = "dataset.toml"
+ABOUT_TEXT_KEYS = ("description", "source", "licence", "citation")
+GROUP_WORDS = {
+    GROUPS_CSV: f"named in {GROUPS_CSV} in the source folder (one row id,group per chip)",
+    "file stem prefix": (
+        "the part of each file stem before the first '_' (valencia_r01c02 -> valencia)"
+    ),
+    "none": "none named: every chip counts as its own group",
+}
+
+
+def _read_about(path: Path, rel: str, problems: list[str]) -> dict[str, Any]:
+    """``dataset.toml``: optional ``description``, ``source``, ``licence`` (or ``license``),
+    ``citation`` (text), ``[classes]`` (target value -> meaning) and ``band_roles`` (one
+    role per input band). Every problem is listed."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{rel}: unreadable ({exc})")
+        return {}
+    if "license" in raw:
+        if "licence" in raw and raw["licence"] != raw["license"]:
+            problems.append(f"{rel}: 'licence' and 'license' differ; keep one")
+        raw.setdefault("licence", raw.pop("license"))
+        raw.pop("license", None)
+    out: dict[str, Any] = {}
+    unknown = sorted(set(raw) - {*ABOUT_TEXT_KEYS, "classes", "band_roles"})
+    if unknown:
+        problems.append(
+            f"{rel}: unknown key(s) {', '.join(unknown)}; the keys are "
+            f"{', '.join(ABOUT_TEXT_KEYS)}, [classes] and band_roles"
+        )
+    for key in ABOUT_TEXT_KEYS:
+        if key in raw:
+            if isinstance(raw[key], str) and raw[key].strip():
+                out[key] = raw[key].strip()
+            else:
+                problems.append(f"{rel}: {key} must be non-empty text")
+    classes = raw.get("classes")
+    if classes is not None:
+        if isinstance(classes, dict) and all(isinstance(v, str) for v in classes.values()):
+            out["classes"] = {str(k): v for k, v in classes.items()}
+        else:
+            problems.append(f'{rel}: [classes] must map target values to text ("1" = "water")')
+    roles = raw.get("band_roles")
+    if roles is not None:
+        if isinstance(roles, list) and all(isinstance(r, str) for r in roles):
+            out["band_roles"] = roles
+        else:
+            problems.append(f'{rel}: band_roles must be a list of text (["pre", "post"])')
+    return out
+
+
+def _known_roles() -> tuple[str, ...] | None:
+    """The band roles there are (:mod:`sarbench_io.bands`), or None where it is missing."""
+    try:
+        from sarbench_io import bands
+    except ImportError:  # pragma: no cover - an older sarbench_io
+        return None
+    return tuple(bands.ROLES)
+
+
+class _Parcels:
+    """Polygons of the pixels to score (farm parcels for ndvi), read once from a vector
+    file (GeoPackage, GeoJSON, shapefile: whatever GDAL reads, through pyogrio) and burnt
+    onto each chip's grid with :func:`rasterio.features.rasterize`: a pixel is inside where
+    its centre is. Geometries in another CRS than a chip's are reprojected to it
+    (:func:`rasterio.warp.transform_geom`). Problems (unreadable file, several layers, no
+    CRS, features that are not polygons) are added to ``problems``."""
+
+    def __init__(self, path: Path, rel: str, problems: list[str]) -> None:
+        self.path, self.rel = path, rel
+        self.crs = ""
+        self._shapes: list[Any] = []  # shapely geometries, in self.crs
+        self._by_crs: dict[str, tuple[list[Any], np.ndarray]] = {}
+        before = len(problems)
+        self._read(problems)
+        self.ok = len(problems) == before
+        """Read without a problem: chips may be masked with it."""
+
+    def _read(self, problems: list[str]) -> None:
+        rel = self.rel
+        try:
+            import pyogrio
+            import shapely
+        except ImportError:  # pragma: no cover - both are dependencies
+            problems.append(f"{rel}: reading parcels needs pyogrio and shapely (pip install)")
+            return
+        if not self.path.is_file():
+            problems.append(f"{rel}: parcels file not found")
+            return
+        try:
+            layers = pyogrio.list_layers(self.path)
+            if len(layers) != 1:
+                names = ", ".join(str(row[0]) for row in layers)
+                problems.append(
+                    f"{rel}: {len(layers)} layers ({names}); keep the parcels in one layer"
+                )
+                return
+            meta, _, wkb, _ = pyogrio.raw.read(self.path, columns=[], force_2d=True)
+        except Exception as exc:  # pyogrio's errors name no common base but Exception
+            problems.append(f"{rel}: not a readable vector file ({exc})")
+            return
+        if not meta.get("crs"):
+            problems.append(
+                f"{rel}: has no CRS (a shapefile needs its .prj), so its parcels cannot be "
+                "placed on the chips"
+            )
+            return
+        self.crs = canonical_crs(meta["crs"])
+        others: dict[str, int] = {}
+        for geom in shapely.from_wkb(wkb):
+            if geom is None or geom.is_empty:
+                continue
+            parts = (
+                getattr(geom, "geoms", [geom]) if geom.geom_type == "GeometryCollection" else [geom]
+            )
+            for part in parts:
+                if part.geom_type in ("Polygon", "MultiPolygon"):
+                    self._shapes.append(part)
+                else:
+                    others[part.geom_type] = others.get(part.geom_type, 0) + 1
+        if others:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(others.items()))
+            problems.append(f"{rel}: features that are not polygons ({kinds}); parcels are areas")
+        if not self._shapes and not others:
+            problems.append(f"{rel}: no parcels (every feature is empty)")
+
+    def describe(self) -> dict[str, Any]:
+        """The file's name and SHA-256 (its bytes), its CRS and how many polygons it has."""
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest() if self.ok else None
+        return {
+            "file": self.path.name,
+            "sha256": digest,
+            "crs": self.crs,
+            "polygons": len(self._shapes),
+        }
+
+    def _in(self, crs: str) -> tuple[list[Any], np.ndarray]:
+        """The parcels as GeoJSON-like mappings in ``crs`` and their bounds."""
+        if crs not in self._by_crs:
+            import shapely
+            from rasterio.warp import transform_geom
+
+            maps = [shapely.geometry.mapping(g) for g in self._shapes]
+            if not same_crs(crs, self.crs):
+                maps = list(transform_geom(self.crs, crs, maps))
+            shapes = [shapely.geometry.shape(m) for m in maps]
+            bounds = shapely.bounds(np.array(shapes, dtype=object)).reshape(-1, 4)
+            self._by_crs[crs] = (maps, bounds)
+        return self._by_crs[crs]
+
+    def mask(self, grid: Grid) -> np.ndarray:
+        """True at the pixels of ``grid`` whose centre is inside a parcel."""
+        from rasterio.features import rasterize
+
+        maps, bounds = self._in(grid.crs)
+        west, south, east, north = grid.bounds()
+        near = (
+            (bounds[:, 0] <= east)
+            & (bounds[:, 2] >= west)
+            & (bounds[:, 1] <= north)
+            & (bounds[:, 3] >= south)
+        )
+        shapes = [(maps[i], 1) for i in np.flatnonzero(near)]
+        if not shapes:
+            return np.zeros(grid.shape, dtype=bool)
+        burnt = rasterize(
+            shapes, out_shape=grid.shape, transform=grid.affine, fill=0, dtype="uint8"
+        )
+        return burnt == 1
 
 
 @dataclass(frozen=True)
@@ -498,7 +795,14 @@ class FolderSource:
     """
 
     def __init__(
-        self, source_dir: str | os.PathLike[str], name: str | None = None, task: str | None = None
+        self,
+        source_dir: str | os.PathLike[str],
+        name: str | None = None,
+        task: str | None = None,
+        *,
+        parcels: str | os.PathLike[str] | None = None,
+        about: Mapping[str, Any] | None = None,
+        band_roles: Sequence[str] | None = None,
     ) -> None:
         self.source_dir = Path(source_dir)
         if task is None:
@@ -515,10 +819,17 @@ class FolderSource:
             raise SourceDataError("folder", self.source_dir, ["source folder not found"])
         self._problems: list[str] = []
         self.notes: list[str] = []
+        self.snapped: list[Snap] = []
         self._splits = self._find_splits()
         self._pairs = self._plan()
         self.bands = self._band_names()
         self._groups, self._group_rule = self._plan_groups()
+        self.about = self._about(about or {})
+        self.band_roles = self._roles(band_roles)
+        self._parcels: _Parcels | None = None
+        if parcels is not None:
+            path = Path(parcels)
+            self._parcels = _Parcels(path, _rel(self.source_dir, path), self._problems)
 
     def _fail(self, problems: list[str]) -> SourceDataError:
         return SourceDataError("folder", self.source_dir, problems)
@@ -709,6 +1020,48 @@ class FolderSource:
             return generic
         return names
 
+    def _about(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """What the user states about the data: ``dataset.toml`` in the source folder, then
+        the flags (``given``: ``classes``, ``licence``, ``citation``, ``source``,
+        ``description``), which win; and what the importer knows itself."""
+        path = self.source_dir / ABOUT_FILE
+        stated = _read_about(path, ABOUT_FILE, self._problems) if path.is_file() else {}
+        self._toml_roles = stated.pop("band_roles", None)
+        for key, value in given.items():
+            if value:
+                stated[key] = dict(value) if key == "classes" else str(value)
+        about: dict[str, Any] = dict(sorted(stated.items()))
+        about["stated_by"] = (
+            ", ".join(
+                w for w, on in ((ABOUT_FILE, path.is_file()), ("flags", any(given.values()))) if on
+            )
+            or "nobody"
+        )
+        about["groups"] = GROUP_WORDS[self._group_rule]
+        return about
+
+    def _roles(self, given: Sequence[str] | None) -> tuple[str, ...] | None:
+        """The bands' roles as stated: the flag, else ``dataset.toml``'s ``band_roles``;
+        None where nobody states them (the manifest's reader then takes what the band names
+        say unambiguously: ``*pre*``/``*post*``, ``VV``/``VH``)."""
+        roles: Sequence[str] | None = given or self._toml_roles
+        where = "--band-roles" if given else f"{ABOUT_FILE} band_roles"
+        if roles is None:
+            return None
+        roles = tuple(str(r) for r in roles)
+        known = _known_roles()
+        if len(roles) != len(self.bands):
+            self._problems.append(
+                f"{where}: {len(roles)} role(s) for {len(self.bands)} band(s) "
+                f"({', '.join(self.bands)})"
+            )
+        elif known is not None and not set(roles) <= set(known):
+            odd = ", ".join(r for r in roles if r not in known)
+            self._problems.append(
+                f"{where}: unknown role(s) {odd}; the roles are {', '.join(known)}"
+            )
+        return roles
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": "import",
@@ -728,7 +1081,9 @@ class FolderSource:
                     for split, sf in self._splits.items()
                 },
                 "groups": self._group_rule,
+                **({} if self._parcels is None else {"parcels": self._parcels.describe()}),
             },
+            "about": self.about,
         }
 
     def expected_counts(self) -> dict[str, int]:
@@ -765,10 +1120,12 @@ class FolderSource:
         for rel, r in others:
             if r.data.shape[0] != 1:
                 problems.append(f"{rel}: {r.data.shape[0]} band(s), expected 1")
-            if r.grid != x.grid:
-                problems.append(
-                    f"{rel}: grid differs from its input {in_rel}: {_grid_diff(r.grid, x.grid)}"
-                )
+            _fits(r, rel, x, in_rel, problems, self.snapped, f"its input {in_rel}")
+        if self._parcels is not None and not x.grid.crs:
+            problems.append(
+                f"{in_rel}: has no CRS, so the parcels of {self._parcels.rel} cannot be placed "
+                "on it"
+            )
         if len(problems) > before:
             return None
         target_ok = _not_nodata(y.data, y.nodata)
@@ -779,6 +1136,8 @@ class FolderSource:
         valid = target_ok & _not_nodata(x.data, x.nodata) & np.isfinite(inputs).all(axis=0)
         if v is not None:
             valid &= v.data[0] != 0
+        if self._parcels is not None and self._parcels.ok:
+            valid &= self._parcels.mask(x.grid)
         return SampleRecord(
             split=pair.split,
             id=pair.id,

@@ -11,6 +11,11 @@ for a generated dataset, the ``private_test`` block: the digest, chip count and 
 of the dataset as prepared with the maintainers' test secret, and nothing per chip.
 Manifests of schema ``/1`` still read, with their digests unchanged: groups enter the
 digest only where a manifest has them.
+
+``band_roles`` (optional, any schema): what each band is, in band order, in the
+vocabulary of :mod:`harness.bands` (``["pre", "post"]``, ``["VV", "VH"]``). Like groups, it
+enters the digest only where a manifest has it; without it the roles are read off the
+band names where they are unambiguous (:func:`harness.bands.band_roles`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.bands import check_roles
 from harness.datasets.layout import KINDS, SPLIT_NAME, SUFFIX, check_sample_id, rel_path
 from harness.errors import ManifestError
 
@@ -41,6 +47,9 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)
     private_test: dict[str, Any] | None = None
+    band_roles: tuple[str, ...] | None = None
+    """What each band is (``("pre", "post")``, ``("VV", "VH")``), where the dataset says;
+    :func:`harness.bands.band_roles` falls back on the band names."""
 
     @property
     def digest(self) -> str:
@@ -58,6 +67,8 @@ class Manifest:
         }
         if groups:  # absent from /1 manifests, whose digests stay what they were
             body["groups"] = dict(sorted(groups.items()))
+        if self.band_roles is not None:  # absent from older manifests: digests unchanged
+            body["band_roles"] = list(self.band_roles)
         raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(raw).hexdigest()
 
@@ -104,8 +115,10 @@ class Manifest:
             "name": self.name,
             "task": self.task,
             "bands": list(self.bands),
-            "digest": self.digest,
         }
+        if self.band_roles is not None:
+            out["band_roles"] = list(self.band_roles)
+        out["digest"] = self.digest
         if self.private_test is not None:
             out["private_test"] = {k: self.private_test[k] for k in PRIVATE_KEYS}
         out.update(
@@ -168,6 +181,9 @@ class Manifest:
             if "group" in meta and (not isinstance(group, str) or not group):
                 problems.append(f"sample {sid!r}: 'group' must be a non-empty string")
         private = _check_private(raw.get("private_test"), problems)
+        roles = raw.get("band_roles")
+        if roles is not None:
+            problems += [f"'band_roles': {p}" for p in check_roles(roles, len(bands) or None)]
         if problems:
             raise ManifestError(f"{origin}: " + "; ".join(problems))
         m = cls(
@@ -179,6 +195,7 @@ class Manifest:
             source=source,
             samples=samples,
             private_test=private,
+            band_roles=tuple(roles) if roles is not None else None,
         )
         stated = raw.get("digest")
         if stated != m.digest:

@@ -12,11 +12,12 @@ private digest (private).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.datasets.layout import LOCAL_COPY, check_dataset_name
 from harness.datasets.loader import SplitDir
@@ -43,7 +44,11 @@ from harness.errors import (
     UnknownNameError,
     VerificationError,
 )
+from harness.geo import GRID_TOLERANCE
 from harness.settings import Settings
+
+if TYPE_CHECKING:
+    from harness.datasets.importers import Snap
 
 TestChoice = Literal["demo", "private"]
 
@@ -63,6 +68,10 @@ class Outcome:
     counts: dict[str, int]
     test_kind: str = "public"
     notes: tuple[str, ...] = ()
+    snapped: tuple[Snap, ...] = ()
+    """Targets and masks written onto their input's exact grid (an import's)."""
+    report: Path | None = None
+    """The import report (``import-report.json`` beside the manifest), for an import."""
 
 
 def committed_manifest(settings: Settings, name: str) -> Manifest | None:
@@ -74,8 +83,9 @@ def require_manifest(settings: Settings, name: str) -> Manifest:
     check_known(settings, name)
     m = committed_manifest(settings, name)
     if m is None:
+        where = " nor ".join(str(d / name / LOCAL_COPY) for d in settings.manifest_dirs())
         raise ManifestError(
-            f"dataset {name!r} has no manifest at {settings.manifest_path(name)}; "
+            f"dataset {name!r} has no manifest (neither {where}); "
             f"run `sarbench datasets prepare {name}` to freeze it"
         )
     return m
@@ -131,8 +141,9 @@ def prepare(
             raise ManifestError(
                 f"{name}: the committed manifest {settings.manifest_path(name)} records no "
                 "private test digest, so a private test cannot be checked against it. A "
-                f"maintainer with the test secret adds it: `sarbench datasets prepare {name} "
-                f"--refreeze`, then commits datasets/{name}/. Or prepare the demo test: "
+                f"maintainer with the test secret adds it: `sarbench --datasets-dir datasets "
+                f"datasets prepare {name} --refreeze`, then commits datasets/{name}/. Or "
+                "prepare the demo test: "
                 f"`sarbench datasets prepare {name} --test demo`"
             )
         want = committed.private_test["digest"]
@@ -201,7 +212,7 @@ def _freeze_generated(
             demo, private_test=None if private is None else private_block(private)
         )
         write_card(settings, committed, data_dir=staging)
-        committed.save(settings.manifest_path(name))
+        committed.save(settings.dataset_meta_dir(name) / LOCAL_COPY)
         (committed if chosen == "demo" else made).save(staging / LOCAL_COPY)
         replace_dir(staging, final)
     finally:
@@ -212,6 +223,13 @@ def _freeze_generated(
             "no test secret is available, so the committed manifest records no private test; "
             f"a maintainer with the secret adds it with `sarbench datasets prepare {name} "
             "--refreeze` (see docs/datasets.md)"
+        )
+    shipped, written = settings.package_datasets_dir / name, settings.dataset_meta_dir(name)
+    if (shipped / LOCAL_COPY).is_file() and shipped.resolve() != written.resolve():
+        notes.append(
+            f"wrote the manifest and card to {written} (the work "
+            f"folder), where they take precedence over {shipped}; to update the ones that ship "
+            "with SARBench, run this from the repository with --datasets-dir datasets"
         )
     if before is not None:
         if before.digest != committed.digest:
@@ -249,8 +267,9 @@ def _mismatch(
                 f"{made.digest}, but {where} records the private test digest {want}: this "
                 "secret is not the one the manifest was frozen with (it was rotated, or it "
                 "is another one). Nothing was replaced. If this secret is meant to be the "
-                f"official one, a maintainer refreezes: `sarbench datasets prepare {name} "
-                f"--refreeze`, and commits datasets/{name}/ (the official test and its "
+                f"official one, a maintainer refreezes: `sarbench --datasets-dir datasets "
+                f"datasets prepare {name} --refreeze`, and commits datasets/{name}/ (the "
+                "official test and its "
                 "digest change: runs recorded on the old one no longer compare). Otherwise "
                 "restore the secret it was frozen with (a rotated one is kept beside it as "
                 "test-secret.<UTC time>.old)"
@@ -314,6 +333,40 @@ def _without_groups(m: Manifest) -> Manifest:
     return dataclasses.replace(m, samples=samples)
 
 
+def _without_roles(m: Manifest) -> Manifest:
+    return dataclasses.replace(m, band_roles=None)
+
+
+_FROZEN_BEFORE = {
+    "independence groups": _without_groups,
+    "band roles": _without_roles,
+}
+
+
+def _as_frozen_before(made: Manifest, committed: Manifest) -> tuple[Manifest, list[str]]:
+    """``made`` without what ``committed`` was frozen before (independence groups, before
+    schema /2; band roles), where leaving that out reproduces the committed digest, and a
+    note saying so; else ``made`` unchanged and no note."""
+    missing = []
+    if made.has_groups() and not committed.has_groups():
+        missing.append("independence groups")
+    if made.band_roles is not None and committed.band_roles is None:
+        missing.append("band roles")
+    subsets = [[m] for m in missing] + ([missing] if len(missing) > 1 else [])
+    for chosen in subsets:
+        candidate = made
+        for what in chosen:
+            candidate = _FROZEN_BEFORE[what](candidate)
+        if candidate.digest == committed.digest:
+            names = " and ".join(chosen)
+            return candidate, [
+                f"the committed manifest of {made.name} names no {names} (it was frozen "
+                "before they existed); the data was checked without them, so its digest "
+                "stays. To record them (the digest changes), import again with --refreeze"
+            ]
+    return made, []
+
+
 def import_dataset(
     settings: Settings,
     kind: str,
@@ -323,17 +376,38 @@ def import_dataset(
     task: str | None = None,
     progress: bool = True,
     refreeze: bool = False,
+    parcels: str | os.PathLike[str] | None = None,
+    about: dict[str, Any] | None = None,
+    band_roles: tuple[str, ...] | None = None,
 ) -> Outcome:
     """Import real data with an importer; freezing works exactly as for :func:`prepare`.
 
     The source is always read again (never skipped), so importing another folder under a
     frozen name fails with the differences instead of passing silently (``refreeze``
-    writes a new manifest instead).
+    writes a new manifest instead). The manifest, the card and the import report go to the
+    work folder (:meth:`Settings.dataset_meta_dir`). ``parcels`` (a vector file of the
+    polygons to score), ``about`` (``classes``, ``licence``, ``citation``...) and
+    ``band_roles`` are the folder importer's options.
     """
     src = Path(source_dir)
     if not src.is_dir():
         raise SarbenchError(f"{src}: source folder not found")
-    source = importer(kind).build(source_dir=src, name=name, task=task)
+    options: dict[str, Any] = {}
+    if parcels is not None:
+        options["parcels"] = Path(parcels)
+    if about and any(about.values()):
+        options["about"] = about
+    if band_roles:
+        options["band_roles"] = tuple(band_roles)
+    if options and kind != "folder":
+        flags = ", ".join(
+            {"parcels": "--parcels", "about": "--class/--licence/--citation"}.get(k, "--band-roles")
+            for k in options
+        )
+        raise SarbenchError(
+            f"{flags}: options of the folder importer; the {kind} importer states these itself"
+        )
+    source = importer(kind).build(source_dir=src, name=name, task=task, **options)
     if source.name in GENERATORS:
         raise SarbenchError(f"{source.name!r} is an embedded dataset; import under another --name")
     return materialise(
@@ -373,19 +447,9 @@ def materialise(
     try:
         manifest = write_source(source, staging, progress=progress)
         if committed is not None:
-            if (
-                manifest.digest != committed.digest
-                and manifest.has_groups()
-                and not committed.has_groups()
-                and _without_groups(manifest).digest == committed.digest
-            ):
-                manifest = _without_groups(manifest)
-                notes.append(
-                    f"the committed manifest of {source.name} names no independence groups "
-                    "(it was frozen before they existed); the data was checked without them, "
-                    "so its digest stays. To record them (the digest changes), import again "
-                    "with --refreeze"
-                )
+            if manifest.digest != committed.digest:
+                manifest, dropped = _as_frozen_before(manifest, committed)
+                notes += dropped
             if manifest.digest != committed.digest:
                 diffs = diff_manifests(committed, manifest)
                 shown = "\n".join(f"  - {d}" for d in diffs[:50])
@@ -400,12 +464,16 @@ def materialise(
             from harness.datasets.card import write_card  # Pillow work, only when freezing
 
             write_card(settings, manifest, data_dir=staging)
-            manifest.save(settings.manifest_path(source.name))
+            manifest.save(settings.dataset_meta_dir(source.name) / LOCAL_COPY)
             status = "frozen"
         manifest.save(staging / LOCAL_COPY)
         replace_dir(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    snapped = tuple(getattr(source, "snapped", ()))
+    report = None
+    if manifest.source.get("kind") == "import":
+        report = write_import_report(settings, manifest, status, snapped, notes)
     return Outcome(
         source.name,
         status,
@@ -414,7 +482,42 @@ def materialise(
         manifest.count(),
         manifest.test_kind,
         tuple(notes),
+        snapped,
+        report,
     )
+
+
+IMPORT_REPORT = "import-report.json"
+
+
+def write_import_report(
+    settings: Settings,
+    manifest: Manifest,
+    status: str,
+    snapped: tuple[Snap, ...],
+    notes: list[str],
+) -> Path:
+    """``<work folder>/datasets/<name>/import-report.json``: what the last import did: its
+    status and digest, the counts, every target or mask written onto its input's exact grid
+    (file, input, offset in pixels) and the notes. Rewritten by every import."""
+    path = settings.dataset_meta_dir(manifest.name) / IMPORT_REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "dataset": manifest.name,
+        "importer": manifest.source.get("importer"),
+        "source_folder": manifest.source.get("source_folder"),
+        "status": status,
+        "digest": manifest.digest,
+        "counts": manifest.count(),
+        "grid_tolerance_pixels": GRID_TOLERANCE,
+        "snapped": [s.to_dict() for s in snapped],
+        "max_offset_pixels": max((s.offset for s in snapped), default=0.0),
+        "notes": list(notes),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def diff_manifests(want: Manifest, got: Manifest) -> list[str]:

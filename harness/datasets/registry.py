@@ -78,11 +78,13 @@ def importer(name: str) -> SourceKind:
 
 
 def frozen_names(settings: Settings) -> list[str]:
-    """Datasets with a manifest in the manifests folder."""
-    root = settings.manifests_dir
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob("*/manifest.json"))
+    """Datasets with a manifest in the work folder's manifests folder or among those that
+    ship with SARBench (:meth:`Settings.manifest_dirs`)."""
+    names: set[str] = set()
+    for root in settings.manifest_dirs():
+        if root.is_dir():
+            names.update(p.parent.name for p in root.glob("*/manifest.json"))
+    return sorted(names)
 
 
 def known_names(settings: Settings) -> list[str]:

@@ -21,7 +21,7 @@ from harness.datasets.layout import (
 from harness.datasets.manifest import Manifest
 from harness.datasets.source import DatasetSource, SampleRecord
 from harness.errors import DataFileError, SourceError
-from harness.geo import content_digest, file_digest, write_raster
+from harness.geo import Grid, compare_grids, content_digest, read_raster, write_raster
 from harness.tasks import get_task
 
 
@@ -101,6 +101,7 @@ def write_source(source: DatasetSource, out_dir: Path, *, progress: bool = True)
     if counts and got != {k: n for k, n in counts.items() if n}:
         raise SourceError(f"{source.name}: expected {counts} samples per split, produced {got}")
     write_bytes_record(out_dir, raw)
+    roles = getattr(source, "band_roles", None)  # what the source states, if anything
     return Manifest(
         name=source.name,
         task=source.task,
@@ -109,6 +110,7 @@ def write_source(source: DatasetSource, out_dir: Path, *, progress: bool = True)
         files=files,
         source=source.describe(),
         samples=samples,
+        band_roles=None if roles is None else tuple(roles),
     )
 
 
@@ -153,20 +155,39 @@ def verify_files(manifest: Manifest, dataset_dir: Path, *, progress: bool = True
         recorded = None
         problems.append(f"{BYTES_RECORD}: byte record unreadable ({exc}); re-run prepare")
     checked = [rel for rel in sorted(manifest.files) if rel in present_set]
+    grids: dict[str, Grid] = {}
     for rel in tqdm(checked, desc=f"verify {manifest.name}", unit="file", disable=not progress):
         path = dataset_dir / rel
         try:
-            digest = file_digest(path)
+            r = read_raster(path)
         except DataFileError as exc:
             problems.append(f"{rel}: unreadable ({exc.problem})")
             continue
+        grids[rel] = r.grid
+        digest = content_digest(r.data, r.grid, r.nodata)
         if digest != manifest.files[rel]:
             problems.append(f"{rel}: content differs from the manifest")
         elif recorded is not None and recorded.get(rel) != raw_sha256(path):
             problems.append(
                 f"{rel}: bytes changed since it was prepared (decoded content still matches)"
             )
+    problems += _grid_problems(grids)
     return problems
+
+
+def _grid_problems(grids: dict[str, Grid]) -> list[str]:
+    """Each target or valid mask whose grid is not its input's (the one rule of
+    :func:`harness.geo.compare_grids`)."""
+    out = []
+    for rel, grid in grids.items():
+        split, kind, name = rel.split("/", 2)
+        want = grids.get(f"{split}/inputs/{name}")
+        if kind == "inputs" or want is None:
+            continue
+        match = compare_grids(grid, want)
+        if not match.same:
+            out.append(f"{rel}: grid differs from its input {split}/inputs/{name}: {match}")
+    return out
 
 
 def replace_dir(staging: Path, final: Path) -> None:

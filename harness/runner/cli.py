@@ -112,7 +112,9 @@ def summary_line(record: RunRecord, action: str) -> str:
 @click.option("--baselines", is_flag=True, help="Every registered baseline entry.")
 @click.option("--variant", "variants", multiple=True, help="Variant(s) [default: every one].")
 @click.option("--seed", "seeds", multiple=True, type=int, help="Seed(s) [default: the profile's].")
-@click.option("--dataset", help="Dataset [default: each entry's first].")
+@click.option(
+    "--dataset", help="Dataset [default: each entry's task's embedded dataset (flood-synth...)]."
+)
 @_common
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
 @click.pass_obj
@@ -133,28 +135,38 @@ def run(
 ) -> None:
     """Run ENTRIES (names in submissions/, or paths to entry files) and record each run.
 
-    Runs every variant under the profile's seeds unless told otherwise. A run that has a
-    record already (same entry, variant, seed, dataset digest, image digest, conditions)
-    is skipped; an unfinished one (a killed harness) is started again.
+    Runs every variant under the profile's seeds unless told otherwise. A variant that does
+    not apply to the dataset (another task, or band roles it cannot use) is not run: it is
+    listed as skipped, with the reason. A run that has a record already (same entry,
+    variant, seed, dataset digest, image digest, conditions) is skipped; an unfinished one
+    (a killed harness) is started again.
     """
     from tqdm import tqdm
 
     from harness.entries import get_entry, load_entries
-    from harness.runner.plan import make_plan
+    from harness.runner.plan import dataset_facts, make_plan
     from harness.runner.run import run_one
 
     chosen = [get_entry(settings.submissions_dir, name) for name in entries]
     if baselines:
         chosen += [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
     ctx = _context(settings, profile, backend, allow_mismatch, docker_host, weights, build_args)
-    plan = make_plan(
-        chosen,
-        profile,
-        ctx.conditions.profile.seeds,
-        variants=variants,
-        seeds=seeds,
-        dataset=dataset,
-    )
+    try:
+        plan = make_plan(
+            chosen,
+            profile,
+            ctx.conditions.profile.seeds,
+            facts=dataset_facts(settings),
+            variants=variants,
+            seeds=seeds,
+            dataset=dataset,
+        )
+        for skip in plan.skipped:  # not applicable: nothing is run, recorded or published
+            click.echo(skip.line(), err=as_json)
+        plan.require_runs()
+    except BaseException:
+        ctx.backend.close()
+        raise
     by_name = {e.name: e for e in chosen}
     failed = 0
     try:
@@ -168,7 +180,11 @@ def run(
     finally:
         ctx.backend.close()
     if not as_json:
-        click.echo(f"\n{len(plan)} run(s), {failed} failed; records under {settings.runs_dir}")
+        skipped = sum(len(s.variants) for s in plan.skipped)
+        left_out = f", {skipped} variant(s) skipped (see above)" if skipped else ""
+        click.echo(
+            f"\n{len(plan)} run(s), {failed} failed{left_out}; records under {settings.runs_dir}"
+        )
     if failed:
         sys.exit(1)
 
@@ -182,7 +198,7 @@ def run(
 )
 @click.option("--variant", help="Variant [default: the entry's default].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--dataset", help="Dataset [default: the entry's first, or the task's embedded].")
+@click.option("--dataset", help="Dataset [default: the embedded dataset of the entry's task].")
 @_common
 @click.pass_obj
 def validate(
@@ -208,7 +224,7 @@ def validate(
     """
     from harness.runner.validate import adhoc_entry, check_entry, render_problems
 
-    entry = adhoc_entry(settings, target, task, dataset)
+    entry = adhoc_entry(settings, target, task)
     ctx = _context(settings, profile, backend, True, docker_host, weights, build_args)
     try:
         problems, outcome = check_entry(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import __version__
+from harness.bands import DatasetFacts, band_roles
 from harness.conditions.probe import Conditions, GpuSampler
 from harness.datasets import ops
 from harness.datasets.manifest import Manifest
@@ -59,7 +60,8 @@ DETAIL_LINES = 20
 
 
 class EntryMismatchError(SarbenchError):
-    """The entry does not support the task or dataset it was asked to run on."""
+    """The entry (or its variant) does not apply to the dataset it was asked to run on: not
+    its task, or band roles it cannot use."""
 
 
 def _quiet(_: str) -> None:
@@ -121,17 +123,14 @@ class Outcome:
     record: RunRecord
 
 
-def check_supported(entry: Entry, task: Task, dataset: str) -> None:
-    if task.name not in entry.tasks:
-        raise EntryMismatchError(
-            f"entry {entry.name!r} is for task(s) {', '.join(entry.tasks)}; dataset "
-            f"{dataset!r} is a {task.name} dataset"
-        )
-    if dataset not in entry.datasets:
-        raise EntryMismatchError(
-            f"entry {entry.name!r} supports dataset(s) {', '.join(entry.datasets)}, not "
-            f"{dataset!r} (add it to `datasets` in {entry.path})"
-        )
+def check_supported(entry: Entry, facts: DatasetFacts, variant: str | None = None) -> None:
+    """Refuse (:class:`EntryMismatchError`) an entry, or its ``variant``, that does not
+    apply to the dataset of ``facts``: by its task and band roles
+    (:meth:`Entry.why_not`), as the plan decides."""
+    reason = entry.why_not(facts, variant)
+    if reason is not None:
+        what = entry.name if variant is None else f"{entry.name}/{variant}"
+        raise EntryMismatchError(f"{what} does not run on {facts.name}: {reason}")
 
 
 def run_one(
@@ -149,7 +148,7 @@ def run_one(
     started_at = _now()
     manifest = ctx.manifest(dataset)
     task = get_task(manifest.task)
-    check_supported(entry, task, dataset)
+    check_supported(entry, DatasetFacts.of(manifest, dataset), variant)
     options = entry.resolve_options(variant, ctx.conditions.profile.name)
     image_id = ctx.image_id(entry)
     _folder, weights = ctx.weights(entry)
@@ -416,6 +415,7 @@ def _write_config(run: RunFolder, phase: Phase, job: _Job, train_splits: list[st
             "name": key.dataset,
             "digest": manifest.digest,
             "bands": list(manifest.bands),
+            "band_roles": _list_or_none(band_roles(manifest)),
             "splits": train_splits,
         },
         "entry": key.entry,
@@ -433,6 +433,10 @@ def _write_config(run: RunFolder, phase: Phase, job: _Job, train_splits: list[st
     path = run.config(phase)
     write_json_atomic(path, doc)
     return path
+
+
+def _list_or_none(roles: tuple[str, ...] | None) -> list[str] | None:
+    return None if roles is None else list(roles)
 
 
 def _weights_dir(ctx: RunContext, entry: Entry) -> Path | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.datasets.registry import GENERATORS
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
 from harness.errors import SarbenchError, printable
 from harness.numbers import interval
@@ -25,19 +24,10 @@ from harness.tasks import TASKS
 _WARN_FRACTION = 0.8
 
 
-def _embedded_dataset(task: str) -> str:
-    for name, generator in GENERATORS.items():
-        if generator.task == task:
-            return name
-    raise SarbenchError(f"no embedded dataset for task {task!r}")
-
-
-def adhoc_entry(
-    settings: Settings, target: str, task: str | None, dataset: str | None = None
-) -> Entry:
+def adhoc_entry(settings: Settings, target: str, task: str | None) -> Entry:
     """The entry that ``target`` names: an entry file, a registered name, a folder with a
-    Dockerfile, or an image reference (the last two need ``task``, and run on ``dataset``,
-    by default the task's embedded dataset)."""
+    Dockerfile, or an image reference (the last two need ``task``, run on any dataset of
+    it, by default its embedded dataset, and need no band roles)."""
     path = Path(target)
     if target.endswith(".toml") or path.is_file():
         return load_entry(path)
@@ -50,21 +40,18 @@ def adhoc_entry(
         image = ImageSpec(
             context=folder, repository=f"sarbench-validate/{name}", requirements=requirements
         )
-        return _adhoc(name, image, task, dataset, folder)
+        return _adhoc(name, image, task, folder)
     if (settings.submissions_dir / f"{target}.toml").is_file():
         return get_entry(settings.submissions_dir, target)
     return _adhoc(
         re.sub(r"[^a-z0-9-]+", "-", target.lower()).strip("-"),
         ImageSpec(ref=target),
         task,
-        dataset,
         Path.cwd(),
     )
 
 
-def _adhoc(
-    name: str, image: ImageSpec, task: str | None, dataset: str | None, where: Path
-) -> Entry:
+def _adhoc(name: str, image: ImageSpec, task: str | None, where: Path) -> Entry:
     if task is None:
         raise SarbenchError(
             f"{name}: give --task ({' or '.join(TASKS)}) to validate a folder or an image; an "
@@ -77,7 +64,7 @@ def _adhoc(
         description="validated without an entry file",
         baseline=False,
         tasks=(task,),
-        datasets=(dataset or _embedded_dataset(task),),
+        datasets=(),
         phases=("train", "predict"),
         image=image,
         local_command=(),

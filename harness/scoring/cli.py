@@ -1,4 +1,5 @@
-"""`sarbench score PRED_DIR --dataset NAME --split val|test [--json]`.
+"""`sarbench score PRED_DIR --dataset NAME --split SPLIT [--json]` (SPLIT: val, test, or
+another split of the dataset with labels, such as Sen1Floods11's `bolivia`).
 
 Exit codes: 0 scored; 1 the predictions break the contract (the problems are listed on
 stderr: the first 50, then how many more); 2 any other error the harness can explain (unknown dataset, dataset not
@@ -46,18 +47,23 @@ def render(result: ScoreResult) -> str:
         "",
         f"{'metric':<10} {'value':>12}   {f'{iv.level:.0%} CI':<26} better",
     ]
+    note = result.interval_note
     for name, value in result.metrics.items():
         star = " *" if name == result.primary_metric else ""
-        ci = f"[{_fmt(iv.low)}, {_fmt(iv.high)}]" if name == result.primary_metric else ""
+        ci = ""
+        if name == result.primary_metric:
+            ci = "n/a (see below)" if note else f"[{_fmt(iv.low)}, {_fmt(iv.high)}]"
         lines.append(f"{name + star:<10} {_fmt(value):>12}   {ci:<26} {result.directions[name]}")
-    lines += [
-        "",
-        f"* primary metric. CI: percentile bootstrap over {_units(iv.unit, iv.n_units)}, "
-        f"{iv.n_resamples} resamples, seed {iv.seed}"
-        + (f" ({iv.n_undefined} resamples undefined, left out)" if iv.n_undefined else "")
-        + ".",
-        "Every metric pools all valid pixels of all chips; see docs/metrics.md.",
-    ]
+    if note:
+        how = f"* primary metric. CI {note} (no bootstrap interval is shown)."
+    else:
+        how = (
+            f"* primary metric. CI: percentile bootstrap over {_units(iv.unit, iv.n_units)}, "
+            f"{iv.n_resamples} resamples, seed {iv.seed}"
+            + (f" ({iv.n_undefined} resamples undefined, left out)" if iv.n_undefined else "")
+            + "."
+        )
+    lines += ["", how, "Every metric pools all valid pixels of all chips; see docs/metrics.md."]
     per_chip = result.chip_metrics()[result.primary_metric]
     defined = [
         (float(v), sid)
@@ -83,9 +89,9 @@ def render(result: ScoreResult) -> str:
 @click.option("--dataset", required=True, help="Name of a prepared dataset, e.g. flood-synth.")
 @click.option(
     "--split",
-    type=click.Choice(["val", "test"]),
     required=True,
-    help="The split the predictions are for (competitors have the val labels).",
+    help="The split the predictions are for: val, test, or another split of the dataset "
+    "with labels (Sen1Floods11's bolivia). Competitors have the val labels.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @click.option(

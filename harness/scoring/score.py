@@ -9,6 +9,8 @@ predictions on the harness side.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +65,9 @@ class ScoreResult:
     interval: Interval
     groups: tuple[str, ...] | None = None
     """Each chip's independence group (``chip_ids`` order), or None: every chip its own."""
+    interval_note: str | None = None
+    """Why the interval could not be estimated (its ``low``/``high`` are then NaN), or None
+    (:func:`interval_note`)."""
 
     @property
     def primary(self) -> float:
@@ -98,7 +103,10 @@ class ScoreResult:
             "higher_is_better": self.higher_is_better,
             "metrics": {k: json_float(v) for k, v in self.metrics.items()},
             "directions": dict(self.directions),
-            "interval": self.interval.to_dict(),
+            "interval": {
+                **self.interval.to_dict(),
+                **({} if self.interval_note is None else {"note": self.interval_note}),
+            },
             "chips": chips,
         }
 
@@ -153,6 +161,9 @@ def score_predictions(
     interval = bootstrap_ci(
         table, task.primary_metric, groups=labels, n_resamples=n_resamples, level=level, seed=seed
     )
+    note = interval_note(interval.n_units, labels)
+    if note is not None:  # not an interval: the bootstrap's point [estimate, estimate]
+        interval = dataclasses.replace(interval, low=math.nan, high=math.nan)
     return ScoreResult(
         task=task.name,
         primary_metric=task.primary_metric,
@@ -166,6 +177,36 @@ def score_predictions(
         directions={m.name: m.direction for m in metrics},
         interval=interval,
         groups=labels,
+        interval_note=note,
+    )
+
+
+def interval_note(n_units: int, groups: Sequence[str] | None) -> str | None:
+    """Why a split's interval cannot be estimated, or None when it can.
+
+    It cannot with fewer than 2 independence groups (a bootstrap over one group draws the
+    whole split every time: its "interval" is the point estimate, which says nothing about
+    uncertainty), nor with a single chip and no groups.
+
+    >>> interval_note(1, ["Bolivia"] * 15)
+    'n/a: the split has 1 independence group (Bolivia); an interval needs at least 2'
+    >>> interval_note(1, None)
+    'n/a: the split has a single chip and names no independence groups; an interval needs at least 2 chips'
+    >>> interval_note(2, ["a", "b"]) is None
+    True
+    """
+    if n_units >= 2:
+        return None
+    if groups is None:
+        return (
+            "n/a: the split has a single chip and names no independence groups; an interval "
+            "needs at least 2 chips"
+        )
+    names = sorted(set(groups))
+    shown = f" ({names[0]})" if len(names) == 1 else ""
+    return (
+        f"n/a: the split has {len(names)} independence group{'' if len(names) == 1 else 's'}"
+        f"{shown}; an interval needs at least 2"
     )
 
 

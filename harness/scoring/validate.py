@@ -2,8 +2,9 @@
 
 The contract (``docs/metrics.md``, "Predictions"): the folder holds exactly one single-band
 GeoTIFF per test input, named like the input (``<id>.tif``), directly in the folder (no
-subfolders, no symbolic links, nothing else), on the input's grid (same CRS, same
-transform to within 10^-6 of a pixel, same width and height), in the task's dtype (flood:
+subfolders, no symbolic links, nothing else), on the input's grid (same CRS, same width
+and height, transform within 10^-6 of a pixel: :func:`harness.geo.compare_grids`, the rule
+imports and the loader apply too), in the task's dtype (flood:
 ``uint8``; ndvi: ``float32``), with a finite value in range at every pixel, scored or not
 (flood: 0 or 1; ndvi: within [-1, 1]). A nodata value declared in the file is ignored: every
 pixel is read as it is.
@@ -46,11 +47,12 @@ from rasterio.io import DatasetReader
 from harness.datasets.layout import SUFFIX
 from harness.datasets.loader import SplitDir
 from harness.errors import DataFileError, SarbenchError, printable
-from harness.geo import Grid, canonical_crs
+from harness.geo import GRID_TOLERANCE, Grid, canonical_crs, compare_grids
 from harness.tasks import Task
 
-TRANSFORM_TOLERANCE = 1e-6
-"""Largest difference of a geotransform coefficient, as a fraction of the pixel size."""
+TRANSFORM_TOLERANCE = GRID_TOLERANCE
+"""How far a prediction's pixel corners may lie from its input's, in pixels
+(:func:`harness.geo.compare_grids`)."""
 
 MAX_PROBLEMS = 50
 """Problems listed by a :class:`PredictionError` (and in a run record); the rest are counted."""
@@ -255,12 +257,6 @@ def input_grid(path: Path) -> Grid:
         raise DataFileError(path, f"test input not readable ({exc})") from exc
 
 
-def _same_transform(got: tuple[float, ...], want: tuple[float, ...]) -> bool:
-    pixel = max(abs(want[0]), abs(want[1]), abs(want[3]), abs(want[4]))
-    tol = TRANSFORM_TOLERANCE * pixel
-    return all(abs(g - w) <= tol for g, w in zip(got, want, strict=True))
-
-
 # First bytes of formats GDAL would open, for a clear message; only TIFF goes to GDAL.
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 _MAGIC = (
@@ -431,12 +427,20 @@ def check_file(path: Path, want: Grid, task: Task) -> list[Problem]:
                     f"{want.width} x {want.height}, the size of its input; pixels not read",
                 )
                 return problems
-            crs = canonical_crs(src.crs)
-            if crs != want.crs:
-                bad(f"has CRS {crs or 'none'}", f"{want.crs or 'none'}, its input's CRS")
-            got = tuple(float(v) for v in src.transform[:6])
-            if not _same_transform(got, want.transform):
-                bad(f"has geotransform {got}", f"{want.transform}, its input's")
+            got = Grid(
+                crs=canonical_crs(src.crs),
+                transform=tuple(float(v) for v in src.transform[:6]),  # type: ignore[arg-type]
+                height=src.height,
+                width=src.width,
+            )
+            match = compare_grids(got, want)
+            if match.crs is not None:
+                bad(f"has CRS {got.crs or 'none'}", f"{want.crs or 'none'}, its input's CRS")
+            if match.transform:
+                bad(
+                    f"has geotransform off its input's: {'; '.join(match.transform)}",
+                    f"its input's geotransform, to within {TRANSFORM_TOLERANCE:g} of a pixel",
+                )
             if src.count < 1:
                 return problems
             dtype = src.dtypes[0]

@@ -10,7 +10,9 @@ you run as an unprivileged user. Everything is in docs/contract.md.
 
 This template's "model" is deliberately tiny, so the whole loop is easy to follow:
 - flood: flooding darkens the radar image, so a pixel is flood when post - pre (dB) drops
-  below a threshold; `train` picks the threshold with the best IoU on the train split.
+  below a threshold; `train` picks the threshold with the best IoU on the train split. On
+  a dataset whose two bands are VV and VH of one date (band roles, below) there is no
+  "before": the rule thresholds VV instead (open water is dark).
 - ndvi: a least-squares line from (VV, VH) in dB to NDVI over the farm pixels.
 
 It needs numpy and rasterio (requirements.txt), and `sarbench_io`: SARBench's small reader
@@ -27,7 +29,7 @@ import sys
 
 import numpy as np
 
-from sarbench_io import Mounts, SplitDir, read_raster, read_run_config, write_raster
+from sarbench_io import Mounts, SplitDir, read_raster, read_run_config, run_band_roles, write_raster
 
 # 1. Paths. Every mount is also announced in an environment variable (SARBENCH_MODEL,
 #    SARBENCH_DATA_TRAIN, ...); Mounts reads them, with the container paths (/model,
@@ -46,20 +48,33 @@ def chips(split: SplitDir):
         yield x, sample.target, valid
 
 
-# 3. train: fit on /data/train, save everything predict needs into /model.
+# 3. Band roles: what the bands are. run.json's dataset.band_roles says it ("pre", "post":
+#    one polarisation before and after the event; "VV", "VH": two polarisations of one
+#    date). The harness runs this entry only on the layouts its .toml lists under
+#    requires_roles, so for flood it is one of those two here.
+def flood_feature(x: np.ndarray, config: dict) -> np.ndarray:
+    if run_band_roles(config) == ("VV", "VH"):
+        return x[0]  # VV dB of the event: open water is dark
+    return x[1] - x[0]  # post - pre dB: flooding darkens
+
+
+# 4. train: fit on /data/train, save everything predict needs into /model.
 #    `config` is /config/run.json: task, dataset, your variant's options, seed, time budget.
 def train(config: dict) -> None:
     rng = np.random.default_rng(config["seed"])  # seed everything random from the config
     data = list(chips(SplitDir(MOUNTS.split("train"))))
     print(f"train: {len(data)} chips, task {config['task']['name']}", flush=True)
     if config["task"]["name"] == "flood":
-        diff = np.concatenate([(x[1] - x[0])[v] for x, _, v in data])
+        feature = np.concatenate([flood_feature(x, config)[v] for x, _, v in data])
         truth = np.concatenate([y[v] > 0 for _, y, v in data])
-        pick = rng.choice(diff.size, size=min(diff.size, 2_000_000), replace=False)
-        diff, truth = diff[pick], truth[pick]
+        pick = rng.choice(feature.size, size=min(feature.size, 2_000_000), replace=False)
+        feature, truth = feature[pick], truth[pick]
         best = (-1.0, 0.0)
-        for t in np.linspace(-12.0, 0.0, 61):
-            pred = diff < t
+        candidates = np.linspace(-12.0, 0.0, 61)  # dB of change
+        if run_band_roles(config) == ("VV", "VH"):
+            candidates = np.linspace(-30.0, -5.0, 126)  # dB of VV
+        for t in candidates:
+            pred = feature < t
             inter, union = np.sum(pred & truth), np.sum(pred | truth)
             best = max(best, (inter / union if union else 0.0, float(t)))
         model = {"threshold_db": best[1], "train_iou": best[0]}
@@ -76,7 +91,7 @@ def train(config: dict) -> None:
     print(f"train: done: {model}", flush=True)
 
 
-# 4. predict: one GeoTIFF per test input into /output, same file name, same grid.
+# 5. predict: one GeoTIFF per test input into /output, same file name, same grid.
 #    flood: one band uint8 in {0, 1}; ndvi: one band float32 in [-1, 1].
 def predict(config: dict) -> None:
     model = json.loads((MOUNTS.model / "model.json").read_text())
@@ -87,7 +102,7 @@ def predict(config: dict) -> None:
         chip = read_raster(path)  # chip.data: (bands, H, W); chip.grid: CRS, transform, size
         x = np.nan_to_num(chip.data, nan=0.0)
         if task == "flood":
-            pred = (x[1] - x[0]) < model["threshold_db"]
+            pred = flood_feature(x, config) < model["threshold_db"]
             dtype = "uint8"
         else:
             a, b, c = model["coef"]
@@ -99,7 +114,7 @@ def predict(config: dict) -> None:
             print(f"predict: {i}/{len(inputs)}", flush=True)
 
 
-# 5. The entrypoint: the phase is the only argument. Exit non-zero on failure; the harness
+# 6. The entrypoint: the phase is the only argument. Exit non-zero on failure; the harness
 #    records the last lines of your log.
 if __name__ == "__main__":
     phase = sys.argv[1] if len(sys.argv) == 2 else ""
