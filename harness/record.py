@@ -111,6 +111,9 @@ class RecordKey:
     """``docker`` or ``local``; ``-validate`` appended for ``sarbench validate`` runs."""
     options_digest: str
     checkpoint: str = "none"
+    split: str = "test"
+    """The split scored: ``test``, ``val`` (``sarbench validate``) or another held-out split
+    of the dataset (Sen1Floods11's ``bolivia``)."""
 
     def id_doc(self) -> dict[str, Any]:
         """What the run ID digests: the checkpoint only where weights were mounted, so
@@ -128,6 +131,8 @@ class RecordKey:
         }
         if self.checkpoint != "none":
             doc["checkpoint"] = self.checkpoint
+        if self.split != "test":
+            doc["split"] = self.split
         return doc
 
     @property
@@ -314,8 +319,6 @@ class RunRecord:
     detail: str = ""
     problems: tuple[str, ...] = ()
     """For ``invalid-output``: the first problems of the predictions, and a count."""
-    split: str = "test"
-    """The split scored: ``test``, or ``val`` for ``sarbench validate``."""
     test_kind: str = "public"
     """Which test the score used: ``private`` (made from a secret only the maintainers
     hold), ``demo`` (made from the generator's public seed: anyone can rebuild its labels)
@@ -349,6 +352,8 @@ class RunRecord:
     dataset = _of_key("dataset")
     dataset_digest = _of_key("dataset_digest")
     image_digest = _of_key("image_digest", "The image ID that ran (None: the local backend).")
+
+    split = _of_key("split", "The split scored (``test``, ``val``, or another held-out split).")
 
     @property
     def fingerprint(self) -> str:
@@ -410,7 +415,7 @@ class RunRecord:
         return {
             "schema": SCHEMA,
             "run_id": self.run_id,
-            "key": {**key.id_doc(), "checkpoint": key.checkpoint},
+            "key": {**key.id_doc(), "checkpoint": key.checkpoint, "split": key.split},
             "status": self.status,
             "reason": self.reason,
             "detail": self.detail,
@@ -420,7 +425,6 @@ class RunRecord:
                 "primary_metric": self.task.primary_metric,
                 "higher_is_better": self.task.higher_is_better,
             },
-            "split": self.split,
             "test_kind": self.test_kind,
             "entry": {
                 "team": self.entry.team,
@@ -732,6 +736,8 @@ def _parse(r: _Fields, schema: str) -> RunRecord | None:
             backend=backend,
             options_digest=k.text("options_digest"),
             checkpoint=k.text("checkpoint", "none"),
+            # written beside the key by this schema's first commits
+            split=k.text("split", None) or r.text("split", "test") or "test",
         )
     t = r.sub("task")
     task = None
@@ -781,7 +787,6 @@ def _parse(r: _Fields, schema: str) -> RunRecord | None:
     record_problems = r.typed("problems", (list,), [])
     values = {
         "detail": r.text("detail", "") or "",
-        "split": r.text("split", "test") or "test",
         "test_kind": r.text("test_kind", "public") or "public",
         "options": r.mapping("options"),
         "ablation": r.mapping("ablation", None),
@@ -838,6 +843,7 @@ def _from_v1(doc: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
     key.setdefault("dataset", dataset.doc.get("name"))
     key.setdefault("backend", doc.get("backend"))
     key.setdefault("options_digest", digest(doc.get("options") or {}))
+    key.setdefault("split", dataset.doc.get("split", "test"))
     for where, copy, of in (
         ("variant", doc.get("variant"), "variant"),
         ("seed", doc.get("seed"), "seed"),
@@ -860,7 +866,6 @@ def _from_v1(doc: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
             "primary_metric": doc.get("primary_metric"),
             "higher_is_better": doc.get("higher_is_better", True),
         },
-        split=dataset.doc.get("split", "test"),
         entry={k: v for k, v in entry.doc.items() if k != "name"},
         conditions={k: v for k, v in conditions.items() if k != "fingerprint"},
         image_ref=image.get("ref"),

@@ -521,7 +521,7 @@ def test_sarbench_validate_prints_container_text_escaped(
     runner) and a crash's log tail, both chosen by the container."""
     entry = SimpleNamespace(name="evil\x1b[2J", local_command=("x",), path=tmp_path / "e.toml")
     problems = [f"x{i}\x1b[5m.tif: extra file (expected none)" for i in range(120)]
-    key = key_of(entry=entry.name, dataset="d", backend="docker-validate")
+    key = key_of(entry=entry.name, dataset="d", backend="docker-validate", split="val")
     predict = PhaseRecord(
         status="ok", exit_code=0, wall_s=1.0, peak_memory_bytes=None, log_tail="", image_id=None
     )
@@ -534,7 +534,6 @@ def test_sarbench_validate_prints_container_text_escaped(
         reason="invalid-output",
         detail="",
         problems=tuple(cap_problems(problems)),
-        split="val",
         phases={"predict": predict},
     )
     outcome = SimpleNamespace(record=record, run_dir=tmp_path / "run")

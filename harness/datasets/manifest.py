@@ -89,6 +89,15 @@ class Manifest:
         """Whether any chip names its independence group."""
         return any("group" in meta for meta in self.samples.values())
 
+    @property
+    def held_out(self) -> tuple[str, ...]:
+        """The splits no run trains on: ``test`` and any other the source holds out (its
+        ``source.about.held_out_splits``, e.g. Sen1Floods11's ``bolivia``)."""
+        about = self.source.get("about") if isinstance(self.source, dict) else None
+        named = about.get("held_out_splits") if isinstance(about, dict) else None
+        extra = [s for s in named or () if isinstance(s, str) and s in self.splits]
+        return tuple(dict.fromkeys(["test", *extra]))
+
     def groups(self, split: str) -> dict[str, str] | None:
         """Each chip of ``split`` -> its independence group (``samples[id]["group"]``: what
         makes chips correlated, a place or an event block), or None when the dataset names

@@ -88,6 +88,7 @@ class PublishedRun:
             conditions=self.tag("conditions"),
             dataset_digest=self.tag("dataset_digest"),
             test_kind=self.tag("test_kind", "public"),
+            split=self.tag("split", "test") or "test",
         )
 
     @property
@@ -108,6 +109,8 @@ class Comparability:
     test_kind: str = "public"
     """``private``, ``demo`` or ``public``: which test the runs were scored on (the
     dataset digest tells the tests apart already; this says it in words)."""
+    split: str = "test"
+    """The held-out split scored (Sen1Floods11's ``bolivia`` is a board of its own)."""
 
     @property
     def demo(self) -> bool:
@@ -117,8 +120,9 @@ class Comparability:
 
     def label(self) -> str:
         """For people: ``demo test · profile quick · dataset 85e57060… · conditions 1a2b3c…``."""
+        split = "" if self.split == "test" else f"split {self.split} · "
         return (
-            f"{self.test_kind} test · profile {self.profile or '?'} · dataset "
+            f"{split}{self.test_kind} test · profile {self.profile or '?'} · dataset "
             f"{_short(self.dataset_digest)} · conditions {_short(self.conditions)}"
         )
 
@@ -129,6 +133,8 @@ class Comparability:
             _short(self.dataset_digest, 8),
             _short(self.conditions, 8),
         ]
+        if self.split != "test":
+            parts.insert(0, self.split)
         return "-".join(parts)
 
 

@@ -115,6 +115,13 @@ def summary_line(record: RunRecord, action: str) -> str:
 @click.option(
     "--dataset", help="Dataset [default: each entry's task's embedded dataset (flood-synth...)]."
 )
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    help="The held-out split to score on (Sen1Floods11 also holds out 'bolivia'); each "
+    "split is a run and a board of its own.",
+)
 @_common
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
 @click.pass_obj
@@ -125,6 +132,7 @@ def run(
     variants: tuple[str, ...],
     seeds: tuple[int, ...],
     dataset: str | None,
+    split: str,
     backend: str,
     profile: str,
     allow_mismatch: bool,
@@ -171,7 +179,9 @@ def run(
     failed = 0
     try:
         for spec in tqdm(plan, desc="runs", unit="run", disable=not sys.stderr.isatty()):
-            outcome = run_one(ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset)
+            outcome = run_one(
+                ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset, eval_split=split
+            )
             failed += not outcome.record.ok
             if as_json:
                 click.echo(json.dumps(outcome.record.to_json()))

@@ -8,7 +8,9 @@ the run are removed in ``finally``, whatever happened.
 
 Staging mounts the frozen dataset's folders read-only, without copying: every non-test split
 for ``train`` and the test split's ``inputs/`` alone for ``predict``. The test targets are
-never mounted. With ``eval_split="val"`` (``sarbench validate``) the val split plays the
+never mounted. Another held-out split of the dataset (Sen1Floods11's ``bolivia``) can take the
+test split's place (``eval_split``); no held-out split is ever trained on, and each is a run
+and a board of its own. With ``eval_split="val"`` (``sarbench validate``) the val split plays the
 test split's part and is left out of training.
 """
 
@@ -140,7 +142,7 @@ def run_one(
     seed: int,
     dataset: str,
     *,
-    eval_split: Literal["test", "val"] = "test",
+    eval_split: str = "test",
     runs_dir: Path | None = None,
 ) -> Outcome:
     """Run one (entry, variant, seed) on ``dataset``; see the module docstring."""
@@ -148,6 +150,11 @@ def run_one(
     started_at = _now()
     manifest = ctx.manifest(dataset)
     task = get_task(manifest.task)
+    if eval_split != "val" and eval_split not in manifest.held_out:
+        raise SarbenchError(
+            f"dataset {dataset!r}: {eval_split!r} is not one of its held-out splits "
+            f"({', '.join(manifest.held_out)}); runs are scored on those only"
+        )
     check_supported(entry, DatasetFacts.of(manifest, dataset), variant)
     options = entry.resolve_options(variant, ctx.conditions.profile.name)
     image_id = ctx.image_id(entry)
@@ -160,8 +167,9 @@ def run_one(
         dataset_digest=manifest.digest,
         image_digest=image_id,
         conditions=ctx.conditions.fingerprint,
-        backend=ctx.backend.name if eval_split == "test" else f"{ctx.backend.name}-validate",
+        backend=ctx.backend.name if eval_split != "val" else f"{ctx.backend.name}-validate",
         options=options,
+        split=eval_split,
         checkpoint=weights["digest"] if weights else "none",
     )
     runs_dir = runs_dir or ctx.settings.runs_dir
@@ -226,7 +234,8 @@ def _execute(job: _Job, run: RunFolder, ended: _Ended, spaces: list[Scratch]) ->
     ctx, entry, key, task, manifest = job.ctx, job.entry, job.key, job.task, job.manifest
     eval_split = job.eval_split
     data = ctx.settings.dataset_dir(key.dataset)
-    train_splits = [s for s in manifest.splits if s not in ("test", eval_split)]
+    held_out = {*manifest.held_out, eval_split}  # never trained on: test, bolivia...
+    train_splits = [s for s in manifest.splits if s not in held_out]
     work = run.work
     for folder in (work, run.logs, run.configs):
         folder.mkdir(parents=True)
@@ -329,7 +338,6 @@ def _record(
         reason=ended.reason,
         detail=ended.detail,
         problems=ended.problems,
-        split=job.eval_split,
         test_kind=job.manifest.test_kind,
         options=job.options,
         ablation=entry.ablation.to_dict() if entry.ablation else None,
