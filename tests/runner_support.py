@@ -85,16 +85,21 @@ def make_bench(root: Path, options: dict[str, str] | None = None) -> Settings:
     profiles.mkdir()
     (profiles / "test.toml").write_text(TEST_PROFILE)
     (profiles / "tight.toml").write_text(TIGHT_PROFILE)
-    settings = Settings(
-        home=root / "home",
-        data_root=root / "data",
-        manifests_dir=root / "manifests",
-        submissions_dir=subs,
-        profiles_dir=profiles,
-    )
+    settings = bench_settings(root, subs, profiles)
     ops.materialise(settings, TinySource(), progress=False)
     ops.materialise(settings, TinySource(name="tiny-ndvi", task="ndvi", seed=3), progress=False)
     return settings
+
+
+def bench_settings(root: Path, submissions: Path, profiles: Path) -> Settings:
+    """A work folder under ``root`` (home, data, manifests) with these entries and profiles."""
+    return Settings(
+        home=root / "home",
+        data_root=root / "data",
+        manifests_dir=root / "manifests",
+        submissions_dir=submissions,
+        profiles_dir=profiles,
+    )
 
 
 def make_ctx(

@@ -28,7 +28,7 @@ from harness.settings import REPO_ROOT, Settings
 from harness.tasks import TASKS
 from sarbench_io import read_run_config, run_band_roles
 from tests.helpers import VV_VH_BANDS, TinySource
-from tests.runner_support import TEST_PROFILE, cli
+from tests.runner_support import TEST_PROFILE, bench_settings, cli
 
 SUBMISSIONS = REPO_ROOT / "submissions"
 FLOOD_SYNTH = Manifest.load(REPO_ROOT / "datasets" / "flood-synth" / "manifest.json")
@@ -308,13 +308,7 @@ def vv_vh_bench(tmp_path: Path) -> Settings:
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "test.toml").write_text(TEST_PROFILE)
-    settings = Settings(
-        home=tmp_path / "home",
-        data_root=tmp_path / "data",
-        manifests_dir=tmp_path / "manifests",
-        submissions_dir=SUBMISSIONS,
-        profiles_dir=profiles,
-    )
+    settings = bench_settings(tmp_path, SUBMISSIONS, profiles)
     ops.materialise(settings, TinySource(name="tiny-vv", bands=VV_VH_BANDS), progress=False)
     return settings
 

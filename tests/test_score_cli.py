@@ -80,12 +80,17 @@ def strict_json(text: str) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-def test_flood_table_by_default(frozen: Settings, tmp_path: Path) -> None:
-    split = open_split(frozen, "tiny-flood", "val")
+def score_noisy_val(settings: Settings, dataset: str, tmp_path: Path, *more: str) -> str:
+    """``sarbench score`` of noisy predictions of ``dataset``'s val split: its output."""
+    split = open_split(settings, dataset, "val")
     pred = predict(split, tmp_path / "pred", "noisy")
-    result = run(frozen, str(pred), "--dataset", "tiny-flood", "--split", "val")
+    result = run(settings, str(pred), "--dataset", dataset, "--split", "val", *more)
     assert result.exit_code == 0, result.output
-    out = result.stdout
+    return result.stdout
+
+
+def test_flood_table_by_default(frozen: Settings, tmp_path: Path) -> None:
+    out = score_noisy_val(frozen, "tiny-flood", tmp_path)
     assert "tiny-flood / val (flood): 4 chips" in out
     for name in ("iou *", "miou", "precision", "recall", "f1", "accuracy"):
         assert name in out
@@ -95,11 +100,8 @@ def test_flood_table_by_default(frozen: Settings, tmp_path: Path) -> None:
 
 
 def test_flood_json_matches_direct_computation(frozen: Settings, tmp_path: Path) -> None:
-    split = open_split(frozen, "tiny-flood", "val")
-    pred = predict(split, tmp_path / "pred", "noisy")
-    result = run(frozen, str(pred), "--dataset", "tiny-flood", "--split", "val", "--json")
-    assert result.exit_code == 0, result.output
-    d = strict_json(result.stdout)
+    d = strict_json(score_noisy_val(frozen, "tiny-flood", tmp_path, "--json"))
+    split, pred = open_split(frozen, "tiny-flood", "val"), tmp_path / "pred"
     assert (d["task"], d["dataset"], d["split"], d["n_chips"]) == ("flood", "tiny-flood", "val", 4)
     assert d["primary_metric"] == "iou" and d["higher_is_better"] is True
     # the pooled IoU, straight from the files with numpy: all valid pixels of all chips
@@ -249,17 +251,13 @@ def test_a_one_group_split_has_an_na_interval_with_its_reason(tmp_path: Path) ->
     """An interval over one independence group would be the point [x, x]: it says n/a."""
     s = Settings(home=tmp_path, data_root=tmp_path / "data", manifests_dir=tmp_path / "ds")
     materialise(s, OneGroupVal(name="one", counts=COUNTS, size=SIZE), progress=False)
-    split = open_split(s, "one", "val")
-    pred = predict(split, tmp_path / "pred", "noisy")
-    result = run(s, str(pred), "--dataset", "one", "--split", "val")
-    assert result.exit_code == 0, result.output
-    out = result.stdout
+    out = score_noisy_val(s, "one", tmp_path)
     assert "n/a (see below)" in out
     assert (
         "CI n/a: the split has 1 independence group (valencia); an interval needs at least 2"
     ) in out
     assert "percentile bootstrap" not in out
-    d = strict_json(run(s, str(pred), "--dataset", "one", "--split", "val", "--json").stdout)
+    d = strict_json(score_noisy_val(s, "one", tmp_path / "again", "--json"))
     iv = d["interval"]
     assert iv["low"] is None and iv["high"] is None
     assert iv["n_units"] == 1 and iv["unit"] == "group" and iv["estimate"] == d["metrics"]["iou"]

@@ -32,6 +32,7 @@ from harness.datasets.loader import SplitDir
 from harness.datasets.manifest import Manifest
 from harness.geo import Grid, compare_grids, read_raster, write_raster
 from harness.settings import REPO_ROOT, Settings
+from tests.data.sen1floods11.make import CSV_NAMES  # the bucket's split file names
 
 S1_PIXEL = 8.983152841195215e-05  # degrees, as in the S1Hand files
 LABEL_PIXEL = 8.983152841195184e-05  # the LabelHand files' pixel size: 15th digit differs
@@ -40,12 +41,6 @@ SPLITS: dict[str, list[str]] = {
     "val": ["India_202"],
     "test": ["Mekong_301", "Spain_401"],
     "bolivia": ["Bolivia_103757", "Bolivia_103758"],
-}
-CSV_NAMES = {
-    "train": "flood_train_data.csv",
-    "val": "flood_valid_data.csv",
-    "test": "flood_test_data.csv",
-    "bolivia": "flood_bolivia_data.csv",
 }
 BIG = "Ghana_101"  # the one 512 x 512 chip
 EXACT = "Bolivia_103758"  # the one label on its chip's exact grid

@@ -8,9 +8,11 @@ mismatch...).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +30,33 @@ def _echo_progress(message: str) -> None:
     click.echo(f"  {message}", err=True)
 
 
-def _context(
-    settings: Settings,
-    profile_name: str,
-    backend: str,
-    allow_mismatch: bool,
-    docker_host: str | None,
-    weights: Path | None,
-    build_args: tuple[str, ...],
-) -> Any:
+@dataclass(frozen=True)
+class RunOptions:
+    """The options ``sarbench run`` and ``sarbench validate`` share (see :func:`_common`)."""
+
+    backend: str
+    profile: str
+    allow_mismatch: bool
+    docker_host: str | None
+    weights: Path | None
+    build_args: tuple[str, ...]
+
+
+def _context(settings: Settings, opts: RunOptions, *, allow_mismatch: bool = False) -> Any:
+    """The run context of the options (``allow_mismatch``: whatever the option says)."""
     from harness.conditions.probe import conditions
     from harness.conditions.profiles import get_profile
     from harness.runner.run import RunContext
 
-    profile = get_profile(settings.profiles_dir, profile_name)
-    cond = conditions(profile, allow_mismatch=allow_mismatch)
+    profile = get_profile(settings.profiles_dir, opts.profile)
+    cond = conditions(profile, allow_mismatch=allow_mismatch or opts.allow_mismatch)
     for mismatch in cond.mismatches:
         click.echo(f"warning: conditions mismatch allowed: {mismatch}", err=True)
     from harness.runtime.backends import open_backend
 
     chosen = open_backend(
-        backend,  # type: ignore[arg-type]
-        docker_host=docker_host,
+        opts.backend,  # type: ignore[arg-type]
+        docker_host=opts.docker_host,
         echo=lambda m: click.echo(m, err=True),
         runs_dir=settings.runs_dir,
     )
@@ -59,13 +66,20 @@ def _context(
         settings=settings,
         conditions=cond,
         backend=chosen,
-        weights_dir=weights,
-        build_args=parse_build_args(build_args),
+        weights_dir=opts.weights,
+        build_args=parse_build_args(opts.build_args),
         progress=_echo_progress,
     )
 
 
 def _common(f: Any) -> Any:
+    """Add the shared options to a command; it receives them as one ``opts``."""
+
+    @functools.wraps(f)
+    def collect(*args: Any, **kwargs: Any) -> Any:
+        opts = RunOptions(**{name: kwargs.pop(name) for name in _COMMON})
+        return f(*args, opts=opts, **kwargs)
+
     options = [
         click.option(
             "--backend", type=_BACKENDS, default="docker", show_default=True, help="How to run."
@@ -89,8 +103,11 @@ def _common(f: Any) -> Any:
         ),
     ]
     for option in reversed(options):
-        f = option(f)
-    return f
+        collect = option(collect)
+    return collect
+
+
+_COMMON = tuple(f.name for f in fields(RunOptions))
 
 
 def summary_line(record: RunRecord, action: str) -> str:
@@ -133,12 +150,7 @@ def run(
     seeds: tuple[int, ...],
     dataset: str | None,
     split: str,
-    backend: str,
-    profile: str,
-    allow_mismatch: bool,
-    docker_host: str | None,
-    weights: Path | None,
-    build_args: tuple[str, ...],
+    opts: RunOptions,
     as_json: bool,
 ) -> None:
     """Run ENTRIES (names in submissions/, or paths to entry files) and record each run.
@@ -158,11 +170,11 @@ def run(
     chosen = [get_entry(settings.submissions_dir, name) for name in entries]
     if baselines:
         chosen += [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
-    ctx = _context(settings, profile, backend, allow_mismatch, docker_host, weights, build_args)
+    ctx = _context(settings, opts)
     try:
         plan = make_plan(
             chosen,
-            profile,
+            opts.profile,
             ctx.conditions.profile.seeds,
             facts=dataset_facts(settings),
             variants=variants,
@@ -218,12 +230,7 @@ def validate(
     variant: str | None,
     seed: int,
     dataset: str | None,
-    backend: str,
-    profile: str,
-    allow_mismatch: bool,
-    docker_host: str | None,
-    weights: Path | None,
-    build_args: tuple[str, ...],
+    opts: RunOptions,
 ) -> None:
     """Run TARGET on the val split exactly as the harness would, and list what is wrong.
 
@@ -235,7 +242,7 @@ def validate(
     from harness.runner.validate import adhoc_entry, check_entry, render_problems
 
     entry = adhoc_entry(settings, target, task)
-    ctx = _context(settings, profile, backend, True, docker_host, weights, build_args)
+    ctx = _context(settings, opts, allow_mismatch=True)
     try:
         problems, outcome = check_entry(
             ctx,
