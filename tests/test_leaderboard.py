@@ -375,3 +375,34 @@ def test_in_chromium(built: Built, browser: Any) -> None:
     assert requests and all(u.startswith("file://") for u in requests), [
         u for u in requests if not u.startswith("file://")
     ]
+
+
+def test_a_one_group_split_shows_its_interval_as_n_a_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One independence group cannot give an interval: neither a single run's (published
+    as n/a with its note) nor a row that pools seeds (bootstrapped on the site)."""
+    from tests import records_factory
+
+    monkeypatch.setattr(records_factory, "GROUP_SIZE", 100)  # every chip in group g0
+    settings = Settings(home=tmp_path, data_root=tmp_path / "data", manifests_dir=tmp_path / "m")
+    split = records_factory.make_test_split(settings, "flood-synth", "flood")
+    specs = [
+        records_factory.RunSpec("unet", "flood-synth", "flood", seed=0, noise=0.1),
+        records_factory.RunSpec("unet", "flood-synth", "flood", seed=1, noise=0.12),
+        records_factory.RunSpec("threshold", "flood-synth", "flood", noise=0.3),
+    ]
+    uri = tracking_uri(settings)
+    publisher = Publisher(settings, uri)
+    for spec in specs:
+        publisher.publish(records_factory.make_run(settings, spec, split))
+    build_site(connect(uri), tmp_path / "site", n_resamples=200)
+    ranking = json.loads((tmp_path / "site" / "flood" / "flood-synth" / "ranking.json").read_text())
+    assert {r["entry"]: len(r["seeds"]) for r in ranking} == {"unet": 2, "threshold": 1}
+    for row in ranking:
+        assert row["iou_ci_low"] is None and row["iou_ci_high"] is None, row
+        assert row["iou_ci_note"] == (
+            "n/a: the split has 1 independence group (g0); an interval needs at least 2"
+        )
+    page = (tmp_path / "site" / "flood" / "flood-synth" / "index.html").read_text()
+    assert page.count("[interval n/a]") == 2

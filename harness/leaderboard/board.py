@@ -43,6 +43,7 @@ from harness.scoring.stats import (
     bootstrap_ci,
     effective_alpha,
     holm,
+    interval_note,
     paired_test,
 )
 from harness.tasks import get_task
@@ -149,6 +150,8 @@ class Row:
     seeds: SeedSummary
     groups: tuple[str, ...] | None = None
     """Each chip's independence group, in ``chip_ids`` order (None: every chip its own)."""
+    ci_note: str = ""
+    """Why the interval is n/a (fewer than 2 independence groups), or empty."""
     rank: int = 0
     versus_leader: Versus | None = None
     """This row (A) against the leader (B); None for the leader itself."""
@@ -262,11 +265,13 @@ def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_res
         m = runs[0].metrics
         metrics = {n: m.get(n, math.nan) for n in names}
         low, high = m.get(f"{primary}_ci_low", math.nan), m.get(f"{primary}_ci_high", math.nan)
+        note = runs[0].tag("interval_note")
     else:
         pooled = stats.pooled()
         metrics = {n: float(get_metric(task.name, n)(pooled)) for n in names}
         ci = bootstrap_ci(stats, primary, groups=groups, n_resamples=n_resamples)
-        low, high = ci.low, ci.high
+        note = interval_note(ci.n_units, groups) or ""
+        low, high = (math.nan, math.nan) if note else (ci.low, ci.high)
     seeds = across_seeds({r.seed: r.metrics.get(primary, math.nan) for r in runs})
     digests = {r.tag("image_digest") for r in runs}
     if len(digests) != 1:  # a caller's mistake: rows are per image
@@ -284,6 +289,7 @@ def make_row(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n_res
         metrics=metrics,
         seeds=seeds,
         groups=groups,
+        ci_note=note,
     )
 
 

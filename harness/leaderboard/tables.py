@@ -150,9 +150,12 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 ),
                 Cell(row.variant, row.variant),
                 Cell(
-                    f"{fmt(row.primary)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]",
+                    f"{fmt(row.primary)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
+                    if not row.ci_note
+                    else f"{fmt(row.primary)} [interval n/a]",
                     num(row.primary).sort,
                     cls="primary",
+                    title=row.ci_note or None,
                 ),
                 *(num(row.metrics.get(m)) for m in board.secondary_metrics),
                 Cell(seeds_text, num(s.mean).sort),
@@ -175,6 +178,7 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 p: row.primary,
                 f"{p}_ci_low": row.ci_low,
                 f"{p}_ci_high": row.ci_high,
+                f"{p}_ci_note": row.ci_note or None,
                 **{m: row.metrics.get(m) for m in board.secondary_metrics},
                 "seeds": [r.seed for r in row.runs],
                 "seed_mean": s.mean,

@@ -290,6 +290,7 @@ def tags_of(record: RunRecord) -> dict[str, str]:
         "gpus": ", ".join(gpus),
         "n_chips": score.n_chips if score else 0,
         "ci_level": "" if score is None or score.level is None else score.level,
+        "interval_note": "" if score is None else str(score.interval.get("note") or ""),
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "harness_version": record.harness_version,

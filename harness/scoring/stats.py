@@ -561,3 +561,32 @@ def across_seeds(values: Mapping[int, float] | Sequence[float]) -> SeedSummary:
         max=float(arr.max()),
         values=tuple(float(v) for v in arr),
     )
+
+
+def interval_note(n_units: int, groups: Sequence[str] | None) -> str | None:
+    """Why a split's interval cannot be estimated, or None when it can.
+
+    It cannot with fewer than 2 independence groups (a bootstrap over one group draws the
+    whole split every time: its "interval" is the point estimate, which says nothing about
+    uncertainty), nor with a single chip and no groups.
+
+    >>> interval_note(1, ["Bolivia"] * 15)
+    'n/a: the split has 1 independence group (Bolivia); an interval needs at least 2'
+    >>> interval_note(1, None)
+    'n/a: the split has a single chip and names no independence groups; an interval needs at least 2 chips'
+    >>> interval_note(2, ["a", "b"]) is None
+    True
+    """
+    if n_units >= 2:
+        return None
+    if groups is None:
+        return (
+            "n/a: the split has a single chip and names no independence groups; an interval "
+            "needs at least 2 chips"
+        )
+    names = sorted(set(groups))
+    shown = f" ({names[0]})" if len(names) == 1 else ""
+    return (
+        f"n/a: the split has {len(names)} independence group{'' if len(names) == 1 else 's'}"
+        f"{shown}; an interval needs at least 2"
+    )
