@@ -76,11 +76,17 @@ class DatasetFacts:
     task: str
     bands: tuple[str, ...]
     roles: tuple[str, ...] | None
+    splits: tuple[str, ...] = ()
+    """The dataset's splits (an entry may need one beyond train and val)."""
 
     @classmethod
     def of(cls, manifest: Manifest, name: str | None = None) -> DatasetFacts:
         return cls(
-            name or manifest.name, manifest.task, tuple(manifest.bands), band_roles(manifest)
+            name or manifest.name,
+            manifest.task,
+            tuple(manifest.bands),
+            band_roles(manifest),
+            tuple(manifest.splits),
         )
 
 

@@ -11,8 +11,9 @@ An entry runs on every dataset of its tasks whose band roles (:mod:`harness.band
 what it needs: ``requires_roles`` at the top level (every variant) or in a
 ``[variants.<name>]`` table (that variant; not an option), either one layout
 (``["pre", "post"]``) or a list of layouts (``[["pre", "post"], ["VV", "VH"]]``); absent
-or ``[]``: any roles. ``datasets`` (deprecated) still restricts an entry to the datasets it
-names. :meth:`Entry.why_not` says why an entry's variant does not run on a dataset.
+or ``[]``: any roles. ``requires_splits`` (the same places) names training splits a
+variant needs besides train and val (pix2pix's ``pretrain``). ``datasets`` (deprecated)
+still restricts an entry to the datasets it names. :meth:`Entry.why_not` says why an entry's variant does not run on a dataset.
 
 Every problem of a file is listed at once, naming the file (:class:`EntryError`).
 The format is documented in ``docs/contract.md``.
@@ -44,6 +45,7 @@ _TOP_KEYS = {
     "tasks",
     "datasets",
     "requires_roles",
+    "requires_splits",
     "phases",
     "default_variant",
     "image",
@@ -66,6 +68,9 @@ OPTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 """Option names: what run records, MLflow params and the site can all carry as they are."""
 ROLES_KEY = "requires_roles"
 """The key, at the top level or in a variant's table, of the band layouts needed."""
+SPLITS_KEY = "requires_splits"
+"""The key, at the top level or in a variant's table, of the training splits needed beyond
+train and val (pix2pix's pre-training needs ndvi-synth's ``pretrain``)."""
 
 
 class EntryError(SarbenchError):
@@ -148,6 +153,10 @@ class Entry:
     """The band layouts every variant needs (top-level ``requires_roles``); () = any."""
     variant_roles: Mapping[str, Layouts] = field(default_factory=dict)
     """Per variant, the layouts it needs instead (its table's ``requires_roles``)."""
+    requires_splits: tuple[str, ...] = ()
+    """The splits every variant needs besides the task's own (``requires_splits``)."""
+    variant_splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per variant, the splits it needs instead (its table's ``requires_splits``)."""
 
     @property
     def trains(self) -> bool:
@@ -189,6 +198,14 @@ class Entry:
             )
         if variant is None:
             return None
+        self.check_variant(variant)
+        needs = self.variant_splits.get(variant, self.requires_splits)
+        missing = [s for s in needs if s not in facts.splits]
+        if missing:
+            return (
+                f"needs a {' and a '.join(missing)} split; {facts.name} has "
+                f"{', '.join(facts.splits) or 'none'}"
+            )
         return roles_problem(self.roles_for(variant), facts)
 
     def default_dataset(self) -> str:
@@ -295,6 +312,7 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
             problems.append(str(UnknownNameError("task", task, TASKS)))
     datasets = _str_list(raw, "datasets", problems) if "datasets" in raw else ()
     requires_roles = _layouts(ROLES_KEY, raw.get(ROLES_KEY), tasks, problems)
+    requires_splits = _splits(SPLITS_KEY, raw.get(SPLITS_KEY), problems)
     phases = _str_list(raw, "phases", problems) if "phases" in raw else ("train", "predict")
     if phases and phases not in (("train", "predict"), ("predict",)):
         problems.append(f'`phases` must be ["train", "predict"] or ["predict"], got {list(phases)}')
@@ -313,6 +331,7 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
     variants_raw = raw.get("variants", {"default": {}})
     variants: dict[str, dict[str, Any]] = {}
     variant_roles: dict[str, Layouts] = {}
+    variant_splits: dict[str, tuple[str, ...]] = {}
     if not isinstance(variants_raw, dict) or not variants_raw:
         problems.append("`variants` must be a table with at least one [variants.<name>]")
     else:
@@ -323,6 +342,10 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
                 table = dict(table)
                 where = f"variants.{variant}.{ROLES_KEY}"
                 variant_roles[variant] = _layouts(where, table.pop(ROLES_KEY), tasks, problems)
+            if isinstance(table, dict) and SPLITS_KEY in table:
+                table = dict(table)
+                where = f"variants.{variant}.{SPLITS_KEY}"
+                variant_splits[variant] = _splits(where, table.pop(SPLITS_KEY), problems)
             variants[variant] = _option_table(f"variants.{variant}", table, problems)
     default_variant = raw.get("default_variant")
     if default_variant is None:
@@ -357,15 +380,32 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
         ablation=ablation,
         requires_roles=requires_roles,
         variant_roles=variant_roles,
+        requires_splits=requires_splits,
+        variant_splits=variant_splits,
     )
 
 
 def _not_an_option(where: str, table: dict[str, Any], problems: list[str]) -> None:
+    if SPLITS_KEY in table:
+        problems.append(
+            f"`{where}.{SPLITS_KEY}`: the splits an entry needs are not an option; put "
+            f"`{SPLITS_KEY}` at the top level (every variant) or in a [variants.<name>] table"
+        )
     if ROLES_KEY in table:
         problems.append(
             f"`{where}.{ROLES_KEY}`: the band roles an entry needs are not an option; put "
             f"`{ROLES_KEY}` at the top level (every variant) or in a [variants.<name>] table"
         )
+
+
+def _splits(where: str, raw: Any, problems: list[str]) -> tuple[str, ...]:
+    """``requires_splits``: a list of split names; [] = none beyond the task's own."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s for s in raw):
+        problems.append(f'`{where}` must be a list of split names (["pretrain"]), got {raw!r}')
+        return ()
+    return tuple(raw)
 
 
 def _layouts(where: str, raw: Any, tasks: tuple[str, ...], problems: list[str]) -> Layouts:

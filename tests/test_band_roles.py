@@ -39,6 +39,7 @@ FACTS = {
     ),
     "sen1floods11": DatasetFacts("sen1floods11", "flood", ("VV_db", "VH_db"), VV_VH),
     "flood-study": DatasetFacts("flood-study", "flood", ("band1", "band2"), None),
+    "farms": DatasetFacts("farms", "ndvi", ("VV_db", "VH_db"), VV_VH, ("train", "val", "test")),
 }
 
 
@@ -208,6 +209,27 @@ def test_threshold_on_vv_vh_runs_single_band_and_skips_change_detection() -> Non
         "sen1floods11's bands are VV/VH (VV_db, VH_db)"
     )
     assert plan.to_dict()["skipped"][0]["variants"] == ["default", "otsu", "smoothed"]
+
+
+def test_pix2pix_pretraining_needs_a_pretrain_split() -> None:
+    """A folder-imported ndvi dataset has no second-sensor ``pretrain`` split: only the
+    variant without pre-training runs there; on ndvi-synth every variant does."""
+    entry = get_entry(SUBMISSIONS, "pix2pix")
+    plan = make_plan([entry], "quick", [0], facts=facts, dataset="farms")
+    assert [(r.variant, r.dataset) for r in plan] == [("no-pretrain", "farms")]
+    (skip,) = plan.skipped
+    assert skip.line() == (
+        "skipped pix2pix/full, no-finetune, no-sar-indexes, no-train-aug, no-tta on farms: "
+        "needs a pretrain split; farms has train, val, test"
+    )
+    assert len(make_plan([entry], "quick", [0], facts=facts, dataset="ndvi-synth").runs) == 6
+
+
+def test_requires_splits_is_not_an_option(tmp_path: Path) -> None:
+    toml = (SUBMISSIONS / "template.toml").read_text()
+    (tmp_path / "template.toml").write_text(toml + '\n[profiles.quick]\nrequires_splits = ["x"]\n')
+    with pytest.raises(EntryError, match="the splits an entry needs are not an option"):
+        load_entry(tmp_path / "template.toml")
 
 
 def test_on_flood_synth_the_change_detection_variants_run() -> None:

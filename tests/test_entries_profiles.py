@@ -302,7 +302,9 @@ def test_plans_expand_variants_and_seeds() -> None:
     entry = get_entry(REPO_ROOT / "submissions", "template")
     facts = {
         "flood-synth": DatasetFacts("flood-synth", "flood", ("VV_pre_db", "VV_post_db"), PRE_POST),
-        "ndvi-synth": DatasetFacts("ndvi-synth", "ndvi", ("VV_db", "VH_db"), VV_VH),
+        "ndvi-synth": DatasetFacts(
+            "ndvi-synth", "ndvi", ("VV_db", "VH_db"), VV_VH, ("train", "val", "test", "pretrain")
+        ),
         "sen1floods11": DatasetFacts("sen1floods11", "flood", ("VV_db", "VH_db"), VV_VH),
         "flood-study": DatasetFacts("flood-study", "flood", ("band1", "band2"), None),
     }.__getitem__
