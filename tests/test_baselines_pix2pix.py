@@ -36,6 +36,7 @@ from baselines.sar_indexes import (
     sar_index_stack,
 )
 from harness.datasets.loader import SplitDir
+from harness.entries import load_entry
 from harness.geo import Grid, read_raster, write_raster
 from harness.scoring.score import score_predictions
 from harness.scoring.validate import validate_predictions
@@ -244,7 +245,9 @@ def tiny_ndvi(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _variants() -> dict[str, dict[str, Any]]:
-    return tomllib.loads(ENTRY.read_text())["variants"]
+    """Each variant's own options, as the harness reads the entry file (what it needs,
+    ``requires_splits``, is not an option)."""
+    return {name: dict(table) for name, table in load_entry(ENTRY).variants.items()}
 
 
 def _run(
@@ -378,8 +381,8 @@ def test_entry_options_resolve_for_every_profile_and_variant() -> None:
     }
     assert entry["profiles"]["paper"]["lambda_l1"] == 500.0
     for profile in ("quick", "paper"):
-        for variant, overrides in entry["variants"].items():
-            merged = {**entry["options"], **entry["profiles"][profile], **overrides}
+        for variant in entry["variants"]:
+            merged = load_entry(ENTRY).resolve_options(variant, profile)
             opts = resolve_options(pix2pix.Pix2PixOptions, merged, ignore=("model",))
             assert opts.crop % 2**opts.n_down == 0
             off = {
