@@ -19,7 +19,7 @@ from harness.datasets.manifest import Manifest
 from harness.errors import ManifestError, SarbenchError, UnknownNameError
 from harness.geo import Grid, read_raster, write_raster
 from harness.settings import Settings
-from tests.data.folder.make import FLOOD_NODATA, INPUT_NODATA
+from tests.data.folder.make import FLOOD_NODATA, INPUT_NODATA, parcel_polygons, write_gpkg
 from tests.data.folder.make import make as make_folder
 from tests.data.sen1floods11.make import Tree
 from tests.data.sen1floods11.make import make as make_s1f11
@@ -615,45 +615,6 @@ def test_folder_ignores_hidden_and_non_tif_files(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------- parcels, dataset.toml
 
-PARCELS = ((3, 9, 5, 21), (14, 26, 2, 13))
-"""Per chip, two parcels as pixel blocks (row from, row to, col from, col to): clear of the
-fixture's nodata pixels and of its valid-mask rows 10-11."""
-
-
-def _parcel_polygons(made) -> tuple[list[dict], np.ndarray]:  # type: ignore[no-untyped-def]
-    """The parcels of every chip of ``made`` as GeoJSON polygons on pixel edges (EPSG:32630),
-    and each chip's expected mask (by chip id)."""
-    polys, masks = [], {}
-    for split, ids in made.splits.items():
-        for sid in ids:
-            g = read_raster(made.input(split, sid)).grid
-            a, _, west, _, e, north = g.transform
-            mask = np.zeros(g.shape, bool)
-            for r0, r1, c0, c1 in PARCELS:
-                x0, x1 = west + c0 * a, west + c1 * a
-                y0, y1 = north + r0 * e, north + r1 * e
-                ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
-                polys.append({"type": "Polygon", "coordinates": [ring]})
-                mask[r0:r1, c0:c1] = True
-            masks[sid] = mask
-    return polys, masks
-
-
-def _write_gpkg(path: Path, polys: list[dict], crs: str) -> None:
-    import pyogrio
-    import shapely
-
-    wkb = np.array([shapely.to_wkb(shapely.geometry.shape(p)) for p in polys], dtype=object)
-    pyogrio.raw.write(
-        path,
-        geometry=wkb,
-        field_data=[],
-        fields=[],
-        crs=crs,
-        geometry_type="Polygon",
-        driver="GPKG",
-    )
-
 
 def _write_geojson(path: Path, polys: list[dict]) -> None:
     """In EPSG:4326 (GeoJSON's own CRS): the chips' CRS is another, so the importer
@@ -676,10 +637,10 @@ def test_folder_ndvi_valid_mask_is_the_rasterised_parcels(
     settings: Settings, tmp_path: Path, fmt: str
 ) -> None:
     made = make_folder(tmp_path / "farms", task="ndvi", band_names=("VV_db", "VH_db"))
-    polys, masks = _parcel_polygons(made)
+    polys, masks = parcel_polygons(made)
     parcels = tmp_path / f"parcels.{fmt}"
     if fmt == "gpkg":
-        _write_gpkg(parcels, polys, "EPSG:32630")
+        write_gpkg(parcels, polys, "EPSG:32630")
     else:
         _write_geojson(parcels, polys)
     out = _import(settings, "folder", made.root, task="ndvi", parcels=parcels)
@@ -701,7 +662,7 @@ def test_folder_parcels_on_top_of_valid_rasters_and_their_problems(
     made = make_folder(tmp_path / "farms2", task="ndvi", with_valid=True)
     parcels = tmp_path / "parcels.gpkg"
     big = [{"type": "Polygon", "coordinates": [[[0, 0], [1e7, 0], [1e7, 1e7], [0, 1e7], [0, 0]]]}]
-    _write_gpkg(parcels, big, "EPSG:32630")  # every pixel inside: only valid/ masks out
+    write_gpkg(parcels, big, "EPSG:32630")  # every pixel inside: only valid/ masks out
     out = _import(settings, "folder", made.root, task="ndvi", parcels=parcels)
     sample = SplitDir(out.path / "val").load("val_00")
     assert sample.valid is not None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.geo import Grid, write_raster
+from harness.geo import Grid, read_raster, write_raster
 
 INPUT_NODATA = -9999.0
 FLOOD_NODATA = 255
@@ -92,6 +92,46 @@ def make(
                 v[10:12] = 0
                 write_raster(out.valid(split, sid), v, grid)
     return out
+
+
+PARCELS = ((3, 9, 5, 21), (14, 26, 2, 13))
+"""Per chip, two parcels as pixel blocks (row from, row to, col from, col to): clear of the
+fixture's nodata pixels and of its valid-mask rows 10-11."""
+
+
+def parcel_polygons(made: Folder) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """The parcels of every chip of ``made`` as GeoJSON polygons on pixel edges (EPSG:32630),
+    and each chip's expected mask (by chip id)."""
+    polys, masks = [], {}
+    for split, ids in made.splits.items():
+        for sid in ids:
+            g = read_raster(made.input(split, sid)).grid
+            a, _, west, _, e, north = g.transform
+            mask = np.zeros(g.shape, bool)
+            for r0, r1, c0, c1 in PARCELS:
+                x0, x1 = west + c0 * a, west + c1 * a
+                y0, y1 = north + r0 * e, north + r1 * e
+                ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+                polys.append({"type": "Polygon", "coordinates": [ring]})
+                mask[r0:r1, c0:c1] = True
+            masks[sid] = mask
+    return polys, masks
+
+
+def write_gpkg(path: Path, polys: list[dict], crs: str) -> None:
+    import pyogrio
+    import shapely
+
+    wkb = np.array([shapely.to_wkb(shapely.geometry.shape(p)) for p in polys], dtype=object)
+    pyogrio.raw.write(
+        path,
+        geometry=wkb,
+        field_data=[],
+        fields=[],
+        crs=crs,
+        geometry_type="Polygon",
+        driver="GPKG",
+    )
 
 
 if __name__ == "__main__":
