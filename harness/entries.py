@@ -54,7 +54,9 @@ _TOP_KEYS = {
     "profiles",
     "variants",
     "ablation",
+    "weights",
 }
+_WEIGHTS_KEYS = {"name", "file", "required_in"}
 _IMAGE_KEYS = {"ref", "context", "dockerfile", "requirements", "build_args"}
 RESERVED_BASELINES = ("threshold", "unet", "prithvi", "pix2pix")
 """The project's own baselines: only their files in the repository's ``submissions/`` may
@@ -110,6 +112,26 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class WeightsSpec:
+    """``[weights]``: the pretrained weights an entry trains from, mounted read-only at
+    ``/weights`` in train. ``file`` is what the harness looks for in that folder;
+    ``required_in`` names the profiles under which a run without it is refused (a run
+    without weights elsewhere is recorded and shown as "random init")."""
+
+    name: str
+    file: str
+    required_in: tuple[str, ...] = ()
+
+    def missing(self, folder: Path | None) -> str | None:
+        """Why ``folder`` (the one mounted at /weights, None: none) lacks the weights."""
+        if folder is None:
+            return "no weights folder"
+        if not (folder / self.file).is_file():
+            return f"{self.file} is not in {folder}"
+        return None
+
+
+@dataclass(frozen=True)
 class Ablation:
     """An entry's ablation study: ``reference`` is the variant with every component on;
     each of ``components`` is a boolean option that the other variants switch off;
@@ -157,6 +179,8 @@ class Entry:
     """The splits every variant needs besides the task's own (``requires_splits``)."""
     variant_splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Per variant, the splits it needs instead (its table's ``requires_splits``)."""
+    weights: WeightsSpec | None = None
+    """The pretrained weights it trains from (``[weights]``), None: it declares none."""
 
     @property
     def trains(self) -> bool:
@@ -356,6 +380,7 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
             f"({', '.join(variants)})"
         )
     ablation = _ablation(raw.get("ablation"), options, variants, problems)
+    weights = _weights(raw.get("weights"), phases, problems)
     if image is not None and name:
         _check_reserved(path, name, baseline is True, image, problems)
     if problems or image is None:
@@ -382,7 +407,38 @@ def _parse(path: Path, raw: dict[str, Any], problems: list[str]) -> Entry | None
         variant_roles=variant_roles,
         requires_splits=requires_splits,
         variant_splits=variant_splits,
+        weights=weights,
     )
+
+
+def _weights(raw: Any, phases: tuple[str, ...], problems: list[str]) -> WeightsSpec | None:
+    """``[weights]``: ``name`` (what they are, for people), ``file`` (looked for in the
+    folder mounted at /weights), optional ``required_in`` (profiles)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"`[weights]` must be a table, got {raw!r}")
+        return None
+    for key in sorted(set(raw) - _WEIGHTS_KEYS):
+        problems.append(f"unknown key `weights.{key}` (known: {', '.join(sorted(_WEIGHTS_KEYS))})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"`weights.name` must say what the weights are, got {name!r}")
+        name = ""
+    file = raw.get("file")
+    if not isinstance(file, str) or not file or "/" in file or file in (".", ".."):
+        problems.append(f"`weights.file` must be a file name (no folders), got {file!r}")
+        file = ""
+    required = raw.get("required_in", [])
+    if not isinstance(required, list) or not all(isinstance(p, str) for p in required):
+        problems.append(f"`weights.required_in` must be a list of profile names, got {required!r}")
+        required = []
+    if "train" not in phases:
+        problems.append(
+            "`[weights]` is mounted in train only: an entry without a train phase bakes its "
+            "weights into its image"
+        )
+    return WeightsSpec(name=name, file=file, required_in=tuple(required))
 
 
 def _not_an_option(where: str, table: dict[str, Any], problems: list[str]) -> None:

@@ -335,6 +335,11 @@ class RunRecord:
     output_limit_by: str | None = None
     image_ref: str | None = None
     weights: Mapping[str, Any] | None = None
+    pretrained: bool | None = None
+    """Whether the model started from pretrained weights. False: the entry declares
+    weights (``[weights]``) but none were mounted, or its ``checkpoint_report.json`` says
+    they were not loaded (a "random init" run); True: weights were mounted and not
+    reported unused; None: the entry declares none and none were mounted."""
     phases: Mapping[str, PhaseRecord] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
     score: RecordScore | None = None
@@ -445,6 +450,7 @@ class RunRecord:
             "output_limit_by": self.output_limit_by,
             "image_ref": self.image_ref,
             "weights": None if self.weights is None else dict(self.weights),
+            "pretrained": self.pretrained,
             "phases": {name: p.to_json() for name, p in self.phases.items()},
             "timings": {k: None if v is None else json_number(v) for k, v in self.timings.items()},
             "score": None if self.score is None else self.score.to_json(),
@@ -798,6 +804,7 @@ def _parse(r: _Fields, schema: str) -> RunRecord | None:
         "output_limit_by": r.typed("output_limit_by", (str, type(None)), None),
         "image_ref": r.typed("image_ref", (str, type(None)), None),
         "weights": r.mapping("weights", None),
+        "pretrained": r.typed("pretrained", (bool, type(None)), None),
         "host": r.text("host", "") or "",
         "started_at": r.typed("started_at", (str, type(None)), "") or "",
         "finished_at": r.typed("finished_at", (str, type(None)), "") or "",

@@ -134,6 +134,14 @@ class RunSpec:
     """The digest of pretrained weights the run trained from (``none``: none)."""
 
     @property
+    def pretrained(self) -> bool | None:
+        """As the runner records it: prithvi declares weights, so without a checkpoint it
+        is a random-init run; other entries declare none."""
+        if self.checkpoint != "none":
+            return True
+        return False if self.entry == "prithvi" else None
+
+    @property
     def conditions(self) -> str:
         return CONDITIONS if self.profile == "quick" else digest(f"{self.profile}-conditions")
 
@@ -268,6 +276,7 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         weights=None
         if spec.checkpoint == "none"
         else {"path": "/weights", "files": [], "digest": spec.checkpoint},
+        pretrained=spec.pretrained,
         phases=phases,
         timings=rec.Timings(
             train_s=train_s if ok else 1800.0,

@@ -188,10 +188,11 @@ def _escaped(text: str) -> str:
 def test_prithvi_without_its_weights_is_not_testable_and_shown_apart(standard: Site) -> None:
     (f,) = standard.findings("flood-prithvi-beats-unet")
     assert f["verdict"] == "not testable here"
-    assert "without its pretrained weights" in f["why"] and "checkpoint none" in f["why"]
+    assert "without its pretrained weights" in f["why"] and "(random init)" in f["why"]
     assert f["comparisons"] == [] and f["difference"] is None
     (info,) = f["information"]  # from scratch against from scratch, for information only
-    assert info["a"].startswith("prithvi / default") and info["b"].startswith("unet / default")
+    assert info["a"].startswith("prithvi (random init) / default")
+    assert info["b"].startswith("unet / default")
     pairs = standard.json(f"{_board_folder(f)}/pairwise.json")
     (pair,) = [p for p in pairs if {p["a"]["entry"], p["b"]["entry"]} == {"prithvi", "unet"}]
     assert info["a_vs_b_p_value"] == pytest.approx(pair["a_vs_b_p_value"])

@@ -99,6 +99,13 @@ def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
     for name in ("threshold", "unet", "prithvi", "pix2pix"):
         assert name in pages
     assert "no-pretrain" in pages and "no-tta" in pages
+    # quick runs of prithvi train without its weights: never shown as the pretrained model
+    ranking = json.loads((site / "flood" / "flood-synth" / "ranking.json").read_text())
+    prithvi = [r for r in ranking if r["entry"] == "prithvi"]
+    assert prithvi and all(r["pretrained"] is False for r in prithvi)
+    assert {r["pretrained"] for r in ranking if r["entry"] != "prithvi"} == {None}
+    board = (site / "flood" / "flood-synth" / "index.html").read_text()
+    assert board.count(">prithvi (random init)<") == len(prithvi)
     ndvi = (site / "ndvi" / "ndvi-synth" / "index.html").read_text()
     assert "Ablation matrix: pix2pix" in ndvi
     assert "file://" in demo["output"] and "mlflow ui --backend-store-uri" in demo["output"]

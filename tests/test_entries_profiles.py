@@ -324,3 +324,76 @@ def test_plans_expand_variants_and_seeds() -> None:
         unknown.require_runs()
     with pytest.raises(SarbenchError, match="nothing to run"):
         make_plan([], "quick", [0], facts=facts)
+
+
+# --- pretrained weights ------------------------------------------------------------------
+
+
+def test_weights_tables_are_checked_naming_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        'name = "w"\nteam = "t"\ncontact = "c"\ntasks = ["flood"]\nphases = ["predict"]\n'
+        '[image]\nref = "x@sha256:' + "0" * 64 + '"\n'
+        '[weights]\nfile = "a/b.pt"\nrequired_in = "paper"\nurl = "https://x"\n'
+    )
+    with pytest.raises(EntryError) as info:
+        load_entry(path)
+    for phrase in (
+        "unknown key `weights.url`",
+        "`weights.name` must say what the weights are",
+        "`weights.file` must be a file name (no folders), got 'a/b.pt'",
+        "`weights.required_in` must be a list of profile names",
+        "`[weights]` is mounted in train only",
+    ):
+        assert phrase in str(info.value), phrase
+    spec = get_entry(REPO_ROOT / "submissions", "prithvi").weights
+    assert spec is not None and spec.required_in == ("paper",)
+    assert spec.missing(None) == "no weights folder"
+    assert spec.missing(tmp_path) == f"Prithvi_EO_V1_100M.pt is not in {tmp_path}"
+    (tmp_path / "Prithvi_EO_V1_100M.pt").write_bytes(b"weights")
+    assert spec.missing(tmp_path) is None
+
+
+def test_a_paper_run_without_the_declared_weights_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    home, other = tmp_path / "home", tmp_path / "other-weights"
+    other.mkdir()
+    (other / "some.pt").write_bytes(b"not these")
+    base = ["--home", str(home), "run", "--baselines", "--profile", "paper"]
+    for more in ([], ["--weights", str(other)]):
+        result = CliRunner().invoke(main, [*base, "--backend", "local", "--allow-mismatch", *more])
+        assert result.exit_code == 2, result.output  # a usage error, as for other refusals
+        out = " ".join(result.output.split())
+        assert "prithvi needs its pretrained weights under profile 'paper'" in out
+        assert (
+            "no weights folder" if not more else f"Prithvi_EO_V1_100M.pt is not in {other}"
+        ) in out
+        assert "or pass --weights DIR" in out and "shown as 'random init'" in out
+        assert not (home / "runs").exists() or not any((home / "runs").iterdir())
+
+
+def test_pretrained_is_what_the_harness_knows_and_a_report_may_only_deny_it(
+    tmp_path: Path,
+) -> None:
+    from harness.runner.run import pretrained_of
+
+    prithvi = get_entry(REPO_ROOT / "submissions", "prithvi")
+    unet = get_entry(REPO_ROOT / "submissions", "unet")
+    report = tmp_path / "checkpoint_report.json"
+    mounted = {"files": [{"name": "Prithvi_EO_V1_100M.pt"}], "digest": "sha256:1"}
+    other = {"files": [{"name": "other.pt"}], "digest": "sha256:2"}
+    assert pretrained_of(prithvi, None, report) is False  # declared, not mounted
+    assert pretrained_of(unet, None, report) is None  # declares none
+    assert pretrained_of(prithvi, other, report) is False  # not the declared file
+    assert pretrained_of(prithvi, mounted, report) is True
+    report.write_text(json.dumps({"pretrained": False}))  # mounted, not loaded (quick)
+    assert pretrained_of(prithvi, mounted, report) is False
+    report.write_text(json.dumps({"pretrained": True}))
+    assert pretrained_of(prithvi, None, report) is False  # a report cannot claim weights
+    report.write_text("{not json")
+    assert pretrained_of(prithvi, mounted, report) is True

@@ -75,6 +75,8 @@ def test_every_baseline_runs_on_folder_imports_with_no_entry_file_edited(
         ("prithvi", "patch-embed"),
         ("prithvi", "temporal"),
     }
+    for record in sarbench.records("flood-study"):  # no weights mounted: random init
+        assert record.pretrained is (False if record.entry.name == "prithvi" else None)
 
     # ndvi: VV/VH stated with the flag; the farm mask rasterised from parcels
     farms = make_folder(

@@ -124,6 +124,10 @@ def test_official_ranking_has_isolated_ok_runs_only(built: Built) -> None:
     assert (failed["entry"], failed["seed"], failed["reason"]) == ("unet", 2, "timeout")
     board = built.html("flood/flood-synth/index.html")
     assert "Unisolated runs (not official)" in board and "timeout" in board
+    # prithvi trained without its declared weights: labelled so, in the table and the plot
+    assert [r["pretrained"] for r in ranking] == [None, False, None, None]
+    assert ">prithvi (random init)<" in board and ">random init<" in board
+    assert "prithvi (random init) / default" in board
 
 
 def test_single_seed_rows_show_the_published_score(built: Built) -> None:

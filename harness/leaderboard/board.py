@@ -49,6 +49,9 @@ from harness.scoring.stats import (
 from harness.tasks import get_task
 
 ALPHA = 1.0 - DEFAULT_LEVEL
+RANDOM_INIT = "random init"
+"""How a row of an entry that declares pretrained weights but trained without them is
+labelled wherever its name is shown."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,25 @@ class Row:
     def checkpoint(self) -> str:
         """The pretrained weights' digest (``none``): the same for every run of a row."""
         return self.runs[0].checkpoint
+
+    @property
+    def pretrained(self) -> bool | None:
+        """Whether the row's model started from pretrained weights (the same for every
+        run of a row; None: it uses none)."""
+        return self.runs[0].pretrained
+
+    @property
+    def from_weights(self) -> bool:
+        """Trained from pretrained weights: as the record says, else (runs published
+        before it said) whether weights were mounted."""
+        return self.pretrained if self.pretrained is not None else self.checkpoint != "none"
+
+    @property
+    def name(self) -> str:
+        """The entry's name as a reader sees it: ``prithvi (random init)`` for a run of an
+        entry that declares pretrained weights but trained without them, never the name
+        of the pretrained baseline alone."""
+        return f"{self.entry} ({RANDOM_INIT})" if self.pretrained is False else self.entry
 
     @property
     def baseline(self) -> bool:
@@ -391,7 +413,7 @@ def _rows(runs: Sequence[PublishedRun], chips: Mapping[str, ChipTable], n: int) 
     or weights never pool."""
     groups: dict[tuple[str, str, str, str], list[PublishedRun]] = defaultdict(list)
     for r in runs:
-        groups[(r.entry, r.variant, r.tag("image_digest"), r.checkpoint)].append(r)
+        groups[(r.entry, r.variant, r.tag("image_digest"), r.checkpoint, r.pretrained)].append(r)
     return [make_row(g, chips, n) for _, g in sorted(groups.items())]
 
 

@@ -214,13 +214,11 @@ class Finding:
 
 def row_label(row: Row) -> str:
     weights = "none" if row.checkpoint == "none" else short_digest(row.checkpoint)
-    return (
-        f"{row.entry} / {row.variant} (image {short_digest(row.image_digest)}, weights {weights})"
-    )
+    return f"{row.name} / {row.variant} (image {short_digest(row.image_digest)}, weights {weights})"
 
 
-def _row_key(row: Row) -> tuple[str, str, str, str]:
-    return (row.entry, row.variant, row.image_digest, row.checkpoint)
+def _row_key(row: Row) -> tuple[str, str, str, str, bool | None]:
+    return (row.entry, row.variant, row.image_digest, row.checkpoint, row.pretrained)
 
 
 def verdict_of(compared: Sequence[Compared]) -> str:
@@ -282,8 +280,8 @@ def beats(claim: Claim, boards: Sequence[Board], n_resamples: int) -> list[Findi
     out = []
     for board in boards:
         a_rows = [r for r in board.official if r.entry == a_name]
-        b_rows = [r for r in board.official if r.entry == b_name and r.checkpoint == "none"]
-        tuned = [r for r in a_rows if r.checkpoint != "none"]
+        b_rows = [r for r in board.official if r.entry == b_name and not r.from_weights]
+        tuned = [r for r in a_rows if r.from_weights]
         if not a_rows or not b_rows:
             missing = " or ".join(
                 f"{name}{' without pretrained weights' if name == b_name else ''}"
@@ -297,7 +295,7 @@ def beats(claim: Claim, boards: Sequence[Board], n_resamples: int) -> list[Findi
             info = _pairs(a_rows, b_rows, metric, n_resamples, "shown for information")
             why = (
                 f"{claim.params['a_title']} ran without its pretrained weights under this "
-                f"profile (checkpoint none)"
+                f"profile (random init)"
             )
             note = (
                 f"Not the claim: {a_name} trained from scratch against {b_name} from scratch, "
@@ -761,17 +759,16 @@ CLAIMS: tuple[Claim, ...] = (
         ),
         compares=(
             "On each flood board: every official prithvi row that trained from pretrained "
-            "weights (a checkpoint other than none) against every official unet row without "
-            "pretrained weights (checkpoint none), by IoU; supported when Prithvi is "
-            "significantly better."
+            "weights (recorded pretrained) against every official unet row without "
+            "pretrained weights, by IoU; supported when Prithvi is significantly better."
         ),
         test="beats",
         params={"a": "prithvi", "b": "unet", "a_title": "Prithvi", "metric": "iou"},
         reading=(
             "Our reading: 'fine-tuned Prithvi' is a prithvi row with pretrained weights, of "
             "any of its variants (the study replaces the decoder; none of our adapters is "
-            "named in it); 'UNet trained from scratch' (section 4.7) is a unet row with no "
-            "checkpoint. The study names no test for 'significantly'; ours is the board's "
+            "named in it); 'UNet trained from scratch' (section 4.7) is a unet row without "
+            "pretrained weights. The study names no test for 'significantly'; ours is the board's "
             "sign-flip permutation test by independence group at 0.05, one planned comparison "
             "(a family of one; with several rows, Holm over those pairs), so its p can be "
             "smaller than the same pair's in the board's pairwise table, which corrects over "

@@ -133,12 +133,12 @@ class BoardPage:
 
 
 def _plot(board: Board, rows: Sequence[Any]) -> Markup:
-    pairs = Counter((r.entry, r.variant) for r in rows)
+    pairs = Counter((r.name, r.variant) for r in rows)
 
     def label(r: Any) -> str:
-        text = f"{r.entry} / {r.variant}"
+        text = f"{r.name} / {r.variant}"
         return (
-            text if pairs[(r.entry, r.variant)] == 1 else f"{text} @{short_digest(r.image_digest)}"
+            text if pairs[(r.name, r.variant)] == 1 else f"{text} @{short_digest(r.image_digest)}"
         )
 
     points = [Point(label(r), r.primary, r.ci_low, r.ci_high, r.baseline) for r in rows]
@@ -185,7 +185,7 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
     for bp in board_pages:
         b = bp.board
         top = b.official[0] if b.official else None
-        leader = f"{top.entry} / {top.variant}" if top else "none yet"
+        leader = f"{top.name} / {top.variant}" if top else "none yet"
         score = num(top.primary if top else None)
         ties = b.tied_with_leader
         if top is None or len(b.official) == 1:

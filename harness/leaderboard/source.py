@@ -96,6 +96,12 @@ class PublishedRun:
         """The digest of the pretrained weights the run trained from, or ``none``."""
         return self.tag("checkpoint", "none")
 
+    @property
+    def pretrained(self) -> bool | None:
+        """Whether the model started from pretrained weights (None: it uses none, or the
+        run was published before the harness said)."""
+        return {"true": True, "false": False}.get(self.tag("pretrained"))
+
 
 @dataclass(frozen=True, order=True)
 class Comparability:

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.leaderboard.board import (
     ALPHA,
+    RANDOM_INIT,
     AblationMatrix,
     Board,
     Row,
@@ -142,8 +143,8 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
             (
                 Cell(str(row.rank), str(row.rank)),
                 Cell(
-                    row.entry,
-                    row.entry,
+                    row.name,
+                    row.name,
                     href=link(row.entry, row.variant),
                     badge="baseline" if row.baseline else None,
                     title=row.team,
@@ -163,7 +164,7 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 seconds(row.mean_metric("predict_s")),
                 _optional(row.mean_metric("gpu_seconds")),
                 Cell(short_digest(row.image_digest), row.image_digest, title=row.image_digest),
-                _weights(row.checkpoint),
+                _weights(row.checkpoint, row.pretrained),
                 vs,
             )
         )
@@ -173,6 +174,7 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 "rank": row.rank,
                 "entry": row.entry,
                 "variant": row.variant,
+                "pretrained": row.pretrained,
                 "team": row.team,
                 "baseline": row.baseline,
                 p: row.primary,
@@ -263,8 +265,8 @@ def pairwise_table(board: Board) -> Table:
     for a, b, v in board.pairwise:
         cells.append(
             (
-                Cell(f"#{a.rank} {a.entry} / {a.variant}", str(a.rank)),
-                Cell(f"#{b.rank} {b.entry} / {b.variant}", str(b.rank)),
+                Cell(f"#{a.rank} {a.name} / {a.variant}", str(a.rank)),
+                Cell(f"#{b.rank} {b.name} / {b.variant}", str(b.rank)),
                 Cell("n/c", "") if v is None else versus_cell(v, f"#{b.rank}"),
             )
         )
@@ -278,7 +280,10 @@ def pairwise_table(board: Board) -> Table:
     return Table("pairwise", tuple(cols), tuple(cells), tuple(records))
 
 
-def _weights(checkpoint: str) -> Cell:
+def _weights(checkpoint: str, pretrained: bool | None) -> Cell:
+    if pretrained is False:
+        unused = "" if checkpoint == "none" else f" (weights {checkpoint} mounted, not loaded)"
+        return Cell(RANDOM_INIT, checkpoint, title=f"trained from random initialisation{unused}")
     if checkpoint == "none":
         return Cell("none", "none", title="trained without pretrained weights")
     return Cell(short_digest(checkpoint), checkpoint, title=checkpoint)

@@ -295,6 +295,7 @@ def tags_of(record: RunRecord) -> dict[str, str]:
         "finished_at": record.finished_at,
         "harness_version": record.harness_version,
         "checkpoint": comparable.checkpoint,
+        "pretrained": "" if record.pretrained is None else record.pretrained,
         "ablation": dict(record.ablation) if record.ablation else "",
         "comparability": comparable.id,
     }

@@ -171,6 +171,7 @@ def run(
     if baselines:
         chosen += [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
     ctx = _context(settings, opts)
+    by_name = {e.name: e for e in chosen}
     try:
         plan = make_plan(
             chosen,
@@ -184,10 +185,11 @@ def run(
         for skip in plan.skipped:  # not applicable: nothing is run, recorded or published
             click.echo(skip.line(), err=as_json)
         plan.require_runs()
+        for name in dict.fromkeys(spec.entry for spec in plan):  # before anything runs
+            ctx.require_weights(by_name[name])
     except BaseException:
         ctx.backend.close()
         raise
-    by_name = {e.name: e for e in chosen}
     failed = 0
     try:
         for spec in tqdm(plan, desc="runs", unit="run", disable=not sys.stderr.isatty()):

@@ -16,6 +16,7 @@ test split's part and is left out of training.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import time
@@ -59,6 +60,10 @@ from harness.tasks import Task, get_task
 
 Progress = Callable[[str], None]
 DETAIL_LINES = 20
+
+
+class WeightsRequiredError(SarbenchError):
+    """The entry needs pretrained weights under this profile and none were found."""
 
 
 class EntryMismatchError(SarbenchError):
@@ -108,6 +113,26 @@ class RunContext:
             self.weight_listings[folder] = weights_listing(folder)
         return folder, self.weight_listings[folder]
 
+    def require_weights(self, entry: Entry) -> None:
+        """Refuse (:class:`WeightsRequiredError`) to run ``entry`` without the pretrained
+        weights its file declares required under this profile (``[weights] required_in``)."""
+        spec, profile = entry.weights, self.conditions.profile.name
+        if spec is None or profile not in spec.required_in:
+            return
+        folder = _weights_dir(self, entry)
+        why = spec.missing(folder)
+        if why is None:
+            return
+        where = folder or self.settings.home / "weights" / entry.name
+        raise WeightsRequiredError(
+            f"{entry.name} needs its pretrained weights under profile {profile!r} "
+            f"({spec.name}): {why}.\n"
+            f"  Put {spec.file} in {where}, or pass --weights DIR (a folder holding it).\n"
+            f"  Without weights it trains from random initialisation, which is not the "
+            f"{entry.name} baseline: use another profile (e.g. quick), where such runs are "
+            f"shown as 'random init'."
+        )
+
     def image_id(self, entry: Entry) -> str | None:
         """The entry's image ID (built offline once per context); None without images."""
         if entry.name not in self.images:
@@ -156,6 +181,7 @@ def run_one(
             f"({', '.join(manifest.held_out)}); runs are scored on those only"
         )
     check_supported(entry, DatasetFacts.of(manifest, dataset), variant)
+    ctx.require_weights(entry)
     options = entry.resolve_options(variant, ctx.conditions.profile.name)
     image_id = ctx.image_id(entry)
     _folder, weights = ctx.weights(entry)
@@ -190,7 +216,8 @@ def run_one(
         finally:
             _cleanup(folder, spaces)
         ended.timings["total_s"] = round(time.monotonic() - started, 3)
-        record = _record(job, ended, weights, started_at, folder.listing())
+        pretrained = pretrained_of(entry, weights, folder.artifacts / CHECKPOINT_REPORT)
+        record = _record(job, ended, weights, pretrained, started_at, folder.listing())
         folder.save(record)
     return Outcome("ran", folder.path, record)
 
@@ -323,6 +350,7 @@ def _record(
     job: _Job,
     ended: _Ended,
     weights: dict[str, Any] | None,
+    pretrained: bool | None,
     started_at: str,
     artifacts: tuple[str, ...],
 ) -> RunRecord:
@@ -350,6 +378,7 @@ def _record(
         output_limit_by=ended.output_limit_by,
         image_ref=entry.image.name or None,
         weights=weights,
+        pretrained=pretrained,
         phases=ended.phases,
         timings=Timings(**ended.timings),
         score=ended.score,
@@ -441,6 +470,30 @@ def _write_config(run: RunFolder, phase: Phase, job: _Job, train_splits: list[st
     path = run.config(phase)
     write_json_atomic(path, doc)
     return path
+
+
+CHECKPOINT_REPORT = "checkpoint_report.json"
+"""An artifact in which an entry may say whether it loaded the weights mounted at /weights
+(``{"pretrained": false, ...}``): a run that says false is shown as "random init"."""
+
+
+def pretrained_of(entry: Entry, weights: dict[str, Any] | None, report: Path) -> bool | None:
+    """Whether the run started from pretrained weights (:attr:`RunRecord.pretrained`).
+    What the harness knows wins: no weights mounted is never pretrained, whatever the
+    container says; a container may only say that it did not use the weights mounted."""
+    if weights is None:
+        return False if entry.weights is not None else None
+    names = {f.get("name") for f in weights.get("files", [])}
+    if entry.weights is not None and entry.weights.file not in names:
+        return False  # a folder without the declared file
+    try:
+        if report.is_file() and report.stat().st_size <= 1 << 20:
+            said = json.loads(report.read_text(encoding="utf-8")).get("pretrained")
+            if said is False:
+                return False
+    except (OSError, ValueError, AttributeError):
+        pass  # an unreadable report says nothing
+    return True
 
 
 def _list_or_none(roles: tuple[str, ...] | None) -> list[str] | None:
