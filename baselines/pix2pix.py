@@ -1,13 +1,20 @@
 """pix2pix for SAR to NDVI, after Kimura et al., "Pre-Training and Fine-Tuning for Satellite
 Image-to-Image Translation" (the ndvi baseline, with the study's Table 3 ablations).
 
-A conditional GAN (Isola et al. 2017): a UNet generator maps the SAR channels of a chip
-to NDVI (``tanh``, so in [-1, 1]); a 70x70 PatchGAN discriminator judges (SAR, NDVI)
-pairs. The generator's loss is the cGAN term plus ``lambda_l1`` times the L1 distance to
-the target (100 in pix2pix, 500 in the study). Both the L1 term and the discriminator see
-farm pixels only: the L1 mean runs over the valid mask, and real and generated NDVI are
-both set to 0 outside it before the discriminator looks, so that it cannot tell them
-apart by the unscored background. Adam, lr 2e-4, betas (0.5, 0.999).
+Where each setting comes from (the study, pix2pix, or our own choice, and why) is the
+settings table of ``baselines/README.md``; the study gives few: the components below, the
+SAR index channels, 5,000 pre-training epochs and early stopping of the fine-tuning on
+validation MSE (its section 4.4).
+
+A conditional GAN (Isola et al. 2017, the study's section 3.1): a UNet generator maps the
+SAR channels of a chip to NDVI (``tanh``, so in [-1, 1]); a 70x70 PatchGAN discriminator
+judges (SAR, NDVI) pairs. The generator's loss is the cGAN term plus ``lambda_l1`` times the
+L1 distance to the target; the study writes this objective (its eq. 1) without a value
+for the weight, so ``lambda_l1`` is pix2pix's 100. Adam, lr 2e-4, betas (0.5, 0.999), the
+discriminator's loss halved: pix2pix's. Our choice: both the L1 term and the discriminator
+see farm pixels only: the L1 mean runs over the valid mask, and real and generated NDVI are
+both set to 0 outside it before the discriminator looks, so that it cannot tell them apart
+by the unscored background.
 
 The study's components, each an option (the entry's variants switch them off one by one):
 
@@ -17,14 +24,31 @@ The study's components, each an option (the entry's variants switch them off one
   training from scratch. Without ``finetune`` the pre-trained model is the model.
 * ``sar_indexes``: ten SAR index channels (:mod:`baselines.sar_indexes`) instead of the
   two dB bands, standardised with statistics of the train split
-* ``train_aug``: random rotation, zoom and flips of every training sample
-* ``tta``: predictions averaged over the four flips times three backscatter gains
+* ``train_aug``: random rotation, zoom and flips of every training sample (the study:
+  "rotation, scaling, and flipping"; the ranges are ours)
+* ``tta``: predictions averaged over the four flips times three backscatter gains (the
+  study: "flipping, and value multiplying"; the gains are ours)
 
 Model selection: the last training phase (fine-tuning, or pre-training when there is no
 fine-tuning) keeps the generator of the epoch with the lowest MSE over the farm pixels of
-the ``val`` split, and stops after ``patience`` epochs without improvement (the study
-early-stops its fine-tuning on validation MSE; it trains a fixed number of pre-training
-epochs). Each phase also stops at its share of the run's time budget.
+the ``val`` split, and stops after ``patience`` epochs without improvement. The study
+early-stops its fine-tuning on validation MSE and trains 5,000 pre-training epochs; it
+gives no patience and no cap on fine-tuning epochs (``patience`` and ``epochs_finetune``
+are ours). Each phase also stops at its share of the run's time budget.
+
+Prediction runs the generator in eval mode: dropout off and batch normalisation with the
+statistics gathered in training. pix2pix does otherwise (dropout on at test time, as its
+noise, and the test batch's own statistics); this is our choice, because the benchmark
+scores one prediction per chip by squared error, and a prediction's expected squared
+error is that of its mean plus its variance, so drawing dropout noise can only add to it
+on average; eval mode is the usual stand-in for that mean. It also keeps a chip's
+prediction independent of whatever else is in its batch.
+
+Non-finite inputs: a band's NaN or infinite values are filled with the median of that
+band's finite values in the chip (:func:`baselines.pix2pix_data.fill_nonfinite`), and every
+statistic is fitted on finite values only; how many values were filled is logged. A
+prediction that still has a non-finite value fails the phase (a :class:`ContractError`
+naming the chip); nothing is written in its place.
 
 Band roles: the SAR indexes (and the pre-training split, whose chips are VV, VH) read
 band 1 as VV and band 2 as VH, so a run on bands whose roles are not VV/VH is refused (the
@@ -74,14 +98,16 @@ from sarbench_io.geo import write_raster
 from sarbench_io.loader import SplitDir
 
 CHECKPOINT = "pix2pix.pt"
-FORMAT = 1
+FORMAT = 2
 PRETRAIN_SHARE = 0.6
 """Share of the training time budget that pre-training may use when fine-tuning follows."""
 
 
 @dataclass(frozen=True)
 class Pix2PixOptions:
-    """Options of the pix2pix baseline; the defaults are the study's settings (GPU)."""
+    """Options of the pix2pix baseline. The defaults are for one GPU: the study's value
+    where it gives one, else pix2pix's (Isola et al. 2017), else ours; the settings table
+    of ``baselines/README.md`` gives the source of each."""
 
     pretrain: bool = True
     finetune: bool = True
@@ -89,7 +115,7 @@ class Pix2PixOptions:
     train_aug: bool = True
     tta: bool = True
     mapping: MappingMethod = "sar-bins"
-    lambda_l1: float = 500.0
+    lambda_l1: float = 100.0
     lambda_gan: float = 1.0
     epochs_pretrain: int = 5000
     epochs_finetune: int = 1000
@@ -315,6 +341,17 @@ class Trainer:
         return rows
 
 
+def log_nonfinite(name: str, split: SplitArrays) -> None:
+    """Say how many input values of ``split`` are not finite (and so filled), if any."""
+    bad = ~np.isfinite(split.inputs)
+    if bad.any():
+        chips = int(np.count_nonzero(bad.any(axis=(1, 2, 3))))
+        log(
+            f"{name}: {int(bad.sum())} non-finite input values in {chips} chip(s), filled with "
+            "their band's median in the chip; statistics use finite values only"
+        )
+
+
 def train(config: RunConfig, paths: Paths) -> None:
     """Fit the input normalisation, the mapping, pre-train and/or fine-tune; save the model."""
     opts = options_of(config)
@@ -326,8 +363,14 @@ def train(config: RunConfig, paths: Paths) -> None:
         raise ContractError(f"no train split at {paths.split('train')}")
     train_split = load_split(paths.split("train"))
     val_split = load_split(paths.split("val")) if paths.has_split("val") else None
-    features = Featurizer.fit(train_split.inputs, opts.sar_indexes)
+    try:
+        features = Featurizer.fit(train_split.inputs, opts.sar_indexes)
+    except ValueError as exc:
+        raise ContractError(f"train split: {exc}") from exc
     log(f"inputs: {', '.join(features.names)}; train {len(train_split)} chips")
+    log_nonfinite("train", train_split)
+    if val_split is not None:
+        log_nonfinite("val", val_split)
     trainer = Trainer(opts, len(features.names), config.seed)
     val = PhaseData.of(val_split, features, trainer.dev) if val_split is not None else None
     mapping = LinearMap()
@@ -338,6 +381,7 @@ def train(config: RunConfig, paths: Paths) -> None:
                 "(ndvi-synth has one); set pretrain = false otherwise"
             )
         pre = load_split(paths.split("pretrain"), opts.pretrain_chips, config.seed)
+        log_nonfinite("pretrain", pre)
         try:
             mapping = fit_mapping(pre, train_split, opts.mapping)
         except ValueError as exc:
@@ -388,6 +432,7 @@ def save(
             "channels": list(features.names),
             "mean": features.mean.tolist(),
             "std": features.std.tolist(),
+            "fill_db": features.fill_db.tolist(),
             "mapping": json.dumps(asdict(mapping)),
             "generator": {k: v.cpu() for k, v in generator.state_dict().items()},
         },
@@ -409,6 +454,7 @@ def load(path: Path, dev: torch.device) -> tuple[UNetGenerator, Featurizer]:
         arch.sar_indexes,
         np.asarray(ckpt["mean"], np.float32),
         np.asarray(ckpt["std"], np.float32),
+        np.asarray(ckpt["fill_db"], np.float32),
     )
     generator = build_generator(arch, len(features.names))
     generator.load_state_dict(ckpt["generator"])
@@ -434,6 +480,32 @@ def predict_chips(
     return out[:, 0, :h, :w].cpu().numpy()
 
 
+def predict_chip(
+    generator: UNetGenerator,
+    features: Featurizer,
+    chip_db: np.ndarray,
+    dev: torch.device,
+    tta: bool,
+) -> np.ndarray:
+    """NDVI (H, W) float32 of one dB chip (2, H, W), with or without test-time augmentation.
+
+    A non-finite prediction is a :class:`ContractError`, never written as something else.
+    """
+    chip = chip_db.astype(np.float32)
+
+    def run(chips: np.ndarray) -> np.ndarray:
+        return predict_chips(generator, features, chips, dev)
+
+    ndvi = tta_predict(run, chip) if tta else run(chip[None])[0]
+    bad = int(np.count_nonzero(~np.isfinite(ndvi)))
+    if bad:
+        raise ContractError(
+            f"the generator predicted {bad} non-finite value(s) of {ndvi.size}; the model "
+            "is broken (a NaN weight or statistic?), so nothing is written for this chip"
+        )
+    return np.clip(ndvi, -1.0, 1.0).astype(np.float32)
+
+
 def predict(config: RunConfig, paths: Paths) -> None:
     """Write one float32 NDVI GeoTIFF per test input, on the input's grid."""
     opts = options_of(config)
@@ -443,12 +515,20 @@ def predict(config: RunConfig, paths: Paths) -> None:
     split = SplitDir(paths.test_inputs)
     paths.output.mkdir(parents=True, exist_ok=True)
     log(f"predicting {len(split)} chips, tta {'on' if opts.tta else 'off'}")
-
-    def run(chips: np.ndarray) -> np.ndarray:
-        return predict_chips(generator, features, chips, dev)
-
+    filled: dict[str, int] = {}
     for sample in progress(split, len(split), "predict"):
-        chip = sample.inputs.astype(np.float32)
-        ndvi = tta_predict(run, chip) if opts.tta else run(chip[None])[0]
-        ndvi = np.clip(np.nan_to_num(ndvi, nan=0.0), -1.0, 1.0).astype(np.float32)
+        nonfinite = int(np.count_nonzero(~np.isfinite(sample.inputs)))
+        if nonfinite:
+            filled[sample.id] = nonfinite
+        try:
+            ndvi = predict_chip(generator, features, sample.inputs, dev, opts.tta)
+        except ContractError as exc:
+            raise ContractError(f"test input {sample.id}: {exc}") from exc
         write_raster(paths.output / f"{sample.id}.tif", ndvi, sample.grid)
+    if filled:
+        shown = ", ".join(f"{sid} ({n})" for sid, n in list(filled.items())[:5])
+        more = f" and {len(filled) - 5} more" if len(filled) > 5 else ""
+        log(
+            f"filled {sum(filled.values())} non-finite input values in {len(filled)} chip(s) "
+            f"with their band's median in the chip: {shown}{more}"
+        )

@@ -16,7 +16,22 @@ given the same SAR, differences between the areas' crop calendars (how many pixe
 each growth stage each split holds) do not bias the line. ``quantiles`` matches the two
 marginal NDVI distributions instead (a line through the 2nd..98th percentile pairs), which
 assumes that both splits hold the same mix of growth stages; on ndvi-synth it lands
-further from the true map. ``none`` keeps the second sensor's values.
+further from the true map. ``none`` keeps the second sensor's values. The study says only
+that it uses "a linear regression model to correct the value ranges between Sentinel-2 and
+the targeted dataset" (its section 3.2); what the line is fitted on is our choice.
+
+Non-finite inputs (NaN, where an imported chip has no data; the importers mark those
+pixels invalid). Every statistic is taken over finite values only: the train split's
+channel means and standard deviations (:meth:`Featurizer.fit`), a chip's 99.5 % clip
+bounds, the smoothed SAR of the ``sar-bins`` mapping. Before a chip's channels are made,
+each band's non-finite values are filled with the median of that band's finite values in
+the same chip (:func:`fill_nonfinite`; a band with no finite value at all takes the train
+split's median of the band). So the prediction of a chip with a NaN pixel is the
+prediction of the same chip with that median at the pixel; its other pixels stay finite.
+The chip's 99.5 % bounds are the one thing that differs: they count the chip's finite
+values, which the filled pixel is not. A median fill also moves with test-time
+augmentation: a backscatter gain adds the same dB to every value and so to their median,
+and flips do not change it.
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from baselines.sar_indexes import INDEX_NAMES, sar_index_stack
+from baselines.sar_indexes import INDEX_NAMES, central_bounds, db_to_power, sar_index_stack
 from sarbench_io.loader import SplitDir
 
 MappingMethod = Literal["sar-bins", "quantiles", "none"]
@@ -67,7 +82,11 @@ class SplitArrays:
 
 
 def load_split(path: Path, max_chips: int = 0, seed: int = 0) -> SplitArrays:
-    """Read a labelled split; ``max_chips`` > 0 keeps a seeded random subset of that size."""
+    """Read a labelled split; ``max_chips`` > 0 keeps a seeded random subset of that size.
+
+    A pixel whose target is not finite is not valid; targets outside the valid mask are
+    never read and are set to 0 (the losses multiply by the mask, and NaN * 0 is NaN).
+    """
     split = SplitDir(path)
     if not split.has_targets:
         raise ValueError(f"{path}: the split has no targets/ folder")
@@ -80,61 +99,114 @@ def load_split(path: Path, max_chips: int = 0, seed: int = 0) -> SplitArrays:
     samples = [split.load(sid) for sid in ids]
     if samples[0].inputs.shape[0] != 2:
         raise ValueError(f"{path}: pix2pix expects 2 input bands (VV, VH dB)")
+    target = np.stack([s.target for s in samples]).astype(np.float32)  # type: ignore[misc]
+    valid = np.stack([s.valid_or_all() for s in samples]) & np.isfinite(target)
     return SplitArrays(
         ids=tuple(ids),
         inputs=np.stack([s.inputs for s in samples]).astype(np.float32),
-        target=np.stack([s.target for s in samples]).astype(np.float32),  # type: ignore[misc]
-        valid=np.stack([s.valid_or_all() for s in samples]),
+        target=np.where(valid, target, np.float32(0.0)),
+        valid=valid,
     )
 
 
 # -- input channels ------------------------------------------------------------------------
 
 
+def fill_nonfinite(inputs_db: np.ndarray, fallback_db: np.ndarray) -> np.ndarray:
+    """A copy of one chip (2, H, W) whose non-finite values are filled, band by band, with
+    the median of that band's finite values in the chip; a band with no finite value takes
+    ``fallback_db`` (one value per band). A chip without such values is returned as is.
+
+    >>> chip = np.array([[[1.0, np.nan, 3.0]], [[np.nan, np.nan, np.inf]]], np.float32)
+    >>> fill_nonfinite(chip, np.array([0.0, -20.0], np.float32)).tolist()
+    [[[1.0, 2.0, 3.0]], [[-20.0, -20.0, -20.0]]]
+    """
+    finite = np.isfinite(inputs_db)
+    if finite.all():
+        return inputs_db
+    out = np.array(inputs_db, dtype=np.float32, copy=True)
+    for band, ok in enumerate(finite):
+        if ok.all():
+            continue
+        values = out[band][ok]
+        fill = np.median(values) if values.size else fallback_db[band]
+        out[band][~ok] = fill
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Featurizer:
     """Input channels of a chip: the SAR indexes or the dB bands, standardised per channel.
 
-    ``mean`` and ``std`` come from the train split (:meth:`fit`) and travel with the model.
+    ``mean`` and ``std`` come from the train split's finite pixels (:meth:`fit`), and so
+    does ``fill_db``, each band's median dB there, the fill of a chip band without any
+    finite value; all three travel with the model. Non-finite input values are filled
+    first (:func:`fill_nonfinite`, and the module docstring).
     """
 
     sar_indexes: bool
     mean: np.ndarray
     std: np.ndarray
+    fill_db: np.ndarray
 
     @property
     def names(self) -> tuple[str, ...]:
         return INDEX_NAMES if self.sar_indexes else DB_NAMES
 
     @staticmethod
-    def raw(inputs_db: np.ndarray, sar_indexes: bool) -> np.ndarray:
-        """(C, H, W) float32 channels of one (2, H, W) dB chip, before standardising."""
-        if sar_indexes:
-            return sar_index_stack(inputs_db[0], inputs_db[1])
-        return inputs_db.astype(np.float32)
+    def raw(inputs_db: np.ndarray, sar_indexes: bool, fill_db: np.ndarray) -> np.ndarray:
+        """(C, H, W) float32 channels of one (2, H, W) dB chip, filled, before standardising.
+
+        The chip's 99.5 % clip bounds are taken over its finite VV values before filling.
+        """
+        filled = fill_nonfinite(inputs_db, fill_db)
+        if not sar_indexes:
+            return filled.astype(np.float32)
+        bounds = None
+        if filled is not inputs_db:  # something was filled: bounds from the finite values
+            vv = inputs_db[0]
+            bounds = central_bounds(db_to_power(vv[np.isfinite(vv)]))  # -inf dB is 0 power
+        return sar_index_stack(filled[0], filled[1], vv_bounds=bounds)
 
     @classmethod
     def fit(cls, inputs_db: np.ndarray, sar_indexes: bool) -> Featurizer:
-        """Per-channel mean and standard deviation over all pixels of ``inputs_db`` chips."""
+        """Per-channel mean and standard deviation over the pixels of ``inputs_db`` chips
+        whose two bands are finite, and each band's median over its finite values."""
+        fill = []
+        for band in range(inputs_db.shape[1]):
+            values = inputs_db[:, band]
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                raise ValueError(f"band {band + 1} has no finite value in any chip")
+            fill.append(np.median(values))
+        fill_db = np.asarray(fill, np.float32)
         total = total_sq = None
         count = 0
         for chip in inputs_db:
-            raw = cls.raw(chip, sar_indexes).astype(np.float64)
-            s, sq = raw.sum(axis=(1, 2)), (raw**2).sum(axis=(1, 2))
+            finite = np.isfinite(chip).all(axis=0)
+            raw = cls.raw(chip, sar_indexes, fill_db).astype(np.float64)[:, finite]
+            s, sq = raw.sum(axis=1), (raw**2).sum(axis=1)
             total = s if total is None else total + s
             total_sq = sq if total_sq is None else total_sq + sq
-            count += raw.shape[1] * raw.shape[2]
-        if total is None or total_sq is None:
-            raise ValueError("cannot fit the input normalisation on no chips")
+            count += raw.shape[1]
+        if total is None or total_sq is None or count == 0:
+            raise ValueError("cannot fit the input normalisation: no pixel with finite bands")
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-        return cls(sar_indexes, mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32))
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError(f"the input channels' statistics are not finite: {mean}, {std}")
+        return cls(
+            sar_indexes,
+            mean.astype(np.float32),
+            np.maximum(std, 1e-6).astype(np.float32),
+            fill_db,
+        )
 
     def __call__(self, inputs_db: np.ndarray) -> np.ndarray:
         """Standardised channels of one chip (2, H, W) or a stack (N, 2, H, W)."""
         if inputs_db.ndim == 4:
             return np.stack([self(chip) for chip in inputs_db])
-        raw = self.raw(inputs_db, self.sar_indexes)
+        raw = self.raw(inputs_db, self.sar_indexes, self.fill_db)
         return ((raw - self.mean[:, None, None]) / self.std[:, None, None]).astype(np.float32)
 
 
@@ -172,10 +244,18 @@ def fit_quantile_map(source: np.ndarray, target: np.ndarray) -> LinearMap:
 
 
 def box_smooth(inputs_db: np.ndarray, size: int = 5) -> np.ndarray:
-    """Mean over a ``size`` x ``size`` window (border windows shrink), (N, C, H, W)."""
-    x = torch.from_numpy(np.ascontiguousarray(inputs_db, dtype=np.float32))
-    out = F.avg_pool2d(x, size, stride=1, padding=size // 2, count_include_pad=False)
-    return out.numpy()
+    """Mean of the finite values in a ``size`` x ``size`` window (border windows shrink),
+    (N, C, H, W); NaN where a window holds none."""
+    finite = np.isfinite(inputs_db)
+    x = torch.from_numpy(np.ascontiguousarray(np.where(finite, inputs_db, 0.0), np.float32))
+    n = torch.from_numpy(np.ascontiguousarray(finite, np.float32))
+
+    def pool(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, size, stride=1, padding=size // 2, count_include_pad=False)
+
+    if finite.all():
+        return pool(x).numpy()
+    return (pool(x) / pool(n)).numpy()  # 0 / 0 is NaN where a window has no finite value
 
 
 def fit_sar_bins_map(
@@ -185,9 +265,12 @@ def fit_sar_bins_map(
 
     See the module docstring. Bins are quantile bins of the pooled farm pixels' smoothed VV
     and VH (``n_bins`` each); a bin counts when both splits have ``min_count`` pixels in it.
+    A farm pixel whose smoothing window holds no finite SAR value takes no part.
     """
     s_sar = box_smooth(source.inputs).transpose(1, 0, 2, 3)[:, source.valid]
     t_sar = box_smooth(target.inputs).transpose(1, 0, 2, 3)[:, target.valid]
+    s_ok, t_ok = np.isfinite(s_sar).all(axis=0), np.isfinite(t_sar).all(axis=0)
+    s_sar, t_sar = s_sar[:, s_ok], t_sar[:, t_ok]
     pooled = np.concatenate([s_sar, t_sar], axis=1)
     levels = np.linspace(0.0, 1.0, n_bins + 1)[1:-1]
     edges = [np.quantile(pooled[b], levels) for b in range(2)]
@@ -198,8 +281,8 @@ def fit_sar_bins_map(
     n = n_bins * n_bins
     s_bin, t_bin = bin_of(s_sar), bin_of(t_sar)
     s_count, t_count = np.bincount(s_bin, minlength=n), np.bincount(t_bin, minlength=n)
-    s_sum = np.bincount(s_bin, source.target[source.valid], minlength=n)
-    t_sum = np.bincount(t_bin, target.target[target.valid], minlength=n)
+    s_sum = np.bincount(s_bin, source.target[source.valid][s_ok], minlength=n)
+    t_sum = np.bincount(t_bin, target.target[target.valid][t_ok], minlength=n)
     ok = (s_count >= min_count) & (t_count >= min_count)
     if ok.sum() < 3:
         raise ValueError(

@@ -1,13 +1,16 @@
 """The pix2pix networks (Isola et al. 2017): a UNet generator and a PatchGAN discriminator.
 
-Both follow the paper's building blocks: 4x4 convolutions with stride 2, LeakyReLU(0.2) in
+Both follow that paper's building blocks: 4x4 convolutions with stride 2, LeakyReLU(0.2) in
 the encoder and the discriminator, ReLU in the decoder, normalisation after every
-convolution but the first (and the innermost), dropout in the deepest decoder blocks as the
-generator's noise, ``tanh`` at the output, weights drawn from N(0, 0.02).
+convolution but the first (and the innermost, as in the authors' published code), dropout
+of 50 % in the three deepest decoder blocks, ``tanh`` at the output, weights drawn from
+N(0, 0.02). pix2pix keeps that dropout on at test time as its generator's noise; this
+baseline predicts in eval mode, dropout off (our choice; why: :mod:`baselines.pix2pix`).
 
 The depth is a parameter: ``n_down`` halvings of the input (7 takes a 128x128 chip down
-to 1x1, the paper's ``unet_128``); the quick profile uses fewer levels and fewer filters.
-The discriminator with ``n_layers=3`` sees 70x70 pixel patches.
+to 1x1, like the authors' code's ``unet_128``; the paper's network for 256x256 images has
+8); the quick profile uses fewer levels and fewer filters. The discriminator with
+``n_layers=3`` sees 70x70 pixel patches, the paper's default PatchGAN.
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class UNetGenerator(nn.Module):
                 nn.ConvTranspose2d(c_in, chans[i - 1], 4, 2, 1, bias=bias),
                 _norm(norm, chans[i - 1]),
             ]
-            # dropout in the deepest decoder blocks, as pix2pix's noise z
+            # dropout in the deepest decoder blocks (pix2pix's noise z; off at test here)
             if dropout > 0 and i >= n_down - dropout_levels:
                 layers.append(nn.Dropout(dropout))
             ups.append(nn.Sequential(*layers))

@@ -10,14 +10,19 @@ in linear power (sigma0 = 10^(dB / 10)) from the dataset's dB bands:
     RVI4S1 = sqrt(VV / (VH + VV)) * 4 VH / (VH + VV)
     RVI    = 4 VH / (VH + VV)
 
-The study does not give its clipping bounds. Here "clipped" means clipped to a fixed
+The study names the channels but gives neither the clipping bounds nor what the 99.5 %
+range is taken over; both readings here are ours. "Clipped" means clipped to a fixed
 physical range (VV -25 to -5 dB, VH -30 to -10 dB in power: what farmland spans, with
 room either side; forest, roads and buildings fall outside), and "99.5%-range clipped"
 means clipped to the chip's own central 99.5 % of values (its 0.25th and 99.75th
-percentiles), which removes the brightest speckle and buildings per image.
+percentiles, over the chip's finite values only), which removes the brightest speckle and
+buildings per image.
 
 Every function takes and returns float arrays of any shape (a chip is (H, W)); the ratio
-indexes assume positive powers, which any finite dB value gives.
+indexes assume positive powers, which any finite dB value gives. A non-finite value stays
+non-finite in every channel; filling such pixels is the caller's business
+(:func:`baselines.pix2pix_data.fill_nonfinite`), which can pass the chip's own bounds,
+taken before filling, as ``vv_bounds``.
 
 >>> vv, vh = db_to_power(np.array([-10.0])), db_to_power(np.array([-20.0]))
 >>> float(rvi(vv, vh)[0])  # 4 * 0.01 / 0.11
@@ -56,11 +61,35 @@ def clip_db_range(power: np.ndarray, low_db: float, high_db: float) -> np.ndarra
     return np.clip(power, 10.0 ** (low_db / 10.0), 10.0 ** (high_db / 10.0))
 
 
-def clip_central(power: np.ndarray, fraction: float = CENTRAL_FRACTION) -> np.ndarray:
-    """Power clipped to its own central ``fraction`` of values (0.25th..99.75th percentile)."""
+def central_bounds(
+    power: np.ndarray, fraction: float = CENTRAL_FRACTION
+) -> tuple[float, float] | None:
+    """The 0.25th and 99.75th percentiles (for ``fraction`` 0.995) of the finite values of
+    ``power``; ``None`` when it has none.
+
+    >>> central_bounds(np.array([np.nan, 1.0, 2.0, 3.0]), 0.5)
+    (1.5, 2.5)
+    """
+    values = np.asarray(power, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
     tail = 100.0 * (1.0 - fraction) / 2.0
-    low, high = np.percentile(power, [tail, 100.0 - tail])
-    return np.clip(power, low, high)
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def clip_central(
+    power: np.ndarray,
+    fraction: float = CENTRAL_FRACTION,
+    bounds: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """Power clipped to ``bounds``, by default its own central ``fraction`` of finite values
+    (:func:`central_bounds`); non-finite values stay as they are."""
+    bounds = central_bounds(power, fraction) if bounds is None else bounds
+    if bounds is None:
+        return np.asarray(power, dtype=np.float64)
+    return np.clip(power, *bounds)
 
 
 def prvi(vv: np.ndarray, vh: np.ndarray) -> np.ndarray:
@@ -83,15 +112,18 @@ def rvi(vv: np.ndarray, vh: np.ndarray) -> np.ndarray:
     return 4.0 * vh / (vh + vv)
 
 
-def sar_index_stack(vv_db: np.ndarray, vh_db: np.ndarray) -> np.ndarray:
+def sar_index_stack(
+    vv_db: np.ndarray, vh_db: np.ndarray, vv_bounds: tuple[float, float] | None = None
+) -> np.ndarray:
     """The ten index channels of one chip, (10, H, W) float32, in :data:`INDEX_NAMES` order.
 
-    The percentile clip uses the whole chip, so call this on whole chips (before cropping).
+    The percentile clip uses the whole chip's finite VV values (or ``vv_bounds``, in power,
+    when given), so call this on whole chips (before cropping).
     """
     vv, vh = db_to_power(vv_db), db_to_power(vh_db)
     channels = (
         clip_db_range(vv, *VV_CLIP_DB),
-        clip_central(vv),
+        clip_central(vv, bounds=vv_bounds),
         vh,
         clip_db_range(vh, *VH_CLIP_DB),
         prvi(vv, vh),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import doctest
 import math
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -437,11 +439,34 @@ def test_the_flood_studys_impossible_ious_cannot_happen() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def test_metric_names_and_directions_match_the_tasks() -> None:
+METRICS_DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+
+
+def documented_metrics(task: str) -> list[tuple[str, bool, str]]:
+    """(name, primary?, better) of each row of the metrics table in the section of
+    docs/metrics.md headed ``## ... (`task`)``, in the order written."""
+    sections = [s for s in METRICS_DOC.read_text().split("\n## ") if f"(`{task}`)" in s[:80]]
+    assert len(sections) == 1, f"docs/metrics.md has {len(sections)} sections for {task!r}"
+    rows = []
+    for line in sections[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        name = re.fullmatch(r"(\*\*)?`(\w+)`(\*\*)?( \(primary\))?", cells[0])
+        if name is not None and len(cells) == 4:
+            rows.append((name[2], name[4] is not None, cells[2]))
+    return rows
+
+
+def test_metric_names_primaries_and_directions_are_as_documented() -> None:
+    """The metrics tables of docs/metrics.md, written by hand, against the declarations:
+    each task's metrics in the same order, the same primary metric, and each metric's
+    direction ("better") the same."""
     for task in TASKS.values():
-        declared = [task.primary_metric, *task.secondary_metrics]
-        assert list(M.METRICS[task.name]) == declared
-        assert M.METRICS[task.name][task.primary_metric].higher_is_better == task.higher_is_better
+        documented = documented_metrics(task.name)
+        assert [name for name, _, _ in documented] == list(M.METRICS[task.name]), task.name
+        assert [name for name, primary, _ in documented if primary] == [task.primary_metric]
+        for name, _, better in documented:
+            assert M.METRICS[task.name][name].direction == better, f"{task.name} {name}"
+    assert TASKS["flood"].higher_is_better and not TASKS["ndvi"].higher_is_better
 
 
 ALL_METRICS = [m for task in M.METRICS.values() for m in task.values()]
