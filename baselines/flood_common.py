@@ -1,8 +1,17 @@
 """What the deep flood baselines (UNet, Prithvi) share: data, training loop, prediction.
 
 - Inputs are standardised per band with a mean and standard deviation computed on the
-  train split's valid, finite pixels (:class:`Normaliser`, saved with the model); a
-  non-finite input (nodata) becomes 0 after standardising and is never scored.
+  train split's valid, finite pixels only (:class:`Normaliser`, saved with the model).
+- **Non-finite inputs** (NaN nodata, inf): each band's statistics use only its finite
+  values; a non-finite input value is filled with its band's training mean, which is 0
+  after standardising (:data:`FILL_RULE`), in training and in prediction alike, and a
+  training pixel with a non-finite band is left out of the loss. So a NaN pixel changes no
+  other pixel's prediction beyond what that fill value would (it is the same input), and
+  every prediction is finite. The rule is saved with the model (``input_fill``) and logged
+  with the number of pixels filled.
+- **Non-finite outputs** are an error, never a mask: a non-finite training loss, or a
+  non-finite logit on a val or test chip (a diverged model), fails the phase with the chip
+  and the count (``logits > 0`` would silently write such pixels as dry).
 - Training draws random ``crop`` x ``crop`` windows of the training chips (random flips
   when ``augment``), minimises BCE (or BCE + soft Dice) over **valid** pixels only
   (``Sample.valid``), with AdamW and a cosine learning-rate decay per step.
@@ -39,6 +48,8 @@ from sarbench_io.geo import write_raster
 from sarbench_io.loader import SplitDir
 
 LOSSES = ("bce", "bce+dice")
+FILL_RULE = "non-finite input values: the band's training mean (0 after standardising)"
+"""What :meth:`Normaliser.apply` does with a non-finite input value (saved with the model)."""
 SCHEDULES = ("cosine", "constant")
 
 
@@ -96,7 +107,8 @@ class Normaliser:
         return cls(tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        """(C, H, W) standardised float32; non-finite values become 0."""
+        """(C, H, W) standardised float32; a non-finite value becomes 0, its band's training
+        mean (:data:`FILL_RULE`)."""
         if x.shape[0] != len(self.mean):
             raise ContractError(f"{x.shape[0]} input band(s), the model has {len(self.mean)}")
         mean = np.asarray(self.mean, np.float64)[:, None, None]
@@ -119,12 +131,20 @@ class Chips:
         if not split.has_targets:
             raise ContractError(f"{split.path}: no targets/ to train on")
         chips = cls([], [], [], [])
+        filled = 0
         for sample in progress(split, len(split), f"load {split.path.name}", every=0.25):
             assert sample.target is not None
+            finite = np.isfinite(sample.inputs).all(0)
+            filled += int((~finite).sum())
             chips.ids.append(sample.id)
             chips.x.append(norm.apply(sample.inputs))
             chips.y.append((sample.target == 1).astype(np.float32))
-            chips.valid.append(sample.valid_or_all() & np.isfinite(sample.inputs).all(0))
+            chips.valid.append(sample.valid_or_all() & finite)
+        if filled:
+            log(
+                f"{split.path.name}: {filled} pixel(s) with a non-finite band: {FILL_RULE}; "
+                "left out of the loss"
+            )
         return chips
 
     def __len__(self) -> int:
@@ -191,6 +211,18 @@ def seg_loss(logits: torch.Tensor, y: torch.Tensor, w: torch.Tensor, kind: str) 
     return loss
 
 
+def check_finite(logits: np.ndarray, what: str) -> np.ndarray:
+    """``logits``, or a :class:`ContractError` naming ``what`` where any is not finite."""
+    bad = int(np.size(logits) - np.count_nonzero(np.isfinite(logits)))
+    if bad:
+        raise ContractError(
+            f"{what}: the model's output holds {bad} non-finite logit(s) of {np.size(logits)} "
+            "(its weights or the inputs went non-finite; a diverged model?); no mask is "
+            "written for such an output"
+        )
+    return logits
+
+
 def _pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     if pad_h == 0 and pad_w == 0:
         return x
@@ -244,8 +276,9 @@ def evaluate(
 ) -> tuple[float, float]:
     """(mean loss per chip, pooled IoU) of ``model`` on whole chips."""
     losses, preds = [], []
-    for x, y, v in zip(chips.x, chips.y, chips.valid, strict=True):
+    for sid, x, y, v in zip(chips.ids, chips.x, chips.y, chips.valid, strict=True):
         logits = predict_logits(model, x, device, tile=tile, multiple=multiple)
+        check_finite(logits, f"val chip {sid}")
         lt, yt, vt = (torch.from_numpy(a) for a in (logits, y, v.astype(np.float32)))
         losses.append(float(seg_loss(lt, yt, vt, loss)))
         preds.append(logits > 0)
@@ -310,6 +343,11 @@ def fit(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(xb)
             loss = seg_loss(logits, yb, wb, opts.loss)
+            if not torch.isfinite(loss):
+                raise ContractError(
+                    f"training diverged: the loss is {loss.item()} at epoch {epoch}, step "
+                    f"{s + 1} (non-finite logits or weights); try a lower lr"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -358,15 +396,21 @@ def predict_folder(
     tile: int = 0,
     multiple: int = 1,
 ) -> None:
-    """One uint8 {0, 1} flood mask (logit > 0) per test input, on the input's grid."""
+    """One uint8 {0, 1} flood mask (logit > 0) per test input, on the input's grid; a
+    non-finite input value is filled (:data:`FILL_RULE`), a non-finite logit is an error."""
     split = SplitDir(paths.test_inputs)
     paths.output.mkdir(parents=True, exist_ok=True)
     model.to(device)
+    filled = chips_filled = 0
     for sample in progress(split, len(split), "predict"):
+        bad = int((~np.isfinite(sample.inputs)).any(0).sum())
+        filled, chips_filled = filled + bad, chips_filled + (bad > 0)
         logits = predict_logits(
             model, norm.apply(sample.inputs), device, tile=tile, multiple=multiple
         )
+        check_finite(logits, f"test chip {sample.id}")
         write_raster(paths.output / f"{sample.id}.tif", (logits > 0).astype(np.uint8), sample.grid)
+    log(f"{filled} pixel(s) with a non-finite band in {chips_filled} chip(s): {FILL_RULE}")
 
 
 def save_model(
@@ -384,6 +428,7 @@ def save_model(
             "model": kind,
             "options": dataclasses.asdict(options),
             "norm": {"mean": list(norm.mean), "std": list(norm.std)},
+            "input_fill": FILL_RULE,
             "band_roles": None if band_roles is None else list(band_roles),
             "state_dict": fitted.state,
             "best_epoch": fitted.best_epoch,

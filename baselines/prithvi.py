@@ -5,7 +5,8 @@ autoencoder pre-trained on 6-band HLS optical imagery (blue, green, red, narrow 
 SWIR 1, SWIR 2): a 3-D patch embedding (``Conv3d``, tubelet 1 x 16 x 16 pixels), a cls
 token, a fixed 3-D sin-cos position embedding (3/8 of the channels for the column, 3/8
 for the row, 1/4 for the frame), pre-norm transformer blocks (``qkv`` and ``proj``
-attention, a GELU MLP of ratio 4) and a final LayerNorm. ``size = "base"`` is the
+attention, a GELU MLP of ratio 4) and a final LayerNorm; every LayerNorm has eps 1e-5, as
+the published code's ``norm_layer=nn.LayerNorm`` has. ``size = "base"`` is the
 published model (embed 768, depth 12, 12 heads; its state-dict keys are those of
 ``Prithvi_EO_V1_100M.pt``); ``size = "tiny"`` (embed 96, depth 2, 3 heads) is for tests and
 the CPU ``quick`` profile and has no published weights.
@@ -13,9 +14,20 @@ the CPU ``quick`` profile and has no published weights.
 **Adapting 2 SAR bands to a 6-band optical encoder** (option ``adapter``):
 
 - ``patch-embed``: a new 2-band patch embedding replaces the 6-band one (one frame); the
-  rest of the encoder is loaded. Its kernel starts from the pretrained one: each SAR band
-  gets the sum of the 6 band kernels divided by 2, so a chip whose bands are equal gets the
-  response the pretrained embedding gives to 6 equal bands.
+  rest of the encoder is loaded. Its kernel starts from the pretrained one, **split** between
+  the two bands by their roles (:func:`split_patch_kernel`): one band gets the sum of the
+  visible kernels (blue, green, red), the other the sum of the infrared ones (narrow NIR,
+  SWIR 1, SWIR 2); ``pre`` and ``VV`` take the visible group, ``post`` and ``VH`` the
+  infrared one (bands of unknown roles: band order). A chip whose bands are equal still
+  gets the response the pretrained embedding gives to 6 equal bands (the two groups add up
+  to all six), and the **difference** of the bands reaches the encoder through the
+  pretrained infrared-minus-visible contrast, so a flood that appears (post darker than
+  pre) and one that recedes are told apart from the first step. (An even split, each band
+  the 6-kernel sum / 2, shows the encoder only the mean of the bands.) For a pre/post pair
+  the assignment follows optical water: a newly flooded pixel, dark after and not before,
+  embeds as a pixel dark in the infrared and not in the visible, as open water is. For
+  VV/VH the assignment is our choice (VH, cross-polarised, rises with vegetation volume as
+  narrow NIR does); what matters is that the two bands start apart.
 - ``temporal``: pre and post are two time frames (``num_frames = 2``, tubelet 1), each
   mapped to 6 pseudo-bands by a learned 1x1 convolution (initialised to copy the band into
   all 6) and embedded by the pretrained 6-band patch embedding; the position embedding
@@ -41,8 +53,9 @@ to pixels, and a 1x1 convolution to one flood logit.
 **Checkpoint.** ``/weights/<checkpoint>`` (default ``Prithvi_EO_V1_100M.pt``) is loaded by
 :func:`load_prithvi_checkpoint`, which accepts the flat MAE layout and the ``encoder.`` /
 ``decoder.`` layout, optionally wrapped in ``{"model": ...}`` or ``{"state_dict": ...}``.
-The MAE decoder and ``mask_token`` are skipped as expected; missing, unexpected and
-mis-shaped keys are logged and written to ``artifacts/checkpoint_report.json``, and are an
+The MAE decoder and ``mask_token`` are skipped as expected; the adapted patch kernel
+(``adapted``: how it was split, by which roles), missing, unexpected and mis-shaped keys
+are logged and written to ``artifacts/checkpoint_report.json``, and the last three are an
 error unless ``strict_checkpoint = false``. Without a checkpoint the model trains from
 random initialisation and the report says ``"pretrained": false``.
 """
@@ -82,7 +95,7 @@ from baselines.flood_common import (
     save_model,
     setup_torch,
 )
-from sarbench_io.bands import PRE_POST
+from sarbench_io.bands import POST, PRE, PRE_POST, VH, VV, layout_text
 
 MODEL_FILE = "prithvi.pt"
 REPORT_FILE = "checkpoint_report.json"
@@ -90,6 +103,14 @@ PATCH = 16
 PRETRAINED_BANDS = 6
 SIZES = {"base": (768, 12, 12), "tiny": (96, 2, 3)}
 """embed dim, depth, heads."""
+LAYER_NORM_EPS = 1e-5
+"""The published code's ``norm_layer=nn.LayerNorm`` (torch's default eps)."""
+OPTICAL_BANDS = ("blue", "green", "red", "nir_narrow", "swir_1", "swir_2")
+"""The pre-training bands, in the order of the patch kernel's input axis."""
+KERNEL_GROUPS = {"visible": (0, 1, 2), "infrared": (3, 4, 5)}
+"""How :func:`split_patch_kernel` divides the 6 pretrained band kernels between 2 bands."""
+GROUP_OF_ROLE = {PRE: "visible", POST: "infrared", VV: "visible", VH: "infrared"}
+"""Which kernel group a band of each role starts from (see the module docstring)."""
 ADAPTERS = ("patch-embed", "temporal")
 
 
@@ -176,9 +197,9 @@ class Block(nn.Module):
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +225,7 @@ class PrithviEncoder(nn.Module):
         self.patch_embed = PatchEmbed(in_chans, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         nn.init.xavier_uniform_(self.patch_embed.proj.weight.data.view(dim, -1))
         nn.init.normal_(self.cls_token, std=0.02)
         for m in self.modules():
@@ -347,15 +368,64 @@ def _pos_embed_diff(table: torch.Tensor) -> float | None:
     return None
 
 
-def load_prithvi_checkpoint(model: PrithviSegmenter | PrithviEncoder, path: Path) -> LoadReport:
-    """Load a Prithvi checkpoint into ``model``'s encoder and report every key."""
+def split_patch_kernel(
+    weight: torch.Tensor, bands: int, roles: tuple[str, ...] | None = None
+) -> tuple[torch.Tensor, str]:
+    """A ``bands``-band patch kernel from a pretrained 6-band one, (D, 6, t, p, p) ->
+    (D, bands, t, p, p), and how it was made.
+
+    Two bands: each band's kernel is the sum of one group of :data:`KERNEL_GROUPS`, the
+    group of its role (:data:`GROUP_OF_ROLE`; in band order where the roles are not known
+    or do not pick two different groups). Any other count (no SARBench task has one): each
+    band gets the sum of the 6 kernels / ``bands``. Both rules add up to the sum of the 6
+    kernels, so equal bands get the response of 6 equal pretrained bands."""
+    w = weight.float()
+    if bands != 2:
+        summed = w.sum(dim=1, keepdim=True) / bands
+        return summed.expand(-1, bands, -1, -1, -1).clone(), (
+            f"{w.shape[1]} -> {bands} bands: each band's kernel is the sum of the pretrained "
+            f"band kernels / {bands}"
+        )
+    named = [GROUP_OF_ROLE.get(r, "") for r in roles] if roles is not None else []
+    if len(named) == 2 and "" not in named and len(set(named)) == 2:
+        groups, how = named, f"by role ({layout_text(roles)})"
+    else:
+        groups, how = list(KERNEL_GROUPS), f"by band order (roles {layout_text(roles)})"
+    kernels, parts = [], []
+    for band, group in enumerate(groups):
+        index = list(KERNEL_GROUPS[group])
+        kernels.append(w[:, index].sum(dim=1))
+        names = "+".join(OPTICAL_BANDS[i] for i in index)
+        role = f" ({roles[band]})" if roles is not None and band < len(roles) else ""
+        parts.append(f"band {band + 1}{role} <- {names}")
+    return torch.stack(kernels, dim=1), (
+        f"{w.shape[1]} -> 2 bands {how}: {'; '.join(parts)} (the pretrained band kernels, summed)"
+    )
+
+
+def load_prithvi_checkpoint(
+    model: PrithviSegmenter | PrithviEncoder, path: Path, band_roles: tuple[str, ...] | None = None
+) -> LoadReport:
+    """Load a Prithvi checkpoint file into ``model``'s encoder and report every key."""
+    return load_prithvi_state(model, read_state_dict(path), str(path), band_roles)
+
+
+def load_prithvi_state(
+    model: PrithviSegmenter | PrithviEncoder,
+    state: dict[str, torch.Tensor],
+    source: str,
+    band_roles: tuple[str, ...] | None = None,
+) -> LoadReport:
+    """Load a checkpoint's tensors into ``model``'s encoder and report every key; a 6-band
+    patch kernel for a ``patch-embed`` encoder of other bands is split between them by
+    their ``band_roles`` (:func:`split_patch_kernel`)."""
     encoder = model.encoder if isinstance(model, PrithviSegmenter) else model
-    report = LoadReport(source=str(path), pretrained=True)
+    report = LoadReport(source=source, pretrained=True)
     if isinstance(model, PrithviSegmenter):
         report.new_modules = [n for n, _ in model.named_children() if n != "encoder"]
     own = encoder.state_dict()
     update: dict[str, torch.Tensor] = {}
-    for raw_key, value in read_state_dict(path).items():
+    for raw_key, value in state.items():
         key = _strip(raw_key)
         if key.startswith("decoder") or key == "mask_token":
             report.skipped[raw_key] = "MAE decoder (pre-training only)"
@@ -365,12 +435,8 @@ def load_prithvi_checkpoint(model: PrithviSegmenter | PrithviEncoder, path: Path
         elif key not in own:
             report.unexpected.append(raw_key)
         elif key == "patch_embed.proj.weight" and _band_adaptable(value, own[key]):
-            bands = own[key].shape[1]
-            summed = value.float().sum(dim=1, keepdim=True) / bands
-            update[key] = summed.expand(-1, bands, -1, -1, -1).clone()
-            report.adapted[raw_key] = (
-                f"{value.shape[1]} -> {bands} bands: each band's kernel is the sum of the "
-                f"pretrained band kernels / {bands}"
+            update[key], report.adapted[raw_key] = split_patch_kernel(
+                value, own[key].shape[1], band_roles
             )
         elif own[key].shape != value.shape:
             report.shape_mismatches.append(
@@ -388,7 +454,7 @@ def load_prithvi_checkpoint(model: PrithviSegmenter | PrithviEncoder, path: Path
 def _band_adaptable(ckpt: torch.Tensor, mine: torch.Tensor) -> bool:
     return (
         ckpt.ndim == mine.ndim == 5
-        and ckpt.shape[1] != mine.shape[1]
+        and ckpt.shape[1] == PRETRAINED_BANDS != mine.shape[1]
         and (ckpt.shape[0] == mine.shape[0] and ckpt.shape[2:] == mine.shape[2:])
     )
 
@@ -402,6 +468,8 @@ def _log_report(report: LoadReport) -> None:
         f"{len(report.adapted)} adapted, {len(report.skipped)} skipped as expected "
         f"(MAE decoder, position table), new: {', '.join(report.new_modules) or '-'}"
     )
+    for key, how in report.adapted.items():
+        log(f"adapted {key}: {how}")
     if report.pos_embed_max_abs_diff is not None:
         log(f"its position table differs from ours by at most {report.pos_embed_max_abs_diff:.2e}")
     for what in ("missing", "unexpected", "shape_mismatches"):
@@ -425,11 +493,11 @@ def _build(opts: PrithviOptions, in_bands: int) -> PrithviSegmenter:
 
 
 def _init_from_checkpoint(
-    model: PrithviSegmenter, opts: PrithviOptions, paths: Paths
+    model: PrithviSegmenter, opts: PrithviOptions, paths: Paths, config: RunConfig
 ) -> LoadReport:
     path = paths.weights / opts.checkpoint if opts.checkpoint else None
     if path is not None and path.is_file():
-        report = load_prithvi_checkpoint(model, path)
+        report = load_prithvi_checkpoint(model, path, config.band_roles)
     else:
         where = str(path) if path is not None else "option checkpoint is empty"
         if opts.require_checkpoint:
@@ -456,7 +524,7 @@ def train(config: RunConfig, paths: Paths) -> None:
     device = setup_torch(config)
     norm, train_chips, val_chips = load_training_data(paths, config)
     model = _build(opts, len(norm.mean))
-    report = _init_from_checkpoint(model, opts, paths)
+    report = _init_from_checkpoint(model, opts, paths, config)
     if opts.freeze_encoder:
         if not report.pretrained:
             log("warning: freeze_encoder with a randomly initialised encoder")

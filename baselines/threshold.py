@@ -26,8 +26,18 @@ as water); ``method = "band"`` needs the chosen band to be an image of the event
 of a VV/VH pair or ``post`` of a pre/post pair (``band = 0`` of pre/post is the image
 before the flood).
 
+**Non-finite inputs** (NaN nodata, inf): every statistic is fitted on finite values only
+(the threshold's histograms: valid pixels whose bands are all finite; each band's mean:
+its finite values at valid pixels of train+val). Before the feature is taken, a non-finite
+input value is filled with its band's mean (in dB, saved in the model as ``fill_db``), in
+training and in prediction alike: a NaN pixel is then the same input as that fill value,
+so it changes no other pixel's mask beyond what the fill value would (with ``smooth_px``,
+its neighbours' windows see the fill value), and the feature is finite everywhere. A
+feature that is still not finite (inputs beyond the float range) fails the phase rather
+than being written as dry.
+
 ``train`` writes ``/model/threshold.json``; ``predict`` reads it. Predictions are uint8
-{0, 1}; a pixel whose feature is undefined (NaN input) is written 0.
+{0, 1}.
 """
 
 from __future__ import annotations
@@ -54,7 +64,7 @@ from baselines.contract import (
 )
 from sarbench_io.bands import POST, PRE_POST, VV, layout_text
 from sarbench_io.geo import write_raster
-from sarbench_io.loader import Sample, SplitDir
+from sarbench_io.loader import SplitDir
 
 MODEL_FILE = "threshold.json"
 GRID_LO, GRID_HI, GRID_STEP = -60.0, 60.0, 0.01
@@ -114,8 +124,37 @@ def smoothed_db(band_db: np.ndarray, size: int) -> np.ndarray:
         return 10.0 * np.log10(box_mean(10.0 ** (band_db.astype(np.float64) / 10.0), size))
 
 
+FILL_RULE = "non-finite input values: the band's train+val mean in dB (fill_db)"
+"""What :func:`fill_inputs` does (written into the model)."""
+
+
+def band_means(splits: list[SplitDir]) -> list[float]:
+    """Each band's mean (dB) over its finite values at the valid pixels of ``splits``."""
+    total: np.ndarray | None = None
+    count: np.ndarray | None = None
+    for split in splits:
+        for sample in progress(split, len(split), f"band means of {split.path.name}"):
+            x = sample.inputs.astype(np.float64)
+            keep = sample.valid_or_all()[None] & np.isfinite(x)
+            sums, n = np.where(keep, x, 0.0).sum(axis=(1, 2)), keep.sum(axis=(1, 2))
+            total = sums if total is None else total + sums
+            count = n if count is None else count + n
+    if total is None or count is None or (count == 0).any():
+        raise ContractError("a band has no finite value at a valid pixel to fit its mean on")
+    return [float(v) for v in total / count]
+
+
+def fill_inputs(inputs: np.ndarray, fill_db: list[float]) -> np.ndarray:
+    """``inputs`` (C, H, W) with each non-finite value replaced by its band's ``fill_db``."""
+    if inputs.shape[0] != len(fill_db):
+        raise ContractError(f"{inputs.shape[0]} input band(s), the model has {len(fill_db)}")
+    fill = np.asarray(fill_db, dtype=np.float64)[:, None, None]
+    return np.where(np.isfinite(inputs), inputs, fill)
+
+
 def feature(inputs: np.ndarray, opts: ThresholdOptions) -> np.ndarray:
-    """The thresholded quantity of one chip (H, W); NaN where undefined."""
+    """The thresholded quantity of one chip (H, W); NaN where undefined (a non-finite input
+    not filled first)."""
     if opts.method == "band":
         if opts.band >= inputs.shape[0]:
             raise ContractError(f"band {opts.band} asked, the inputs have {inputs.shape[0]}")
@@ -172,9 +211,17 @@ class Histograms:
         return float(self.edges()[1 + int(np.argmax(between))])
 
 
-def _flood_mask(sample: Sample, opts: ThresholdOptions, t: float) -> np.ndarray:
-    f = feature(sample.inputs, opts)
-    return (np.isfinite(f) & (f < t)).astype(np.uint8)
+def flood_mask(inputs: np.ndarray, model: ThresholdModel) -> np.ndarray:
+    """The uint8 {0, 1} mask of one chip (C, H, W): its inputs filled, then thresholded; a
+    feature that is not finite even so is a :class:`ContractError`, never a dry pixel."""
+    f = feature(fill_inputs(inputs, model.fill_db), model.options)
+    bad = int(f.size - np.count_nonzero(np.isfinite(f)))
+    if bad:
+        raise ContractError(
+            f"the feature is not finite at {bad} pixel(s) after filling (inputs beyond the "
+            "float range?); no mask is written for them"
+        )
+    return (f < model.threshold_db).astype(np.uint8)
 
 
 def check_roles(config: RunConfig, opts: ThresholdOptions) -> None:
@@ -203,15 +250,20 @@ def train(config: RunConfig, paths: Paths) -> None:
     splits = [s for s in ("train", "val") if paths.has_split(s)]
     if not splits:
         raise ContractError("no training split mounted (expected /data/train or /data/val)")
-    per_split: dict[str, Histograms] = {}
-    for name in splits:
-        split = SplitDir(paths.split(name))
+    dirs = {name: SplitDir(paths.split(name)) for name in splits}
+    for name, split in dirs.items():
         if not split.has_targets:
             raise ContractError(f"{split.path}: the {name} split has no targets/")
+    fill_db = band_means(list(dirs.values()))
+    log(f"band means {[round(m, 3) for m in fill_db]} dB; {FILL_RULE}")
+    per_split: dict[str, Histograms] = {}
+    for name, split in dirs.items():
         hist = Histograms.empty()
         for sample in progress(split, len(split), f"features of {name}"):
             assert sample.target is not None
-            hist.add(feature(sample.inputs, opts), sample.target, sample.valid_or_all())
+            f = feature(fill_inputs(sample.inputs, fill_db), opts)
+            keep = sample.valid_or_all() & np.isfinite(sample.inputs).all(0)
+            hist.add(f, sample.target, keep)
         per_split[name] = hist
     pooled = Histograms.empty()
     for hist in per_split.values():
@@ -245,6 +297,8 @@ def train(config: RunConfig, paths: Paths) -> None:
         "options": dataclasses.asdict(opts),
         "threshold_db": t,
         "direction": "flood where feature < threshold",
+        "fill_db": fill_db,
+        "input_fill": FILL_RULE,
         "fit_iou": {"pooled": float(curve[k]), **fit},
         "bands": list(config.bands),
         "band_roles": None if config.band_roles is None else list(config.band_roles),
@@ -252,11 +306,21 @@ def train(config: RunConfig, paths: Paths) -> None:
     (paths.model / MODEL_FILE).write_text(json.dumps(doc, indent=1))
 
 
-def load_model(path: Path) -> tuple[ThresholdOptions, float]:
-    """The options and threshold written by :func:`train`."""
+@dataclass(frozen=True)
+class ThresholdModel:
+    """What :func:`train` writes: the options, the threshold and the input fill values."""
+
+    options: ThresholdOptions
+    threshold_db: float
+    fill_db: list[float]
+
+
+def load_model(path: Path) -> ThresholdModel:
+    """The model written by :func:`train`."""
     try:
         doc = json.loads(path.read_text())
-        return ThresholdOptions(**doc["options"]), float(doc["threshold_db"])
+        fill = [float(v) for v in doc["fill_db"]]
+        return ThresholdModel(ThresholdOptions(**doc["options"]), float(doc["threshold_db"]), fill)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ContractError(f"{path}: not a threshold model written by train ({exc})") from exc
 
@@ -264,10 +328,17 @@ def load_model(path: Path) -> tuple[ThresholdOptions, float]:
 def predict(config: RunConfig, paths: Paths) -> None:
     """Write one uint8 {0, 1} flood mask per test input, on its grid."""
     require_task(config, "flood")
-    opts, t = load_model(paths.model / MODEL_FILE)
-    check_roles(config, opts)
+    model = load_model(paths.model / MODEL_FILE)
+    check_roles(config, model.options)
     split = SplitDir(paths.test_inputs)
-    log(f"threshold {t:+.2f} dB on {len(split)} chip(s)")
+    log(f"threshold {model.threshold_db:+.2f} dB on {len(split)} chip(s)")
     paths.output.mkdir(parents=True, exist_ok=True)
+    filled = 0
     for sample in progress(split, len(split), "predict"):
-        write_raster(paths.output / f"{sample.id}.tif", _flood_mask(sample, opts, t), sample.grid)
+        filled += int((~np.isfinite(sample.inputs)).sum())
+        try:
+            mask = flood_mask(sample.inputs, model)
+        except ContractError as exc:
+            raise ContractError(f"test chip {sample.id}: {exc}") from exc
+        write_raster(paths.output / f"{sample.id}.tif", mask, sample.grid)
+    log(f"{filled} non-finite input value(s) filled: {FILL_RULE} {model.fill_db}")

@@ -4,9 +4,10 @@ A plain UNet (Ronneberger et al. 2015): ``depth`` down steps of two 3x3 convolut
 BatchNorm and ReLU then a 2x2 max-pool, a bottleneck, and ``depth`` up steps (2x2
 transposed convolution, concatenation with the skip of the same level, two 3x3
 convolutions); ``base_channels`` at full resolution, doubling per level; a 1x1 convolution
-to one flood logit. Inputs are the standardised pre/post bands (statistics of the train
-split, saved with the model); training, checkpoint selection on val IoU and prediction
-are :mod:`baselines.flood_common`'s. Chip sides are padded to a multiple of
+to one flood logit. Inputs are the standardised bands (statistics of the train split's
+finite values, saved with the model; a non-finite input value is its band's training
+mean, and a non-finite output fails the phase); training, checkpoint selection on val IoU
+and prediction are :mod:`baselines.flood_common`'s. Chip sides are padded to a multiple of
 ``2 ** depth`` for prediction, so any chip size works.
 
 Options: :class:`UNetOptions` (the training options of
