@@ -9,6 +9,8 @@ Example::
     split = SplitDir("/data/train")
     for sample in split:
         x, y = sample.inputs, sample.target      # (bands, H, W) float32, (H, W)
+                                                 # x: NaN where an input is missing (the
+                                                 # file's nodata value, e.g. -9999, too)
         sample.valid_or_all()                    # bool (H, W): True where a pixel is scored
         sample.grid                              # CRS + transform to write predictions with
 """
@@ -30,6 +32,9 @@ from sarbench_io.layout import SUFFIX
 @dataclass(frozen=True)
 class Sample:
     """One chip with its georeferencing.
+
+    ``inputs`` hold NaN where the file has no data: its nodata value (``input_nodata``,
+    e.g. -9999 dB) is read as NaN, so that missing inputs look one way to every reader.
 
     ``target`` and ``valid`` are ``None`` where the split has none (a container's test
     inputs). ``valid`` is a bool mask, True where a pixel is scored.
@@ -106,13 +111,26 @@ class SplitDir:
             valid = v.data[0] != 0
         return Sample(
             id=sample_id,
-            inputs=src.data,
+            inputs=_nodata_as_nan(src.data, src.nodata),
             grid=src.grid,
             band_names=src.band_names,
             target=target,
             valid=valid,
             input_nodata=src.nodata,
         )
+
+
+def _nodata_as_nan(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Float inputs with their file's nodata value (e.g. -9999 dB) as NaN, so that every
+    reader sees missing inputs one way: NaN (Sen1Floods11's chips carry NaN already)."""
+    if nodata is None or np.isnan(nodata) or not np.issubdtype(data.dtype, np.floating):
+        return data
+    missing = data == nodata
+    if not missing.any():
+        return data
+    out = data.copy()
+    out[missing] = np.nan
+    return out
 
 
 def _same_grid(got: Grid, want: Grid, path: Path) -> None:
