@@ -166,7 +166,9 @@ def test_invalid_predictions_exit_1_with_every_problem(frozen: Settings, tmp_pat
     assert "readme.md: extra file" in err
 
 
-def test_many_hostile_names_are_listed_capped_and_escaped(frozen: Settings, tmp_path: Path) -> None:
+def test_many_hostile_names_are_grouped_capped_and_escaped(
+    frozen: Settings, tmp_path: Path
+) -> None:
     split = open_split(frozen, "tiny-flood", "val")
     pred = predict(split, tmp_path / "pred", "perfect")
     for i in range(60):
@@ -177,9 +179,46 @@ def test_many_hostile_names_are_listed_capped_and_escaped(frozen: Settings, tmp_
     assert "\x1b" not in err
     lines = err.splitlines()
     assert lines[0] == f"error: 60 problem(s) with the predictions in {pred}; nothing was scored:"
-    assert len(lines) == 1 + 50 + 1
-    assert lines[1].startswith("  - \\x1b[2J\\x1b[31mx00\\x0a.tif: extra file")
+    # the 50 kept are one kind: one line naming three of them, then the count of the rest
+    assert len(lines) == 1 + 1 + 1
+    assert lines[1].startswith("  - 50 files: e.g. extra file: no test input is called")
+    assert "\\x1b[2J\\x1b[31mx00\\x0a.tif, " in lines[1] and " and 47 more; fix: " in lines[1]
     assert lines[-1] == "  - ... and 10 more problems"
+
+
+def test_problems_of_one_kind_are_one_line_with_the_fix(frozen: Settings, tmp_path: Path) -> None:
+    split = open_split(frozen, "tiny-flood", "val")
+    pred = predict(split, tmp_path / "pred", "perfect")
+    for sid in split.ids:  # every file float32 probabilities instead of uint8 0/1
+        write_raster(
+            pred / f"{sid}.tif", np.full((SIZE, SIZE), 0.7, np.float32), split.load(sid).grid
+        )
+    result = run(frozen, str(pred), "--dataset", "tiny-flood", "--split", "val")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    n = len(split.ids)
+    assert lines[1] == (
+        f"  - {n} files: has dtype float32 (expected uint8 for flood predictions): "
+        f"val_00.tif, val_01.tif, val_02.tif and {n - 3} more; fix: convert before writing, "
+        "e.g. pred.astype(np.uint8)"
+    )
+    assert lines[2].startswith(f"  - {n} files: e.g. ") or lines[2].startswith(f"  - {n} files: ")
+    assert "fix: threshold the scores into 0/1" in lines[2]
+    assert len(lines) == 3
+
+
+def test_predictions_of_another_split_get_a_did_you_mean(frozen: Settings, tmp_path: Path) -> None:
+    val = open_split(frozen, "tiny-flood", "val")
+    pred = predict(val, tmp_path / "pred", "perfect")
+    result = run(frozen, str(pred), "--dataset", "tiny-flood", "--split", "test")
+    assert result.exit_code == 1
+    err = result.stderr.splitlines()
+    n = len(val.ids)
+    assert err[-1] == (
+        f"did you mean --split val? {n} of the {n} files are named like tiny-flood's val "
+        "inputs, none like its test inputs"
+    )
+    assert len(err) <= 4  # grouped: the extra files, the missing ones, the hint
 
 
 def test_unknown_dataset_exits_2(frozen: Settings, tmp_path: Path) -> None:
@@ -192,12 +231,11 @@ def test_empty_folder_lists_every_missing_file(frozen: Settings, tmp_path: Path)
     (tmp_path / "empty").mkdir()
     result = run(frozen, str(tmp_path / "empty"), "--dataset", "tiny-ndvi", "--split", "val")
     assert result.exit_code == 1
-    assert [line.split(":")[0].strip(" -") for line in result.stderr.splitlines()[1:]] == [
-        "val_00.tif",
-        "val_01.tif",
-        "val_02.tif",
-        "val_03.tif",
-    ]
+    (line,) = result.stderr.splitlines()[1:]
+    assert line.startswith(
+        "  - 4 files: missing (expected one prediction per test input, named like it): "
+        "val_00.tif, val_01.tif, val_02.tif and 1 more; fix: write one <id>.tif"
+    )
 
 
 def test_dataset_not_prepared_exits_2(tmp_path: Path) -> None:

@@ -138,8 +138,11 @@ def score(
             f"{printable(str(exc.pred_dir))}; nothing was scored:",
             err=True,
         )
-        for line in exc.lines():  # the first MAX_PROBLEMS, escaped, and a count of the rest
+        for line in exc.grouped():  # the first MAX_PROBLEMS by kind, escaped; the rest counted
             click.echo(f"  - {line}", err=True)
+        hint = other_split_hint(settings, dataset, split, pred_dir)
+        if hint:
+            click.echo(hint, err=True)
         ctx.exit(1)
     except SarbenchError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -148,3 +151,33 @@ def score(
         click.echo(json.dumps(result.to_dict(), indent=1, allow_nan=False))
     else:
         click.echo(render(result))
+
+
+def other_split_hint(settings: Settings, dataset: str, split: str, pred_dir: Path) -> str | None:
+    """``did you mean --split val?`` when most prediction files are named like the inputs
+    of another split of ``dataset`` (at most 100,000 names are looked at)."""
+    import itertools
+    import os
+
+    from harness.datasets.ops import require_manifest
+
+    try:
+        with os.scandir(pred_dir) as it:
+            names = {e.name[:-4] for e in itertools.islice(it, 100_000) if e.name.endswith(".tif")}
+        splits = require_manifest(settings, dataset).splits
+    except (OSError, SarbenchError):
+        return None
+    if not names or set(splits.get(split, ())) & names:
+        return None
+    best = max(
+        (s for s in splits if s != split),
+        key=lambda s: len(names & set(splits[s])),
+        default=None,
+    )
+    if best is None or 2 * len(names & set(splits[best])) < len(names):
+        return None
+    n = len(names & set(splits[best]))
+    return (
+        f"did you mean --split {best}? {n:,} of the {len(names):,} files are named like "
+        f"{dataset}'s {best} inputs, none like its {split} inputs"
+    )

@@ -160,7 +160,7 @@ class PredictionError(SarbenchError):
         self.pred_dir = Path(pred_dir)
         self.n_problems = max(len(problems), total or 0)
         self.problems = list(problems[:MAX_PROBLEMS])
-        listing = "\n".join(f"  - {line}" for line in self.lines())
+        listing = "\n".join(f"  - {line}" for line in self.grouped())
         super().__init__(
             f"{printable(str(self.pred_dir))}: {self.n_problems:,} problem(s) with the "
             f"predictions, nothing was scored:\n{listing}"
@@ -169,6 +169,79 @@ class PredictionError(SarbenchError):
     def lines(self) -> list[str]:
         """Every kept problem as a printable line, then ``... and N more problems``."""
         return cap_problems(self.problems, self.n_problems)
+
+    def grouped(self) -> list[str]:
+        """The kept problems grouped by kind (:func:`group_problems`), then the count of
+        the rest: what a person reads."""
+        lines = group_problems(self.problems)
+        left = self.n_problems - len(self.problems)
+        return [*lines, more_problems(left)] if left > 0 else lines
+
+
+_NUMBER = re.compile(r"[0-9][0-9.,e+-]*")
+SHOWN_NAMES = 3
+"""Files named in a group of problems of one kind; the rest are counted."""
+
+_FIXES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), fix)
+    for pattern, fix in (
+        (r"^has dtype", "convert before writing, e.g. pred.astype(np.{dtype})"),
+        (r"^missing$", "write one <id>.tif for every input of the split (SplitDir(...).ids)"),
+        (
+            r"^extra file: no test input",
+            "write only the split's ids; predictions of another split?",
+        ),
+        (r"^extra file: name it", "rename to the lower-case .tif the inputs have"),
+        (
+            r"geotransform|^has CRS|pixels \(width",
+            "write each prediction on its input's grid: write_raster(path, pred, sample.grid)",
+        ),
+        (r"are NaN|are infinite", "write a finite value at every pixel, scored or not"),
+        (r"are not 0 or 1", "threshold the scores into 0/1: (prob > 0.5).astype(np.uint8)"),
+        (r"are outside \[", "clip the values: np.clip(pred, -1, 1)"),
+        (r"^has [0-9]+ bands", "write a single band: pred of shape (H, W)"),
+    )
+)
+
+
+def likely_fix(problem: Problem) -> str | None:
+    """The usual cure of a problem of this kind, in words and code (None: no general one)."""
+    for pattern, fix in _FIXES:
+        if pattern.search(problem.what):
+            dtype = problem.expected.split(" ", 1)[0]
+            return fix.format(dtype=dtype)
+    return None
+
+
+def group_problems(problems: Sequence[Problem]) -> list[str]:
+    """Problems of one kind (the same words but for numbers, and the same expectation) as
+    one printable line naming how many files, the first :data:`SHOWN_NAMES` of them and
+    the likely fix; a kind of one file is its own line, as :class:`Problem` prints it.
+
+    >>> p = [Problem(f"{i}.tif", "has dtype float32", "uint8 for flood predictions")
+    ...      for i in range(5)]
+    >>> group_problems(p)[0]
+    '5 files: has dtype float32 (expected uint8 for flood predictions): 0.tif, 1.tif, 2.tif and 2 more; fix: convert before writing, e.g. pred.astype(np.uint8)'
+    """
+    groups: dict[tuple[str, str], list[Problem]] = {}
+    for p in problems:
+        groups.setdefault((_NUMBER.sub("#", p.what), p.expected), []).append(p)
+    lines = []
+    for members in groups.values():
+        first, fix = members[0], likely_fix(members[0])
+        tail = f"; fix: {fix}" if fix else ""
+        if len(members) == 1:
+            lines.append(printable(f"{first}{tail}"))
+            continue
+        whats = {m.what for m in members}
+        what = first.what if len(whats) == 1 else f"e.g. {first.what}"
+        names = ", ".join(m.file for m in members[:SHOWN_NAMES])
+        if len(members) > SHOWN_NAMES:
+            names += f" and {len(members) - SHOWN_NAMES} more"
+        lines.append(
+            printable(f"{len(members)} files: {what} (expected {first.expected}): {names}{tail}")
+        )
+    return lines
 
 
 def validate_predictions(
