@@ -397,3 +397,21 @@ def test_pretrained_is_what_the_harness_knows_and_a_report_may_only_deny_it(
     assert pretrained_of(prithvi, None, report) is False  # a report cannot claim weights
     report.write_text("{not json")
     assert pretrained_of(prithvi, mounted, report) is True
+
+
+def test_validate_names_a_missing_path_and_suggests_a_close_entry_name(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.cli import main
+
+    def err(*args: str) -> str:
+        result = CliRunner().invoke(main, ["--home", str(tmp_path), "validate", *args])
+        assert result.exit_code == 2, result.output
+        return " ".join(result.output.split())
+
+    assert "unknown entry 'unett'. Did you mean 'unet'?" in err("unett")
+    missing = str(tmp_path / "no" / "such" / "dir")
+    assert f"{missing}: no such file or folder" in err(missing)
+    assert "./nope: no such file or folder" in err("./nope")
+    # a name like no entry is an image reference, which needs its task
+    assert "give --task (flood or ndvi)" in err("acme/segmenter:1")

@@ -10,11 +10,12 @@ an entry chose (file names, log lines) is printed with its control characters es
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
-from harness.errors import SarbenchError, printable
+from harness.errors import SarbenchError, UnknownNameError, printable
 from harness.numbers import interval
 from harness.runner.run import Outcome, RunContext, run_one
 from harness.scoring.validate import count_problems, is_more_problems
@@ -43,6 +44,15 @@ def adhoc_entry(settings: Settings, target: str, task: str | None) -> Entry:
         return _adhoc(name, image, task, folder)
     if (settings.submissions_dir / f"{target}.toml").is_file():
         return get_entry(settings.submissions_dir, target)
+    if target.startswith(("/", ".", "~")):  # a path (image references never start so)
+        raise SarbenchError(
+            f"{target}: no such file or folder (an entry file, a folder with a Dockerfile, "
+            "an entry's name or an image reference)"
+        )
+    if task is None:
+        known = sorted(p.stem for p in settings.submissions_dir.glob("*.toml"))
+        if difflib.get_close_matches(target, known, n=1):
+            raise UnknownNameError("entry", target, known)
     return _adhoc(
         re.sub(r"[^a-z0-9-]+", "-", target.lower()).strip("-"),
         ImageSpec(ref=target),
