@@ -537,3 +537,79 @@ def test_local_log_cap_holds(tmp_path: Path) -> None:
 def test_local_missing_command_is_an_error() -> None:
     result = local_backend.run_phase(None, "ignored", ["/no/such/entrypoint"], {}, SMALL, {})
     assert result.status == "error" and result.exit_code is None
+
+
+# --- the log as it comes --------------------------------------------------------------
+
+HANDSHAKE = r"""
+import os, sys, time
+print("first \x1b[2J line", flush=True)
+release = os.path.join(sys.argv[1], "release")
+for _ in range(300):  # 30 s at most: the harness answers as soon as it reads "first"
+    if os.path.exists(release):
+        print("released", flush=True)
+        sys.exit(0)
+    time.sleep(0.1)
+print("never released", flush=True)
+sys.exit(1)
+"""
+
+
+class _Handshake:
+    """Answers the phase's first line by writing the file it waits for: the phase can only
+    end well if its lines reach the harness while it runs."""
+
+    def __init__(self, gate: Path, log_path: Path) -> None:
+        self.gate, self.log_path, self.lines = gate, log_path, []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if line.startswith("first"):
+            assert "first" in self.log_path.read_text()  # the log file fills as it comes
+            (self.gate / "release").write_text("go")
+
+
+@pytest.mark.docker
+def test_log_lines_reach_the_harness_and_the_file_while_the_phase_runs(
+    docker_client: docker.DockerClient,
+    base_image: str,
+    run_labels: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    mounts, command = script(tmp_path, HANDSHAKE)
+    mounts[gate] = ("/gate", "ro")
+    log_path = tmp_path / "phase.log"
+    answer = _Handshake(gate, log_path)
+    result = run_phase(
+        docker_client,
+        base_image,
+        [*command, "/gate"],
+        mounts,
+        SMALL,
+        run_labels,
+        log_path=log_path,
+        on_line=answer,
+    )
+    assert result.status == "ok", result.log_tail
+    assert answer.lines == ["first \\x1b[2J line", "released"]  # escaped for the terminal
+    assert log_path.read_text().splitlines()[-1] == "released"
+
+
+def test_local_log_lines_reach_the_harness_while_the_phase_runs(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text(HANDSHAKE)
+    log_path = tmp_path / "phase.log"
+    answer = _Handshake(tmp_path, log_path)
+    result = local_backend.run_phase(
+        None,
+        "ignored",
+        [sys.executable, str(tmp_path / "main.py"), str(tmp_path)],
+        {},
+        SMALL,
+        {},
+        log_path=log_path,
+        on_line=answer,
+    )
+    assert result.status == "ok", result.log_tail
+    assert answer.lines == ["first \\x1b[2J line", "released"]

@@ -35,6 +35,7 @@ from harness.runtime.errors import (
 )
 from harness.runtime.images import image_digest
 from harness.runtime.limits import Limits
+from harness.runtime.livelog import LiveLog, OnLine, follow
 from harness.runtime.phase import (
     Mount,
     Mounts,
@@ -177,12 +178,15 @@ def run_phase(
     name: str | None = None,
     tail: int = DEFAULT_TAIL_LINES,
     log_path: Path | None = None,
+    on_line: OnLine | None = None,
 ) -> PhaseResult:
     """Run ``command`` in one container from ``image`` under ``limits``; always remove it.
 
     ``mounts`` is ``{host_path: (container_path, "ro" | "rw")}``; writable host folders are
     made writable for ``user`` first (see :func:`harness.runtime.phase.prepare_writable`).
-    ``log_path``, if given, receives the whole collected log (at most the log cap).
+    ``log_path``, if given, receives the log as it comes (:mod:`harness.runtime.livelog`)
+    and then the whole collected log (at most the log cap); ``on_line`` gets each line as
+    the container prints it.
     Raises for problems of the harness's own making (no such image, limits the host cannot
     give, bad mounts, an engine that refuses the configuration); everything the command
     does is reported in the :class:`PhaseResult`.
@@ -208,9 +212,9 @@ def run_phase(
             f"the engine refused to create a container from {image!r}: {exc.explanation or exc}"
         ) from exc
     try:
-        return _start_and_collect(
-            client, container, [m.host for m in checked if not m.read_only], limits, tail, log_path
-        )
+        writable = [m.host for m in checked if not m.read_only]
+        live = LiveLog(log_path, on_line, limits.log_cap_bytes)
+        return _start_and_collect(client, container, writable, limits, tail, log_path, live)
     finally:
         _remove(container)
 
@@ -290,6 +294,14 @@ class _Watcher(threading.Thread):
             self.peak = max(self.peak or 0, int(value))
 
 
+def _log_stream(container: Container) -> object:
+    """The container's log as it comes (empty where the engine cannot stream it)."""
+    try:
+        return container.logs(stdout=True, stderr=True, stream=True, follow=True)
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return iter(())
+
+
 def _start_and_collect(
     client: docker.DockerClient,
     container: Container,
@@ -297,11 +309,13 @@ def _start_and_collect(
     limits: Limits,
     tail: int,
     log_path: Path | None,
+    live: LiveLog,
 ) -> PhaseResult:
     watcher = _Watcher(client, container, writable, limits)
     try:
         container.start()
     except docker.errors.APIError as exc:
+        live.close()
         message = str(exc.explanation or exc)
         return PhaseResult(
             status="error",
@@ -315,11 +329,14 @@ def _start_and_collect(
     started = time.monotonic()  # the wall-clock limit counts from here
     spawn_watchdog(client, container.id, time.time() + limits.timeout_s + GRACE_S)
     watcher.start()
+    follower = follow(_log_stream(container), live)
     try:
         timed_out = _wait(container, started + limits.timeout_s)
     finally:
         watcher.stopping.set()
         watcher.join()
+        follower.join(timeout=5)  # the stream ends with the container
+        live.close()
     elapsed = time.monotonic() - started
     container.reload()
     state = container.attrs["State"]

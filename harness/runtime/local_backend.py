@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from harness.runtime.limits import Limits
+from harness.runtime.livelog import LiveLog, OnLine
 from harness.runtime.phase import (
     Mounts,
     PhaseResult,
@@ -61,8 +62,10 @@ def run_phase(
     cwd: Path | None = None,
     tail: int = DEFAULT_TAIL_LINES,
     log_path: Path | None = None,
+    on_line: OnLine | None = None,
 ) -> PhaseResult:
     """Run ``command`` as a subprocess under the limits this backend can hold (see above).
+    ``log_path`` and ``on_line`` get the log as it comes (:mod:`harness.runtime.livelog`).
 
     ``cwd`` defaults to the fresh temporary folder that ``TMPDIR`` names.
     """
@@ -101,7 +104,8 @@ def run_phase(
                 reason=f"the command could not be started: {exc}",
             )
         pipe = cast(IO[bytes], proc.stdout)  # stdout=PIPE above
-        reader = _TailReader(pipe, limits.log_cap_bytes)
+        live = LiveLog(log_path, on_line, limits.log_cap_bytes)
+        reader = _TailReader(pipe, limits.log_cap_bytes, live)
         reader.start()
         try:
             exit_code, maxrss, killed_for = _wait(proc, writable, limits, started)
@@ -109,6 +113,7 @@ def run_phase(
             _kill_group(proc.pid)  # also whatever it left running
             reader.join(timeout=10)
             pipe.close()
+            live.close()
         wall_s = time.monotonic() - started
     log = reader.collected()
     if log_path is not None:
@@ -178,9 +183,9 @@ def _kill_group(pgid: int) -> None:
 class _TailReader(threading.Thread):
     """Reads a pipe to its end, keeping only the newest ``cap`` bytes."""
 
-    def __init__(self, pipe: IO[bytes], cap: int) -> None:
+    def __init__(self, pipe: IO[bytes], cap: int, live: LiveLog | None = None) -> None:
         super().__init__(name="sarbench-local-log", daemon=True)
-        self.pipe, self.cap = pipe, cap
+        self.pipe, self.cap, self.live = pipe, cap, live
         self.buffer = bytearray()
         self.lock = threading.Lock()
 
@@ -193,6 +198,8 @@ class _TailReader(threading.Thread):
                 return
             if not chunk:
                 return
+            if self.live is not None:
+                self.live.feed(chunk)
             with self.lock:
                 self.buffer += chunk
                 if len(self.buffer) > self.cap:
