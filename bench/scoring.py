@@ -1,24 +1,31 @@
-"""Scoring throughput against scikit-learn and torchmetrics, on the same arrays.
+"""Scoring throughput against scikit-learn, torchmetrics and the memory limit.
 
 Run from the repository root::
 
-    python -m bench.scoring                      # 1,000 chips of 512 x 512 (about 4 GB)
+    python -m bench.scoring                      # 1,000 chips of 512 x 512 (about 3 GB, 10 GB peak)
     python -m bench.scoring --chips 100 --repeat 1
 
-It builds flood masks (uint8) and NDVI images (float32) for ``--chips`` chips, then times
+It builds flood masks (uint8) and NDVI images (float32) for ``--chips`` chips, and a nodata /
+farm mask (bool, 95 % valid at random), then times
 
 - the pooled flood IoU and the pooled NDVI MSE with the harness (per-chip sufficient
-  statistics, then pooled), without and with a nodata / farm mask;
+  statistics, then pooled; for ndvi every statistic every ndvi metric needs, R^2 and bias
+  included, not just the squared errors), without and with the mask;
+- the **memory limit**: one ``np.add.reduce`` over the same bytes (pred and target, and the
+  mask for the masked form), read as uint8 (the cheapest full read numpy has: about a
+  memory pass);
 - the same numbers with scikit-learn (``jaccard_score``, ``mean_squared_error``) and
   torchmetrics (functional ``binary_jaccard_index`` and ``mean_squared_error`` on the whole
-  stack, and a metric object updated chip by chip; ``validate_args=False``, its fastest),
-  where installed; a missing peer is skipped with a note;
+  stack, and the metric objects ``BinaryJaccardIndex`` and ``MeanSquaredError`` updated chip
+  by chip; ``validate_args=False`` where offered, torch's default threads), where installed;
+  a missing peer is skipped with a note;
 - a 10,000-resample bootstrap interval over the chips.
 
 Each timing is the best of ``--repeat`` runs (a run that takes over 10 s is not repeated).
-Throughput is in Mpixel/s; ratios are harness / peer (above 1: the harness is faster). The
-harness's numbers are float64 throughout; the peers' float32 results are shown with their
-difference from the harness's, to show what float32 accumulation costs.
+Throughput is in Mpixel/s; ratios are peer time / harness time (above 1: the harness is
+faster). The harness's numbers are float64 throughout; the peers' float32 results are shown
+with their difference from the harness's. The closing lines check the targets of issue 19
+against this run, and the load average before and after says how busy the machine was.
 """
 
 from __future__ import annotations
@@ -115,6 +122,13 @@ def peers(a: Arrays) -> dict[str, dict[str, Callable[[], float]]]:
     else:
         print("note: scikit-learn is not installed; skipped (pip install scikit-learn)")
     if importlib.util.find_spec("torch") and importlib.util.find_spec("torchmetrics"):
+        import torch
+        import torchmetrics
+
+        print(
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"torchmetrics {torchmetrics.__version__}"
+        )
         out["iou"].update(_torch_iou(a))
         out["mse"].update(_torch_mse(a))
     else:
@@ -162,6 +176,113 @@ def _torch_mse(a: Arrays) -> dict[str, Callable[[], float]]:
     }
 
 
+def memory_limit(arrays: list[np.ndarray]) -> Callable[[], int]:
+    """One ``np.add.reduce`` over the bytes of ``arrays``, read as uint8 (sums wrap: only the
+    read counts). On this kind of machine it runs at about memory bandwidth, faster than a
+    float32 sum of the same bytes."""
+    flat = [a.reshape(-1).view(np.uint8) for a in arrays]
+
+    def read() -> int:
+        return sum(int(np.add.reduce(f, dtype=np.uint8)) for f in flat)
+
+    return read
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float
+    value: float | None = None
+
+
+def _print_row(row: Row, mpix: float, harness: Row | None) -> None:
+    line = f"  {row.name:<56} {mpix / row.seconds:9.1f} Mpix/s   {row.seconds:8.3f} s"
+    if row.value is not None:
+        line += f"   value {row.value:.10f}"
+        if harness is not None and harness.value is not None:
+            line += f" (differs by {abs(row.value - harness.value):.1e})"
+    if harness is not None:
+        line += f"   harness/this speed {row.seconds / harness.seconds:.2f}x"
+    print(line)
+
+
+def measure(
+    arrays: Arrays, metric: str, others: dict[str, Callable[[], float]], repeat: int
+) -> dict[str, Row]:
+    """Every row of one metric, printed as measured; keys ``harness``, ``harness masked``,
+    ``limit``, ``limit masked`` and each peer's name."""
+    task = {"iou": "flood", "mse": "ndvi"}[metric]
+    pred, target = (
+        (arrays.flood_pred, arrays.flood_target)
+        if task == "flood"
+        else (arrays.ndvi_pred, arrays.ndvi_target)
+    )
+    mpix = pred.size / 1e6
+    rows: dict[str, Row] = {}
+    print(f"pooled {metric}")
+    for key, name, masked in (
+        ("harness", "harness (float64, per-chip stats)", False),
+        ("harness masked", "harness, with nodata / farm mask", True),
+    ):
+        secs, value = best_time(lambda m=masked: harness_pooled(arrays, task, m), repeat)
+        rows[key] = Row(name, secs, value)
+        _print_row(rows[key], mpix, None)
+    for key, name, reads, harness in (
+        ("limit", "memory limit: np.add.reduce over pred, target", [pred, target], "harness"),
+        (
+            "limit masked",
+            "memory limit, with the mask's bytes",
+            [pred, target, arrays.valid],
+            "harness masked",
+        ),
+    ):
+        secs, _ = best_time(memory_limit(reads), repeat)
+        rows[key] = Row(name, secs)
+        _print_row(rows[key], mpix, rows[harness])
+    for name, fn in others.items():
+        secs, value = best_time(fn, repeat)
+        rows[name] = Row(name, secs, value)
+        _print_row(rows[name], mpix, rows["harness"])
+    print()
+    return rows
+
+
+def check_targets(rows: dict[str, dict[str, Row]]) -> None:
+    """The targets of issue 19, against this run's rows."""
+    print("targets (issue 19), this run:")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    mse = rows["mse"]
+    sk = mse.get("scikit-learn mean_squared_error")
+    if sk is not None:
+        ratio = sk.seconds / mse["harness"].seconds
+        print(f"  MSE >= 3x scikit-learn: {ratio:.2f}x, {verdict(ratio >= 3)}")
+    for masked in ("", " masked"):
+        ratio = mse["harness" + masked].seconds / mse["limit" + masked].seconds
+        form = "with the farm mask" if masked else "without a mask"
+        print(
+            f"  MSE within 2x of the memory limit, {form}: "
+            f"{ratio:.1f}x its time, {verdict(ratio <= 2)}"
+        )
+    for metric, label in (("iou", "IoU"), ("mse", "MSE")):
+        tm = [r for name, r in rows[metric].items() if name.startswith("torchmetrics")]
+        if not tm:
+            print(f"  {label} >= torchmetrics' fastest CPU form: not measured")
+            continue
+        fastest = min(tm, key=lambda r: r.seconds)
+        ratio = fastest.seconds / rows[metric]["harness"].seconds
+        print(
+            f"  {label} >= torchmetrics' fastest CPU form ({fastest.name}): "
+            f"{ratio:.2f}x, {verdict(ratio >= 1)}"
+        )
+
+
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chips", type=int, default=1000)
@@ -174,7 +295,7 @@ def main() -> None:
     mpix = args.chips * args.size * args.size / 1e6
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"numpy {np.__version__}"
+        f"numpy {np.__version__}; {_load()}"
     )
     print(
         f"data: {args.chips} chips of {args.size} x {args.size} = {mpix:.0f} Mpixel; "
@@ -184,33 +305,13 @@ def main() -> None:
     arrays = make_arrays(args.chips, args.size, args.seed)
     print(f"generated in {time.perf_counter() - start:.1f} s\n")
 
-    tasks = {"iou": "flood", "mse": "ndvi"}
     others = peers(arrays)
-    for metric in ("iou", "mse"):
-        task = tasks[metric]
-        secs, value = best_time(lambda t=task: harness_pooled(arrays, t, False), args.repeat)
-        rate = mpix / secs
-        print(f"pooled {metric}")
-        print(
-            f"  {'harness (float64, per-chip stats)':<52} {rate:9.1f} Mpix/s   "
-            f"{secs:8.3f} s   value {value:.10f}"
-        )
-        msecs, mvalue = best_time(lambda t=task: harness_pooled(arrays, t, True), args.repeat)
-        print(
-            f"  {'harness, with nodata / farm mask':<52} {mpix / msecs:9.1f} Mpix/s   "
-            f"{msecs:8.3f} s   value {mvalue:.10f}"
-        )
-        for name, fn in others[metric].items():
-            psecs, pvalue = best_time(fn, args.repeat)
-            print(
-                f"  {name:<52} {mpix / psecs:9.1f} Mpix/s   {psecs:8.3f} s   "
-                f"value {pvalue:.10f} (differs by {abs(pvalue - value):.1e})   "
-                f"harness/peer speed {psecs / secs:.1f}x"
-            )
-        print()
+    rows = {metric: measure(arrays, metric, others[metric], args.repeat) for metric in others}
+    check_targets(rows)
+    print()
 
     tables = {}
-    for metric, task in tasks.items():
+    for metric, task in (("iou", "flood"), ("mse", "ndvi")):
         pred = arrays.flood_pred if task == "flood" else arrays.ndvi_pred
         target = arrays.flood_target if task == "flood" else arrays.ndvi_target
         reducer = ChipReducer(task, with_ssim=False)
@@ -239,6 +340,7 @@ def main() -> None:
         f"ndvi stats with SSIM (11 x 11 Gaussian window): "
         f"{n_ssim * args.size**2 / 1e6 / secs:.1f} Mpix/s over {n_ssim} chips"
     )
+    print(_load())
 
 
 if __name__ == "__main__":

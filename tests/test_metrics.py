@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.scoring import chipstats
 from harness.scoring import metrics as M
 from harness.tasks import TASKS
 
@@ -432,6 +434,165 @@ def test_the_flood_studys_impossible_ious_cannot_happen() -> None:
         p, t = rng.random((16, 16)) < rng.random(), rng.random((16, 16)) < rng.random()
         value = M.iou(M.flood_stats(p, t))
         assert math.isnan(value) or 0.0 <= value <= 1.0
+
+
+# --------------------------------------------------------------------------------------
+# The ndvi statistics against float64 computed plainly (issue 19: one read of the chip, a
+# window at a time, must give what the plain formulas give)
+# --------------------------------------------------------------------------------------
+
+NDVI_SUMS = ("sum_err", "sum_sq_err", "sum_abs_err", "sum_y", "m2_y")
+
+
+def plain_ndvi(pred: np.ndarray, target: np.ndarray, valid: np.ndarray | None) -> dict[str, Any]:
+    """Every statistic over all valid pixels at once, as numpy float64 sums (the formulas
+    before the windows), with ``math.fsum`` of each sum's terms beside it."""
+    keep = np.ones(pred.shape, bool) if valid is None else np.asarray(valid, bool)
+    p, y = pred[keep].astype(np.float64), target[keep].astype(np.float64)
+    err, n = p - y, int(keep.sum())
+    mean = y.sum() / n if n else 0.0
+    terms = {
+        "sum_err": err,
+        "sum_sq_err": np.square(err),
+        "sum_abs_err": np.abs(err),
+        "sum_y": y,
+        "m2_y": np.square(y - mean),
+    }
+    exact_mean = math.fsum(y) / n if n else 0.0
+    return {
+        "n": n,
+        "n_pixels": pred.size,
+        "min_y": float(y.min()) if n else math.inf,
+        "max_y": float(y.max()) if n else -math.inf,
+        "numpy": {k: float(v.sum()) for k, v in terms.items()},
+        "fsum": {
+            **{k: math.fsum(v) for k, v in terms.items() if k != "m2_y"},
+            "m2_y": math.fsum(np.square(y - exact_mean)),
+        },
+        "scale": {k: math.fsum(np.abs(v)) for k, v in terms.items()},
+        "spread": float(np.abs(y).max()) if n else 0.0,
+    }
+
+
+def assert_near_fsum(stats: M.NdviStats, want: dict[str, Any], what: str = "") -> None:
+    """Counts and extremes exact; each sum within 1e-12 of the sum of its terms' magnitudes
+    (the bound of any pairwise sum); ``m2_y`` also within what a mean a few units in the
+    last place off adds (n times that squared), for a constant target."""
+    for name in ("n", "n_pixels", "min_y", "max_y"):
+        assert float(getattr(stats, name)) == want[name], f"{what} {name}"
+    for name in NDVI_SUMS:
+        got, exact = float(getattr(stats, name)), want["fsum"][name]
+        slack = 1e-12 * want["scale"][name]
+        if name == "m2_y":
+            slack += want["n"] * (8 * np.spacing(want["spread"])) ** 2
+        assert abs(got - exact) <= slack, f"{what} {name}: {got!r} != {exact!r}"
+
+
+@st.composite
+def big_ndvi_chips(draw: st.DrawFn) -> Chip:
+    """A chip of up to 48 x 48 (many windows once they are made small), float32, float64 or
+    int16, values up to 1e30 or far from 0, a mask random, in runs of rows, all or none
+    valid, and NaN targets outside it."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    shape = (draw(st.integers(1, 48)), draw(st.integers(1, 48)))
+    dtype = draw(st.sampled_from(["float32", "float64", "int16"]))
+    if dtype == "int16":
+        target = rng.integers(-30000, 30000, shape).astype(np.int16)
+        pred = rng.integers(-30000, 30000, shape).astype(np.int16)
+    else:
+        scale = draw(st.sampled_from([1.0, 1e-20, 1e15, 1e30]))
+        offset = draw(st.sampled_from([0.0, 1.0, 1e6]))
+        target = (offset + scale * rng.uniform(-1, 1, shape)).astype(dtype)
+        pred = (target + scale * rng.normal(0, 0.1, shape)).astype(dtype)
+    mask = draw(st.sampled_from(["none", "random", "rows", "all", "nothing"]))
+    valid: np.ndarray | None = None
+    if mask == "random":
+        valid = rng.random(shape) < draw(PROBS)
+    elif mask == "rows":
+        valid = np.repeat(rng.random((shape[0], 1)) < 0.5, shape[1], axis=1)
+    elif mask in ("all", "nothing"):
+        valid = np.full(shape, mask == "all")
+    if valid is not None and dtype != "int16":
+        target[~valid] = np.nan
+    return pred, target, valid
+
+
+@settings(max_examples=300, deadline=None)
+@given(big_ndvi_chips(), st.sampled_from([(128, 8), (256, 64), (1 << 18, 1 << 16)]))
+def test_ndvi_stats_equal_float64_sums_over_the_valid_pixels(
+    chip: Chip, sizes: tuple[int, int]
+) -> None:
+    """With windows and gathers made small (many per chip), and at their real sizes: counts
+    and extremes exact, sums within 1e-12 of correctly rounded ones; a chip of one window
+    gives the plain formulas' bits, and without a mask so does a chip of many."""
+    pred, target, valid = chip
+    want = plain_ndvi(pred, target, valid)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(chipstats, "_WINDOW", sizes[0])
+        mp.setattr(chipstats, "_GATHER", sizes[1])
+        stats = M.ndvi_stats(pred, target, valid, with_ssim=False)
+    assert_near_fsum(stats, want)
+    one_window = pred.size <= sizes[0]
+    unmasked = valid is None or bool(np.all(valid))
+    for name in NDVI_SUMS:
+        if one_window or (unmasked and name != "m2_y"):
+            assert float(getattr(stats, name)) == want["numpy"][name], name
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_chip_of_several_windows_equals_the_plain_sums(masked: bool) -> None:
+    """A 700 x 700 chip is two windows at the real sizes: without a mask its sums are the
+    bits of one numpy sum over all pixels (the windows follow numpy's pairwise tree)."""
+    rng = np.random.default_rng(19)
+    target = rng.uniform(-1, 1, (700, 700)).astype(np.float32)
+    pred = np.clip(target + rng.normal(0, 0.1, target.shape), -1, 1).astype(np.float32)
+    valid = rng.random(target.shape) < 0.9 if masked else None
+    if valid is not None:
+        valid[:200] = True  # whole gathers of valid pixels as well as mixed ones
+        valid[300:350] = False
+        target[~valid] = np.nan
+    assert len(chipstats._windows(pred.size, chipstats._WINDOW)) == 2
+    want = plain_ndvi(pred, target, valid)
+    stats = M.ndvi_stats(pred, target, valid, with_ssim=False)
+    assert_near_fsum(stats, want)
+    if not masked:
+        for name in ("sum_err", "sum_sq_err", "sum_abs_err", "sum_y"):
+            assert float(getattr(stats, name)) == want["numpy"][name], name
+
+
+@pytest.mark.parametrize("n", [1, 7, 129, 1000, 4099, 65_537, 300_001])
+def test_window_sums_added_along_the_tree_are_numpys_sum(n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal(n) * 10.0 ** rng.uniform(-5, 5, n)
+    ranges = chipstats._windows(n, 128)
+    assert ranges[0][0] == 0 and ranges[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    parts = (np.add.reduce(x[a:b], keepdims=True) for a, b in ranges)
+    assert chipstats._tree_sum(parts, n, 128)[0] == np.add.reduce(x)
+
+
+def test_ndvi_edge_cases_one_pixel_nothing_valid_and_large_values() -> None:
+    one = M.ndvi_stats(np.array([[0.25]]), np.array([[-0.5]]), with_ssim=False)
+    assert (float(one.n), float(one.sum_sq_err), float(one.m2_y)) == (1.0, 0.5625, 0.0)
+    assert float(one.min_y) == float(one.max_y) == -0.5
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(chipstats, "_WINDOW", 128)
+        mp.setattr(chipstats, "_GATHER", 16)
+        shape = (40, 40)
+        none = M.ndvi_stats(
+            np.zeros(shape), np.full(shape, np.nan), np.zeros(shape, bool), with_ssim=False
+        )
+        assert (float(none.n), float(none.n_pixels)) == (0.0, 1600.0)
+        assert all(float(getattr(none, k)) == 0.0 for k in NDVI_SUMS)
+        assert (float(none.min_y), float(none.max_y)) == (math.inf, -math.inf)
+        big = np.full(shape, 3e38, np.float32)
+        big[::2] = -3e38
+        huge = M.ndvi_stats(-big, big, with_ssim=False)  # err^2 ~ 3.6e77: float64 holds it
+        assert_near_fsum(huge, plain_ndvi(-big, big, None))
+        target = np.zeros(shape)
+        target[39, 39] = np.inf
+        with pytest.raises(ValueError, match="NaN or inf"):
+            M.ndvi_stats(np.zeros(shape), target, with_ssim=False)
 
 
 # --------------------------------------------------------------------------------------
