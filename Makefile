@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/sarbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,baselines]' -c constraints.txt
+	$(BIN)/python -m pip install -q -e '.[dev,baselines,cluster]' -c constraints.txt
 	touch $@
 
 install: $(BIN)/sarbench

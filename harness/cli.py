@@ -14,6 +14,7 @@ from harness.errors import SarbenchError, VerificationError
 from harness.leaderboard.cli import leaderboard
 from harness.publish.cli import publish
 from harness.runner.cli import reap, run, validate
+from harness.runner.executor import EXECUTORS
 from harness.runtime.cli import images
 from harness.scoring.cli import score
 from harness.settings import Settings
@@ -87,6 +88,18 @@ main.add_command(leaderboard)
     help="Where the site goes [default <home>/site].",
 )
 @click.option("--docker-host", metavar="URL", help="Docker engine address.")
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="Run on this machine, or each run a Ray task on a cluster (docs/scale.md).",
+)
+@click.option(
+    "--ray-address",
+    metavar="HOST:PORT",
+    help="The Ray cluster's head (--executor ray) [env RAY_ADDRESS].",
+)
 @click.pass_obj
 def demo(
     settings: Settings,
@@ -95,6 +108,8 @@ def demo(
     tracking_uri: str | None,
     out: Path | None,
     docker_host: str | None,
+    executor: str,
+    ray_address: str | None,
 ) -> None:
     """The main job: prepare the embedded datasets, run every baseline (quick profile),
     publish to MLflow and build the leaderboard. Rerunning skips what is done."""
@@ -108,6 +123,8 @@ def demo(
         tracking_uri=tracking_uri,
         out=out,
         docker_host=docker_host,
+        executor=executor,
+        ray_address=ray_address,
     )
     if result.failed:
         sys.exit(1)

@@ -5,7 +5,8 @@
    roles (the others are listed as skipped, with the reason, and not run), under the
    ``quick`` profile, through the docker backend when an engine answers, otherwise locally
    with a warning (local runs are unisolated and stay out of the official table); runs
-   with a record are skipped;
+   with a record are skipped; ``executor="ray"`` runs them as Ray tasks on a cluster
+   (:mod:`harness.cluster`) and writes their records here;
 3. publish every run to MLflow (idempotent);
 4. build the static site, and say where to open it and how to start ``mlflow ui``.
 """
@@ -48,11 +49,12 @@ def run_demo(
     tracking_uri: str | None = None,
     out: Path | None = None,
     docker_host: str | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> DemoResult:
     """The whole demo; see the module docstring."""
     from tqdm import tqdm
 
-    from harness.conditions.probe import conditions
     from harness.conditions.profiles import get_profile
     from harness.datasets import ops
     from harness.datasets.registry import GENERATORS
@@ -63,9 +65,8 @@ def run_demo(
     from harness.publish.mlflow_store import connect as mlflow_connect
     from harness.publish.mlflow_store import tracking_uri as resolve_uri
     from harness.runner.cli import summary_line
+    from harness.runner.executor import Job, Refused, RunOptions, open_executor
     from harness.runner.plan import dataset_facts, make_plan
-    from harness.runner.run import RunContext, run_one
-    from harness.runtime.backends import open_backend
 
     started = time.monotonic()
     bars = sys.stderr.isatty()
@@ -75,38 +76,39 @@ def run_demo(
         echo(f"  {name}: {outcome.status} {outcome.digest[:19]} (demo test: public seed)")
 
     echo("2/4 baselines")
-    chosen_backend = open_backend(
-        backend,  # type: ignore[arg-type]
-        docker_host=docker_host,
-        echo=lambda m: echo(f"  {m}"),
-        runs_dir=settings.runs_dir,
-    )
-    cond = conditions(get_profile(settings.profiles_dir, profile), allow_mismatch=True)
-    for mismatch in cond.mismatches:
-        echo(f"  warning: this machine does not meet the {profile!r} profile: {mismatch}")
     entries = [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
     if not entries:
         raise SarbenchError(f"no baseline entries in {settings.submissions_dir}")
-    plan = make_plan(entries, profile, cond.profile.seeds, facts=dataset_facts(settings))
+    seeds = get_profile(settings.profiles_dir, profile).seeds
+    plan = make_plan(entries, profile, seeds, facts=dataset_facts(settings))
     for skip in plan.skipped:  # not applicable to the dataset's band roles: never run
         echo(f"  {skip.line()}")
-    by_name = {e.name: e for e in entries}
-    ctx = RunContext(
-        settings=settings,
-        conditions=cond,
-        backend=chosen_backend,
+    options = RunOptions(
+        backend=backend,
+        profile=profile,
+        allow_mismatch=True,  # the demo runs anywhere; the mismatches are recorded
+        docker_host=docker_host,
+        weights=None,
+        build_args=(),
+    )
+    runner = open_executor(
+        executor,
+        ray_address=ray_address,
+        echo=lambda m: echo(f"  {m}"),
         progress=lambda m: tqdm.write(f"    {m}", file=sys.stderr) if bars else None,
     )
+    job = Job(settings, plan, {e.name: e for e in entries}, options)
     run_dirs, failed = [], 0
-    try:
-        for spec in tqdm(plan, desc="runs", unit="run", disable=not bars):
-            outcome = run_one(ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset)
-            run_dirs.append(outcome.run_dir)
-            record = outcome.record
-            failed += not record.ok
-            tqdm.write(f"  {summary_line(record, outcome.action)}", file=sys.stdout)
-    finally:
-        chosen_backend.close()
+    with tqdm(total=len(plan), desc="runs", unit="run", disable=not bars) as bar:
+        for done in runner.run(job):
+            bar.update()
+            if isinstance(done, Refused):  # no record; the demo again runs it again
+                failed += 1
+                tqdm.write(f"  {done.line()}", file=sys.stdout)
+                continue
+            run_dirs.append(done.run_dir)
+            failed += not done.record.ok
+            tqdm.write(f"  {summary_line(done.record, done.action)}", file=sys.stdout)
 
     echo("3/4 MLflow")
     uri = resolve_uri(settings, tracking_uri)

@@ -345,6 +345,9 @@ class RunRecord:
     score: RecordScore | None = None
     artifacts: tuple[str, ...] = ()
     host: str = ""
+    node: str = ""
+    """The Ray node ID the run ran on (``sarbench run --executor ray``); empty for a run
+    made by the local executor, and for records made before the field existed."""
     started_at: str = ""
     finished_at: str = ""
     harness_version: str = ""
@@ -456,6 +459,7 @@ class RunRecord:
             "score": None if self.score is None else self.score.to_json(),
             "artifacts": list(self.artifacts),
             "host": self.host,
+            "node": self.node,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "harness_version": self.harness_version,
@@ -806,6 +810,7 @@ def _parse(r: _Fields, schema: str) -> RunRecord | None:
         "weights": r.mapping("weights", None),
         "pretrained": r.typed("pretrained", (bool, type(None)), None),
         "host": r.text("host", "") or "",
+        "node": r.text("node", "") or "",
         "started_at": r.typed("started_at", (str, type(None)), "") or "",
         "finished_at": r.typed("finished_at", (str, type(None)), "") or "",
         "harness_version": r.text("harness_version", "") or "",

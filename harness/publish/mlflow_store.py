@@ -11,8 +11,21 @@ never at import time of this module.
 Publishing is idempotent. Every run carries the tag ``sarbench.key``, a hash of the
 record's key (entry, variant, seed, dataset digest, image digest, conditions fingerprint);
 a run with that key and the tag ``sarbench.published = complete`` is left as it is. A run
-with the key but without that tag was cut off while publishing: it is deleted and
-published again.
+with the key but without that tag is being published, or was cut off while publishing: it
+is never shown, and it is deleted as cut off when no other publisher can be at work on it
+(a SQLite store, whose publishers take turns under its lock) or when it began more than
+:data:`CUT_OFF_S` ago (the tag ``sarbench.publishing``, set when a run is created).
+
+Many writers (a tracking server, ``--tracking-uri http://...``, which processes on many
+machines share without a common lock): two publishers of one record may both find no run
+and both create one. So after marking its run complete, a publisher lists the complete
+runs of the key and keeps one, the *first*: the oldest ``sarbench.publishing`` (runs
+published before that tag existed count as oldest), then the smallest MLflow run ID. It
+deletes every other. Every publisher orders the runs the same way, and a run is complete
+before its publisher looks, so the last publisher to look sees every complete run and
+leaves exactly the first: nothing is lost (the first is never deleted) and nothing stays
+twice. A publisher whose run was not the first reports ``exists``. Deleted runs are
+MLflow's soft deletes (``mlflow gc`` removes them for good).
 
 A record's content is untrusted (option keys from entry files, loss curves from the
 container): everything it would publish is computed and checked first
@@ -24,7 +37,9 @@ under the store's publish lock, waiting for a locked SQLite file
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import tempfile
 import time
@@ -66,6 +81,10 @@ __all__ = [
 ]
 
 EXPERIMENT_PREFIX = "sarbench/"
+PUBLISHING = "sarbench.publishing"
+"""When a run's publishing began (milliseconds since the epoch, the publisher's clock)."""
+CUT_OFF_S = 3600.0
+"""A run left incomplete for longer than this is taken as cut off (its publisher died)."""
 PARAM_BATCH, METRIC_BATCH = 100, 1000  # what one MLflow log_batch call takes at most
 ARTIFACT_FOLDERS = ("config", "logs", "artifacts")
 MAX_MILLIS = 2**53
@@ -134,6 +153,27 @@ def _millis(stamp: Any) -> int | None:
     except (ValueError, OverflowError, OSError):
         return None
     return millis if 0 <= millis <= MAX_MILLIS else None
+
+
+MAX_COPIES = 1000
+"""At most this many runs of one key are looked at (racing publishers make a few)."""
+
+
+def _int(text: Any) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _complete(run: Any) -> bool:
+    return run.data.tags.get(content.PUBLISHED) == content.COMPLETE
+
+
+def _publish_order(run: Any) -> tuple[int, str]:
+    """Runs of one key in the order publishing keeps them: the oldest start of publishing
+    first (none, from before the tag: oldest), then the smallest MLflow run ID."""
+    return (_int(run.data.tags.get(PUBLISHING)) or 0, run.info.run_id)
 
 
 @dataclass(frozen=True)
@@ -219,6 +259,8 @@ class Publisher:
         say: Say | None = None,
     ) -> None:
         self.settings, self.uri = settings, uri
+        # MLflow prints two "View run at http://..." lines per run on a server's store
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.guard = StoreGuard(uri, lock_file(uri, settings.home), wait_s, say)
         self.client = connect(uri, guard=self.guard)
         self._experiments: dict[str, str] = {}
@@ -240,13 +282,51 @@ class Publisher:
             if db is not None:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
                 location = (db.parent / "artifacts" / slug).resolve().as_uri()
-            exp_id = self.client.create_experiment(name, artifact_location=location)
+            exp_id = self._create_experiment(name, location)
         self._experiments[name] = exp_id
         return exp_id
 
+    def _create_experiment(self, name: str, location: str | None) -> str:
+        """A new experiment, or the one another publisher created at the same moment."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id  # another publisher created it meanwhile: shared
+
     def _existing(self, exp_id: str, key: str) -> list[Any]:
-        runs = self.client.search_runs([exp_id], f"tags.`{content.KEY}` = '{key}'", max_results=50)
+        runs = self.client.search_runs(
+            [exp_id], f"tags.`{content.KEY}` = '{key}'", max_results=MAX_COPIES
+        )
         return list(runs)
+
+    def _cut_off(self, run: Any, now_ms: int) -> bool:
+        """Whether an incomplete run was cut off (not being published right now)."""
+        if sqlite_path(self.uri) is not None:  # publishers take turns under the lock
+            return True
+        began = _int(run.data.tags.get(PUBLISHING))
+        return began is None or now_ms - began > CUT_OFF_S * 1000
+
+    def _keep_first(self, runs: list[Any]) -> Any:
+        """The first of complete runs of one key (see the module docstring); every other is
+        deleted (another publisher may have deleted it already)."""
+        first = min(runs, key=_publish_order)
+        for run in runs:
+            if run.info.run_id != first.info.run_id:
+                self._delete(run.info.run_id)
+        return first
+
+    def _delete(self, mlflow_id: str) -> None:
+        """Delete a run (soft, as MLflow does); one another publisher deleted already is
+        no error."""
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):
+            self.client.delete_run(mlflow_id)
 
     def publish(self, run_dir: Path) -> PublishResult:
         """Publish one run folder (see the module docstring for what is logged).
@@ -265,16 +345,24 @@ class Publisher:
             def write() -> PublishResult:
                 exp_id = self._experiment_id(name)
                 runs = self._existing(exp_id, key)
-                done = [r for r in runs if r.data.tags.get(content.PUBLISHED) == content.COMPLETE]
-                for run in runs:
-                    if run not in done:  # cut off while publishing: never shown, removed
-                        self.client.delete_run(run.info.run_id)
+                done = [r for r in runs if _complete(r)]
+                now = int(time.time() * 1000)
+                cut_off = [r for r in runs if not _complete(r) and self._cut_off(r, now)]
+                for run in cut_off:  # never shown; removed
+                    self._delete(run.info.run_id)
                 if done:
+                    first = self._keep_first(done)
                     return PublishResult(
-                        folder.path, record.run_id, done[0].info.run_id, name, "exists"
+                        folder.path, record.run_id, first.info.run_id, name, "exists"
                     )
                 mlflow_id = self._create(exp_id, prepared, extra)
-                action: Literal["created", "replaced"] = "replaced" if runs else "created"
+                # another publisher of this record may have made a run of its own meanwhile
+                first = self._keep_first([r for r in self._existing(exp_id, key) if _complete(r)])
+                if first.info.run_id != mlflow_id:
+                    return PublishResult(
+                        folder.path, record.run_id, first.info.run_id, name, "exists"
+                    )
+                action: Literal["created", "replaced"] = "replaced" if cut_off else "created"
                 notes = tuple(prepared.notes)
                 return PublishResult(folder.path, record.run_id, mlflow_id, name, action, notes)
 
@@ -322,10 +410,11 @@ class Publisher:
         from mlflow.entities import Metric, Param, RunTag
 
         folder, record = prepared.folder, prepared.record
+        began = {PUBLISHING: str(int(time.time() * 1000))}
         run = self.client.create_run(
             exp_id,
             start_time=_millis(record.started_at),
-            tags=prepared.tags,
+            tags={**prepared.tags, **began},
             run_name=record.run_id,
         )
         run_id = run.info.run_id

@@ -3,7 +3,10 @@
 Exit codes: 0 every run ended ``ok`` (or ``validate`` found nothing wrong); 1 a run ended
 ``failed`` (its record says why) or ``validate`` found problems; 2 the harness could not
 start (unknown names, a malformed entry, no engine, a tampered dataset, a conditions
-mismatch...).
+mismatch...), or, with ``--executor ray``, a node refused a run (listed; not recorded).
+
+``run`` builds the plan here and hands it to an executor (:mod:`harness.runner.executor`):
+this process (``local``) or a Ray cluster (``ray``, :mod:`harness.cluster`).
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ import functools
 import json
 import sys
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import click
 
+from harness.errors import SarbenchError
 from harness.numbers import interval
 from harness.record import RunRecord
+from harness.runner.executor import EXECUTORS, Refused, RunOptions, make_context
 from harness.settings import Settings
 from harness.tasks import task_choice
 
@@ -30,45 +35,18 @@ def _echo_progress(message: str) -> None:
     click.echo(f"  {message}", err=True)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """The options ``sarbench run`` and ``sarbench validate`` share (see :func:`_common`)."""
-
-    backend: str
-    profile: str
-    allow_mismatch: bool
-    docker_host: str | None
-    weights: Path | None
-    build_args: tuple[str, ...]
-
-
 def _context(settings: Settings, opts: RunOptions, *, allow_mismatch: bool = False) -> Any:
-    """The run context of the options (``allow_mismatch``: whatever the option says)."""
+    """The run context of the options on this machine (``allow_mismatch``: whatever the
+    option says); a conditions mismatch stops here unless allowed."""
     from harness.conditions.probe import conditions
     from harness.conditions.profiles import get_profile
-    from harness.runner.run import RunContext
 
     profile = get_profile(settings.profiles_dir, opts.profile)
     cond = conditions(profile, allow_mismatch=allow_mismatch or opts.allow_mismatch)
     for mismatch in cond.mismatches:
         click.echo(f"warning: conditions mismatch allowed: {mismatch}", err=True)
-    from harness.runtime.backends import open_backend
-
-    chosen = open_backend(
-        opts.backend,  # type: ignore[arg-type]
-        docker_host=opts.docker_host,
-        echo=lambda m: click.echo(m, err=True),
-        runs_dir=settings.runs_dir,
-    )
-    from harness.runtime.builds import parse_build_args
-
-    return RunContext(
-        settings=settings,
-        conditions=cond,
-        backend=chosen,
-        weights_dir=opts.weights,
-        build_args=parse_build_args(opts.build_args),
-        progress=_echo_progress,
+    return make_context(
+        settings, opts, cond, echo=lambda m: click.echo(m, err=True), progress=_echo_progress
     )
 
 
@@ -121,7 +99,8 @@ def summary_line(record: RunRecord, action: str) -> str:
     else:
         verdict = f"FAILED ({record.reason})"
     note = " (recorded before; skipped)" if action == "skipped" else ""
-    return f"{key:<36} {verdict:<40} {times}{note}"
+    where = f" [node {record.node[:12]}]" if record.node and action != "skipped" else ""
+    return f"{key:<36} {verdict:<40} {times}{where}{note}"
 
 
 @click.command("run")
@@ -140,6 +119,20 @@ def summary_line(record: RunRecord, action: str) -> str:
     "split is a run and a board of its own.",
 )
 @_common
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="local",
+    show_default=True,
+    help="Where the runs run: one after the other on this machine, or each a Ray task on "
+    "a cluster (pip install 'sarbench[cluster]'; docs/scale.md).",
+)
+@click.option(
+    "--ray-address",
+    metavar="HOST:PORT",
+    help="The Ray cluster's head (--executor ray) [env RAY_ADDRESS; default: the cluster "
+    "`ray start` runs on this machine].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
 @click.pass_obj
 def run(
@@ -151,6 +144,8 @@ def run(
     dataset: str | None,
     split: str,
     opts: RunOptions,
+    executor: str,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """Run ENTRIES (names in submissions/, or paths to entry files) and record each run.
@@ -159,55 +154,62 @@ def run(
     not apply to the dataset (another task, or band roles it cannot use) is not run: it is
     listed as skipped, with the reason. A run that has a record already (same entry,
     variant, seed, dataset digest, image digest, conditions) is skipped; an unfinished one
-    (a killed harness) is started again.
+    (a killed harness) is started again. With --executor ray each run is a Ray task on a
+    node with the profile's resources, and the records come back to this machine's home.
     """
     from tqdm import tqdm
 
+    from harness.conditions.profiles import get_profile
     from harness.entries import get_entry, load_entries
+    from harness.runner.executor import Job, open_executor
     from harness.runner.plan import dataset_facts, make_plan
-    from harness.runner.run import run_one
 
     chosen = [get_entry(settings.submissions_dir, name) for name in entries]
     if baselines:
         chosen += [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
-    ctx = _context(settings, opts)
-    by_name = {e.name: e for e in chosen}
-    try:
-        plan = make_plan(
-            chosen,
-            opts.profile,
-            ctx.conditions.profile.seeds,
-            facts=dataset_facts(settings),
-            variants=variants,
-            seeds=seeds,
-            dataset=dataset,
-        )
-        for skip in plan.skipped:  # not applicable: nothing is run, recorded or published
-            click.echo(skip.line(), err=as_json)
-        plan.require_runs()
-        for name in dict.fromkeys(spec.entry for spec in plan):  # before anything runs
-            ctx.require_weights(by_name[name])
-    except BaseException:
-        ctx.backend.close()
-        raise
-    failed = 0
-    try:
-        for spec in tqdm(plan, desc="runs", unit="run", disable=not sys.stderr.isatty()):
-            outcome = run_one(
-                ctx, by_name[spec.entry], spec.variant, spec.seed, spec.dataset, eval_split=split
-            )
-            failed += not outcome.record.ok
+    runner = open_executor(
+        executor,
+        ray_address=ray_address,
+        echo=lambda m: click.echo(m, err=True),
+        progress=_echo_progress,
+    )
+    plan = make_plan(
+        chosen,
+        opts.profile,
+        get_profile(settings.profiles_dir, opts.profile).seeds,
+        facts=dataset_facts(settings),
+        variants=variants,
+        seeds=seeds,
+        dataset=dataset,
+    )
+    for skip in plan.skipped:  # not applicable: nothing is run, recorded or published
+        click.echo(skip.line(), err=as_json)
+    plan.require_runs()
+    job = Job(settings, plan, {e.name: e for e in chosen}, opts, split)
+    failed, refused = 0, []
+    with tqdm(total=len(plan), desc="runs", unit="run", disable=not sys.stderr.isatty()) as bar:
+        for done in runner.run(job):
+            bar.update()
+            if isinstance(done, Refused):  # no record: running the plan again retries it
+                refused.append(done)
+                tqdm.write(done.line(), file=sys.stderr)
+                continue
+            failed += not done.record.ok
             if as_json:
-                click.echo(json.dumps(outcome.record.to_json()))
+                click.echo(json.dumps(done.record.to_json()))
             else:
-                tqdm.write(summary_line(outcome.record, outcome.action), file=sys.stdout)
-    finally:
-        ctx.backend.close()
+                tqdm.write(summary_line(done.record, done.action), file=sys.stdout)
     if not as_json:
         skipped = sum(len(s.variants) for s in plan.skipped)
         left_out = f", {skipped} variant(s) skipped (see above)" if skipped else ""
         click.echo(
             f"\n{len(plan)} run(s), {failed} failed{left_out}; records under {settings.runs_dir}"
+        )
+    if refused:
+        raise SarbenchError(
+            f"{len(refused)} run(s) refused by the node they landed on, and not recorded "
+            "(listed above). Fix what each names, then run the same command again: the "
+            "recorded runs are skipped."
         )
     if failed:
         sys.exit(1)

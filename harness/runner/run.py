@@ -160,7 +160,18 @@ def check_supported(entry: Entry, facts: DatasetFacts, variant: str | None = Non
         raise EntryMismatchError(f"{what} does not run on {facts.name}: {reason}")
 
 
-def run_one(
+@dataclass(frozen=True)
+class Keyed:
+    """A run about to be made: its key and the facts the key was made from."""
+
+    key: RecordKey
+    manifest: Manifest
+    task: Task
+    options: dict[str, Any]
+    weights: dict[str, Any] | None
+
+
+def key_of(
     ctx: RunContext,
     entry: Entry,
     variant: str,
@@ -168,11 +179,10 @@ def run_one(
     dataset: str,
     *,
     eval_split: str = "test",
-    runs_dir: Path | None = None,
-) -> Outcome:
-    """Run one (entry, variant, seed) on ``dataset``; see the module docstring."""
-    started = time.monotonic()
-    started_at = _now()
+) -> Keyed:
+    """The key of a run (the dataset verified, the image built, the weights hashed: each
+    once per context) and what it was made from; refuses a run that cannot be made here
+    (a held-out split the dataset lacks, an entry that does not fit, missing weights)."""
     manifest = ctx.manifest(dataset)
     task = get_task(manifest.task)
     if eval_split != "val" and eval_split not in manifest.held_out:
@@ -198,6 +208,24 @@ def run_one(
         split=eval_split,
         checkpoint=weights["digest"] if weights else "none",
     )
+    return Keyed(key, manifest, task, options, weights)
+
+
+def run_one(
+    ctx: RunContext,
+    entry: Entry,
+    variant: str,
+    seed: int,
+    dataset: str,
+    *,
+    eval_split: str = "test",
+    runs_dir: Path | None = None,
+) -> Outcome:
+    """Run one (entry, variant, seed) on ``dataset``; see the module docstring."""
+    started = time.monotonic()
+    started_at = _now()
+    keyed = key_of(ctx, entry, variant, seed, dataset, eval_split=eval_split)
+    key = keyed.key
     runs_dir = runs_dir or ctx.settings.runs_dir
     folder = RunFolder(runs_dir / key.run_id)
     done = folder.read()
@@ -208,7 +236,7 @@ def run_one(
         if done is not None:
             return Outcome("skipped", folder.path, done)
         _fresh_run_dir(ctx, folder.path, key.run_id)
-        job = _Job(ctx, entry, key, task, manifest, eval_split, options)
+        job = _Job(ctx, entry, key, keyed.task, keyed.manifest, eval_split, keyed.options)
         ended = _Ended()
         spaces: list[Scratch] = []
         try:
@@ -216,8 +244,8 @@ def run_one(
         finally:
             _cleanup(folder, spaces)
         ended.timings["total_s"] = round(time.monotonic() - started, 3)
-        pretrained = pretrained_of(entry, weights, folder.artifacts / CHECKPOINT_REPORT)
-        record = _record(job, ended, weights, pretrained, started_at, folder.listing())
+        pretrained = pretrained_of(entry, keyed.weights, folder.artifacts / CHECKPOINT_REPORT)
+        record = _record(job, ended, keyed.weights, pretrained, started_at, folder.listing())
         folder.save(record)
     return Outcome("ran", folder.path, record)
 
