@@ -241,8 +241,8 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         run.log(phase).write_text(f"[00:00:01] {phase} <started>\n")
     options = spec.resolved_options
     if "train" in spec.phases:
-        lines = ["epoch,train_loss,val_loss"] + [
-            f"{e},{1.0 / (e + 1):.4f},{1.2 / (e + 1):.4f}" for e in range(5)
+        lines = ["epoch,train_loss,val_loss,lr,seconds"] + [  # as the baselines write it
+            f"{e},{1.0 / (e + 1):.4f},{1.2 / (e + 1):.4f},0.001,{12.5 * (e + 1)}" for e in range(5)
         ]
         (run.artifacts / "loss.csv").write_text("\n".join(lines) + "\n")
         (run.artifacts / "options.json").write_text(json.dumps({"options": options}))

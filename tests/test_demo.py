@@ -6,6 +6,7 @@ quick profile, publishes to MLflow and builds the site. The longest test of the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 
 from harness.cli import main
 from harness.entries import load_entries
+from harness.leaderboard.plots import TIME_COLUMN, series_names
 from harness.record import RunRecord, load_records
 from harness.runner.plan import dataset_facts
 from harness.scoring.chipstats import STATS_TYPES
@@ -106,6 +108,12 @@ def test_the_site_and_mlflow_hold_every_run(demo: dict) -> None:
     assert {r["pretrained"] for r in ranking if r["entry"] != "prithvi"} == {None}
     board = (site / "flood" / "flood-synth" / "index.html").read_text()
     assert board.count(">prithvi (random init)<") == len(prithvi)
+    # a real run's loss plot: the losses on the loss axis, time never drawn as a curve
+    unet = (site / "flood" / "flood-synth" / "unet" / "default" / "index.html").read_text()
+    plots = [series_names(svg) for svg in re.findall(r"<svg.*?</svg>", unet, re.S)]
+    drawn = [name for p in plots for names in p.values() for name in names]
+    assert any(p["loss"] for p in plots) and all("loss" in n for p in plots for n in p["loss"])
+    assert drawn and not any(TIME_COLUMN.search(name) for name in drawn)
     ndvi = (site / "ndvi" / "ndvi-synth" / "index.html").read_text()
     assert "Ablation matrix: pix2pix" in ndvi
     assert "file://" in demo["output"] and "mlflow ui --backend-store-uri" in demo["output"]

@@ -17,12 +17,13 @@ import pytest
 from click.testing import CliRunner
 
 from harness.leaderboard.cli import leaderboard
+from harness.leaderboard.plots import series_names
 from harness.leaderboard.site import MARKER, SiteError, SiteSummary, build_site
 from harness.publish.mlflow_store import Publisher, connect, tracking_uri
 from harness.record import RecordScore, RunFolder, RunRecord
 from harness.scoring.metrics import FloodStats, iou
 from harness.scoring.stats import holm, paired_test
-from harness.settings import Settings
+from harness.settings import REPO_ROOT, Settings
 from tests.marks import check_marks
 from tests.records_factory import COMPONENTS, standard_runs
 from tests.site_files import SiteFiles
@@ -253,6 +254,13 @@ def test_entry_page_shows_runs_chips_quicklooks_logs_config(built: Built) -> Non
         assert f'href="{rid}/logs/train.log"' in page
         assert (folder / rid / "config" / "train.json").is_file()
     assert "optim.betas" in page and "Loss curves" in page
+    # the losses share an axis; time (seconds) is never drawn, as a loss or at all
+    plots = [series_names(svg) for svg in re.findall(r"<svg.*?</svg>", page, re.S)]
+    curves = [p for p in plots if p["loss"] or p["other"]]
+    assert curves and all(
+        p == {"loss": ["train_loss", "val_loss"], "other": ["lr"]} for p in curves
+    )
+    assert "(not drawn: seconds)" in page
 
 
 def test_text_is_escaped(built: Built) -> None:
@@ -348,7 +356,7 @@ def test_in_chromium(built: Built, browser: Any) -> None:
     assert page.locator("#t-ranking tbody tr").count() == 4
     assert page.locator("#t-unisolated tbody tr").count() == 1
     assert page.locator("#t-failed tbody tr").count() == 1
-    assert page.locator("svg.plot circle").count() == 5
+    assert page.locator('svg.plot g[id^="row-"]').count() == 5  # a dot per official row
     best_first = [float(v) for v in _column(page, "#t-ranking", 3)]
     assert best_first == sorted(best_first, reverse=True)
     header = page.locator("#t-ranking thead th").nth(3)
@@ -410,3 +418,42 @@ def test_a_one_group_split_shows_its_interval_as_n_a_with_the_reason(
         )
     page = (tmp_path / "site" / "flood" / "flood-synth" / "index.html").read_text()
     assert page.count("[interval n/a]") == 2
+
+
+SCREENSHOTS = Path(
+    os.environ.get("SARBENCH_SCREENSHOTS", REPO_ROOT / "ci-artifacts" / "screenshots")
+)
+"""Where the browser test leaves its screenshots (CI keeps the folder as an artifact)."""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_pages_fit_the_screen_with_the_score_in_view(
+    built: Built, browser: Any, width: int
+) -> None:
+    """Index, a board, an entry page and the claims page at a desktop's and a phone's
+    width: none scrolls sideways, the ranking's score column is within the screen, and a
+    screenshot of each is kept."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    pages = {
+        "index": "index.html",
+        "board": "flood/flood-synth/index.html",
+        "entry": "flood/flood-synth/unet/default/index.html",
+        "claims": "claims.html",
+    }
+    for name, rel in pages.items():
+        page.goto((built.out / rel).as_uri())
+        sideways = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert sideways <= 0, f"{rel} scrolls {sideways} px sideways at {width} px"
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+    page.goto((built.out / pages["board"]).as_uri())
+    for row in range(page.locator("#t-ranking tbody tr").count()):
+        cell = page.locator("#t-ranking tbody tr").nth(row).locator("td").nth(3)
+        box = cell.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        assert cell.locator(".sub").inner_text().startswith("[")  # its interval, in view
+    vs = page.locator("#t-ranking tbody tr").nth(1).locator("td").last
+    assert vs.locator(".sub").inner_text().startswith("[")  # the difference's interval
+    page.close()

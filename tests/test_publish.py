@@ -148,6 +148,8 @@ def test_loss_curves_are_metrics_with_steps(store: Store) -> None:
     assert [h.step for h in history] == [0, 1, 2, 3, 4]
     assert [h.value for h in history] == pytest.approx([1.0, 0.5, 0.3333, 0.25, 0.2])
     assert store.client.get_metric_history(run.info.run_id, "loss/val_loss")
+    # time is not a loss: the seconds column is published apart, under time/
+    assert "loss/seconds" not in run.data.metrics and "time/loss/seconds" in run.data.metrics
 
 
 def test_loss_points_parse_rules() -> None:
@@ -158,6 +160,7 @@ def test_loss_points_parse_rules() -> None:
     ]
     assert loss_points("loss", "a\n1\n2\n") == [("loss/a", 0, 1.0), ("loss/a", 1, 2.0)]
     assert loss_points("loss", "") == []
+    assert loss_points("loss", "epoch,seconds\n0,1.5\n") == [("time/loss/seconds", 0, 1.5)]
 
 
 def test_tags(store: Store) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 from markupsafe import Markup
 
 from harness.leaderboard.board import Board, short_digest
+from harness.leaderboard.plots import Point, curve_plot, score_plot
 from harness.leaderboard.source import ChipTable, PublishedRun
-from harness.leaderboard.svg import Point, line_plot, score_plot
 from harness.leaderboard.tables import (
     Cell,
     Column,
@@ -38,6 +38,7 @@ from harness.leaderboard.tables import (
     slug,
 )
 from harness.numbers import fmt
+from harness.publish.content import TIME_PREFIX
 from harness.publish.files import loss_curves, not_servable, read_head, regular_files
 from harness.record import RecordError, RunFolder, RunRecord
 
@@ -282,9 +283,13 @@ def _loss_plots(staged: Path) -> tuple[Markup, ...]:
     curves = loss_curves(staged, max_points=PLOT_POINTS)
     by_file: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for name, points in curves.series().items():
+        if name.startswith(f"{TIME_PREFIX}/"):  # time columns: noted in the plot, not drawn
+            name = name.removeprefix(f"{TIME_PREFIX}/")
         stem, column = name.split("/", 1)
         by_file.setdefault(stem, {})[column] = [(float(s), v) for s, v in points]
-    return tuple(line_plot(series, f"{stem}.csv: loss by step") for stem, series in by_file.items())
+    return tuple(
+        curve_plot(series, f"{stem}.csv", "epoch (or step)") for stem, series in by_file.items()
+    )
 
 
 def run_section(
@@ -342,6 +347,15 @@ def _read_record(folder: Path) -> RunRecord | None:
         return None
 
 
+def _machine(run: PublishedRun) -> str:
+    """One machine a run ran on: where (host, and Ray node when a cluster ran it; runs
+    published before these tags say neither), CPU model and GPUs."""
+    what = f"{run.tag('cpu_model') or 'unknown CPU'}; GPU: {run.tag('gpus') or 'none'}"
+    host, node = run.tag("host"), run.tag("node")
+    where = host + (f" (Ray node {node[:12]})" if node else "")
+    return f"{where}: {what}" if where else what
+
+
 def conditions(runs: Sequence[PublishedRun], staged: Mapping[str, Path]) -> list[Conditions]:
     """The conditions profiles the runs used, with the machines seen, from tags and each
     run's downloaded record.json (for the profile as data; ``staged`` maps MLflow run IDs
@@ -354,12 +368,7 @@ def conditions(runs: Sequence[PublishedRun], staged: Mapping[str, Path]) -> list
         folder = staged.get(group[0].mlflow_id)
         record = _read_record(folder) if folder else None
         items = sorted(record.profile.items()) if record else []
-        machines = sorted(
-            {
-                f"{r.tag('cpu_model') or 'unknown CPU'}; GPU: {r.tag('gpus') or 'none'}"
-                for r in group
-            }
-        )
+        machines = sorted({_machine(r) for r in group})
         mismatched = [r.run_id for r in group if r.tag("mismatches", "[]") not in ("[]", "")]
         out.append(
             Conditions(

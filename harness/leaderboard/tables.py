@@ -40,6 +40,8 @@ class Cell:
     badge: str | None = None
     title: str | None = None
     cls: str = ""
+    sub: str | None = None
+    """A second part shown after the text (an interval): on a narrow screen, below it."""
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,13 @@ def ranking(board: Board, rows: Sequence[Row], name: str, link: Link) -> Table:
                 ),
                 Cell(row.variant, row.variant),
                 Cell(
-                    f"{fmt(row.primary)} [{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
-                    if not row.ci_note
-                    else f"{fmt(row.primary)} [interval n/a]",
+                    fmt(row.primary),
                     num(row.primary).sort,
                     cls="primary",
                     title=row.ci_note or None,
+                    sub=f"[{fmt(row.ci_low)}, {fmt(row.ci_high)}]"
+                    if not row.ci_note
+                    else "[interval n/a]",
                 ),
                 *(num(row.metrics.get(m)) for m in board.secondary_metrics),
                 Cell(seeds_text, num(s.mean).sort),
@@ -313,13 +316,14 @@ def versus_cell(v: Versus, other: str, *, relative: bool = False) -> Cell:
     rel = ""
     if relative and c.b and math.isfinite(c.difference):
         rel = f" ({c.difference / c.b * 100:+.3g}%)"
-    text = f"{words} {c.difference:+.4g}{rel} p={v.p_adjusted:.3g}"
+    text = f"{words} {c.difference:+.4g}{rel}"
+    sub = f"[{fmt(low)}, {fmt(high)}] p={v.p_adjusted:.3g}"
     title = (
         f"difference {fmt(c.difference)}, {level:.4g} interval [{fmt(low)}, {fmt(high)}] "
         f"(the level that matches the Holm-adjusted p); p={fmt(c.p_value)} before and "
         f"{fmt(v.p_adjusted)} after Holm; {c.n_units} {c.unit}s, {c.n_permutations} sign flips"
     )
-    return Cell(text, repr(c.difference), title=title, cls=verdict)
+    return Cell(text, repr(c.difference), title=title, cls=verdict, sub=sub)
 
 
 def versus_record(prefix: str, v: Versus | None) -> dict[str, Any]:

@@ -288,6 +288,8 @@ def tags_of(record: RunRecord) -> dict[str, str]:
         "mismatch_allowed": record.mismatch_allowed,
         "cpu_model": record.machine.get("cpu_model", ""),
         "gpus": ", ".join(gpus),
+        "host": record.host,
+        "node": record.node,
         "n_chips": score.n_chips if score else 0,
         "ci_level": "" if score is None or score.level is None else score.level,
         "interval_note": "" if score is None else str(score.interval.get("note") or ""),
@@ -460,9 +462,10 @@ def read_loss_csv(
     for j, column in enumerate(header):
         if j == step_col or not column:
             continue
-        metric = f"{stem}/{safe_name(column)}"
+        kind = f"{TIME_PREFIX}/" if TIME_COLUMN.search(column) else ""  # time is not a loss
+        metric = f"{kind}{stem}/{safe_name(column)}"
         if name_problem(metric) is not None:
-            metric = f"{stem}/col{j}"
+            metric = f"{kind}{stem}/col{j}"
         if metric in taken:
             curves.notes.append(f"{name}: column {_short(column, 40)} repeats {metric!r}; left out")
             continue
@@ -484,11 +487,17 @@ def read_loss_csv(
             points.append((metric, step, value))
         if not points:
             continue
-        if metric != f"{stem}/{column}":
+        if metric != f"{kind}{stem}/{column}":
             curves.notes.append(f"{name}: column {_short(column, 40)} published as {metric!r}")
         taken.add(metric)
         curves.curves += 1
         curves.points += points
+
+
+TIME_COLUMN = re.compile(r"(^|_)(seconds?|secs?|time|elapsed|wall|duration)(_s)?$", re.I)
+"""Columns of a curve file that measure time: published as ``time/<file>/<column>``, apart
+from the losses, and never drawn as a curve on the site."""
+TIME_PREFIX = "time"
 
 
 def loss_points(stem: str, text: str) -> list[tuple[str, int, float]]:
