@@ -67,6 +67,7 @@ def run_demo(
     from harness.runner.cli import summary_line
     from harness.runner.executor import Job, Refused, RunOptions, open_executor
     from harness.runner.plan import dataset_facts, make_plan
+    from harness.runner.progress import PhaseLines
 
     started = time.monotonic()
     bars = sys.stderr.isatty()
@@ -96,6 +97,7 @@ def run_demo(
         ray_address=ray_address,
         echo=lambda m: echo(f"  {m}"),
         progress=lambda m: tqdm.write(f"    {m}", file=sys.stderr) if bars else None,
+        phase_lines=PhaseLines(),
     )
     job = Job(settings, plan, {e.name: e for e in entries}, options)
     run_dirs, failed = [], 0

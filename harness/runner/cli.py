@@ -167,11 +167,15 @@ def run(
     chosen = [get_entry(settings.submissions_dir, name) for name in entries]
     if baselines:
         chosen += [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
+    from harness.runner.progress import PhaseLines
+
+    lines = PhaseLines()
     runner = open_executor(
         executor,
         ray_address=ray_address,
         echo=lambda m: click.echo(m, err=True),
         progress=_echo_progress,
+        phase_lines=lines,
     )
     plan = make_plan(
         chosen,
@@ -189,6 +193,7 @@ def run(
     failed, refused = 0, []
     with tqdm(total=len(plan), desc="runs", unit="run", disable=not sys.stderr.isatty()) as bar:
         for done in runner.run(job):
+            lines.clear()
             bar.update()
             if isinstance(done, Refused):  # no record: running the plan again retries it
                 refused.append(done)

@@ -31,7 +31,7 @@ from harness.settings import Settings
 if TYPE_CHECKING:
     from harness.conditions.probe import Conditions
     from harness.entries import Entry
-    from harness.runner.run import RunContext
+    from harness.runner.run import PhaseLines, RunContext
 
 Echo = Callable[[str], None]
 ExecutorName = Literal["local", "ray"]
@@ -64,6 +64,7 @@ def make_context(
     echo: Echo = _quiet,
     progress: Echo = _quiet,
     runs_dir: Path | None = None,
+    phase_lines: PhaseLines | None = None,
 ) -> RunContext:
     """The run context of ``opts`` under ``conditions``: the backend opened (leftovers of
     killed harnesses under ``runs_dir``, default the home's, reaped first)."""
@@ -78,7 +79,7 @@ def make_context(
         echo=echo,
         runs_dir=runs_dir or settings.runs_dir,
     )
-    return RunContext(
+    ctx = RunContext(
         settings=settings,
         conditions=conditions,
         backend=backend,
@@ -86,6 +87,9 @@ def make_context(
         build_args=build_args,
         progress=progress,
     )
+    if phase_lines is not None:
+        ctx.phase_lines = phase_lines
+    return ctx
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,14 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, echo: Echo = _quiet, progress: Echo = _quiet) -> None:
-        self.echo, self.progress = echo, progress
+    def __init__(
+        self,
+        *,
+        echo: Echo = _quiet,
+        progress: Echo = _quiet,
+        phase_lines: PhaseLines | None = None,
+    ) -> None:
+        self.echo, self.progress, self.phase_lines = echo, progress, phase_lines
 
     def run(self, job: Job) -> Iterator[Finished | Refused]:
         from harness.conditions.probe import conditions
@@ -153,7 +163,14 @@ class LocalExecutor:
         cond = conditions(profile, allow_mismatch=opts.allow_mismatch)
         for mismatch in cond.mismatches:
             self.echo(f"warning: conditions mismatch allowed: {mismatch}")
-        ctx = make_context(job.settings, opts, cond, echo=self.echo, progress=self.progress)
+        ctx = make_context(
+            job.settings,
+            opts,
+            cond,
+            echo=self.echo,
+            progress=self.progress,
+            phase_lines=self.phase_lines,
+        )
         try:
             for name in dict.fromkeys(spec.entry for spec in job.plan):  # before any run
                 ctx.require_weights(job.entries[name])
@@ -177,6 +194,7 @@ def open_executor(
     ray_address: str | None = None,
     echo: Echo = _quiet,
     progress: Echo = _quiet,
+    phase_lines: PhaseLines | None = None,
 ) -> Executor:
     """The executor called ``name`` (``local`` or ``ray``). ``ray_address`` is the Ray
     cluster's address (only for ``ray``)."""
@@ -186,7 +204,7 @@ def open_executor(
                 "--ray-address is for the Ray executor: add --executor ray, or leave the "
                 "address out to run on this machine"
             )
-        return LocalExecutor(echo=echo, progress=progress)
+        return LocalExecutor(echo=echo, progress=progress, phase_lines=phase_lines)
     if name == "ray":
         from harness.cluster.ray_executor import RayExecutor
 

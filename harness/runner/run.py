@@ -49,6 +49,7 @@ from harness.runner.records import lock_path, run_lock
 from harness.runner.runfiles import keep_artifacts, keep_predictions, weights_listing
 from harness.runtime.backends import Backend, BuildCall, PhaseCall
 from harness.runtime.limits import Limits
+from harness.runtime.livelog import OnLine
 from harness.runtime.phase import Mounts, PhaseResult
 from harness.runtime.scratch import Scratch, ScratchError, remove_tree, require_kernel_limits
 from harness.runtime.stage import staged
@@ -75,6 +76,14 @@ def _quiet(_: str) -> None:
     """The default progress callback: says nothing."""
 
 
+PhaseLines = Callable[[str, str, float], "OnLine | None"]
+
+
+def _no_phase_lines(_run_id: str, _phase: str, _limit_s: float) -> OnLine | None:
+    """The default: a phase's lines go to its log file only."""
+    return None
+
+
 @dataclass
 class RunContext:
     """What every run of one ``sarbench run`` shares.
@@ -90,6 +99,9 @@ class RunContext:
     weights_dir: Path | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     progress: Progress = _quiet
+    phase_lines: PhaseLines = _no_phase_lines
+    """``(run ID, phase, limit in s)`` -> what gets the phase's log lines as they come (the
+    terminal's live progress, :mod:`harness.runner.progress`), or None."""
     verified: dict[str, Manifest] = field(default_factory=dict)
     images: dict[str, str | None] = field(default_factory=dict)
     weight_listings: dict[Path, dict[str, Any]] = field(default_factory=dict)
@@ -457,7 +469,10 @@ def _run_phase(
     if sampler is not None:
         sampler.start()
     try:
-        call = PhaseCall(entry, key.image_digest, phase, mounts, limits, labels, run.log(phase))
+        on_line = ctx.phase_lines(key.run_id, phase, limits.timeout_s)
+        call = PhaseCall(
+            entry, key.image_digest, phase, mounts, limits, labels, run.log(phase), on_line
+        )
         result = ctx.backend.run_phase(call)
     finally:
         gpu = sampler.stop() if sampler is not None else None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from harness.runtime.limits import Limits
+from harness.runtime.livelog import OnLine
 from harness.runtime.phase import Mounts, PhaseResult
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class PhaseCall:
     limits: Limits
     labels: Mapping[str, str]
     log_path: Path
+    on_line: OnLine | None = None
+    """Called with each line of the phase's log as it comes (the terminal's progress)."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class DockerBackend:
             call.limits,
             call.labels,
             log_path=call.log_path,
+            on_line=call.on_line,
         )
 
     def kernel_limits(self) -> bool:
@@ -171,6 +175,7 @@ class LocalBackend:
             call.labels,
             cwd=call.entry.local_cwd,
             log_path=call.log_path,
+            on_line=call.on_line,
         )
 
     def kernel_limits(self) -> bool:
