@@ -529,14 +529,19 @@ def pretrained_of(entry: Entry, weights: dict[str, Any] | None, report: Path) ->
     names = {f.get("name") for f in weights.get("files", [])}
     if entry.weights is not None and entry.weights.file not in names:
         return False  # a folder without the declared file
+    return not _report_denies_weights(report)
+
+
+def _report_denies_weights(report: Path) -> bool:
+    """Whether the entry's checkpoint report (at most 1 MiB of JSON) says
+    ``"pretrained": false``; a missing, oversized or unreadable report denies nothing."""
     try:
-        if report.is_file() and report.stat().st_size <= 1 << 20:
-            said = json.loads(report.read_text(encoding="utf-8")).get("pretrained")
-            if said is False:
-                return False
-    except (OSError, ValueError, AttributeError):
-        pass  # an unreadable report says nothing
-    return True
+        if not report.is_file() or report.stat().st_size > 1 << 20:
+            return False
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("pretrained") is False
 
 
 def _list_or_none(roles: tuple[str, ...] | None) -> list[str] | None:
