@@ -7,11 +7,10 @@ The base image is built the first time (about a minute; needs root and debootstr
 
 from __future__ import annotations
 
-import os
+import functools
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import docker
 import pytest
@@ -20,15 +19,13 @@ from harness.runtime.docker_backend import LABEL_MANAGED, connect
 from harness.runtime.errors import EngineUnavailableError, ImageBuildError
 from harness.runtime.images import BASE_IMAGE, build_base_image
 from harness.runtime.phase import Mounts
+from tests.helpers import unavailable as needs_unavailable
 
 RUN_LABEL = "sarbench.run"
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Fail under CI (``CI=true``), skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the Docker tests cannot run: {reason}")
-    pytest.skip(reason)
+unavailable = functools.partial(needs_unavailable, what="the Docker tests")
+"""Fail under CI (``CI=true``), skip elsewhere (:func:`tests.helpers.unavailable`)."""
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+import pytest
 
 from harness.datasets.source import SampleRecord
 from harness.geo import Grid
@@ -104,3 +106,12 @@ def dataset_cli(settings: Settings, *args: str) -> Result:
             *args,
         ],
     )  # fmt: skip
+
+
+def unavailable(reason: str, *, what: str) -> NoReturn:
+    """``what`` (e.g. "the Docker tests") cannot run, for ``reason``: a failure under CI
+    (``CI=true``), where container, browser, cluster and store tests must run; a skip
+    elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {what} cannot run: {reason}")
+    pytest.skip(reason)

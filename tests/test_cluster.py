@@ -12,6 +12,7 @@ last: it leaves one worker. Without Ray the cluster tests are skipped, except un
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,7 @@ from harness.record import RunFolder, RunRecord, run_folders
 from harness.runner.executor import Finished, Job, RunOptions
 from harness.runner.plan import dataset_facts, make_plan
 from harness.settings import Settings
+from tests.helpers import unavailable as needs_unavailable
 from tests.records_factory import RunSpec as FakeRun
 from tests.records_factory import make_run, make_test_split
 from tests.runner_support import TEST_PROFILE, cli, make_bench
@@ -76,11 +78,8 @@ runpy.run_path("entry.py", run_name="__main__")
 '''
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Fail under CI (``CI=true``), skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the Ray cluster tests cannot run: {reason}")
-    pytest.skip(reason)
+unavailable = functools.partial(needs_unavailable, what="the Ray cluster tests")
+"""Fail under CI (``CI=true``), skip elsewhere (:func:`tests.helpers.unavailable`)."""
 
 
 @dataclass

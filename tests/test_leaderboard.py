@@ -3,6 +3,7 @@ and in headless Chromium (Debian's, at /usr/bin/chromium, driven by Playwright).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from harness.record import RecordScore, RunFolder, RunRecord
 from harness.scoring.metrics import FloodStats, iou
 from harness.scoring.stats import holm, paired_test
 from harness.settings import REPO_ROOT, Settings
+from tests.helpers import unavailable as needs_unavailable
 from tests.marks import check_marks
 from tests.records_factory import COMPONENTS, standard_runs
 from tests.site_files import SiteFiles
@@ -313,11 +315,8 @@ def test_output_folder_guard_and_rebuild(built: Built, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Fail under CI (``CI=true``), skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the browser test cannot run: {reason}")
-    pytest.skip(reason)
+_unavailable = functools.partial(needs_unavailable, what="the browser test")
+"""Fail under CI (``CI=true``), skip elsewhere (:func:`tests.helpers.unavailable`)."""
 
 
 @pytest.fixture(scope="module")

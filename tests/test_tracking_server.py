@@ -16,6 +16,7 @@ writing right now is left alone, one cut off long ago is replaced.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -30,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,7 @@ from harness.publish import content
 from harness.publish.mlflow_store import PUBLISHING, Publisher, experiment_name
 from harness.record import RunFolder
 from harness.settings import Settings
+from tests.helpers import unavailable as needs_unavailable
 from tests.records_factory import RunSpec, make_run, make_test_split
 
 PG_ENV = "SARBENCH_TEST_POSTGRES"
@@ -46,11 +48,8 @@ LOOPBACK = "127.0.0.1"
 WRITERS = 4
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Fail under CI (``CI=true``), skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the tracking-server tests cannot run: {reason}")
-    pytest.skip(reason)
+unavailable = functools.partial(needs_unavailable, what="the tracking-server tests")
+"""Fail under CI (``CI=true``), skip elsewhere (:func:`tests.helpers.unavailable`)."""
 
 
 def _free_port() -> int:
