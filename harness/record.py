@@ -21,7 +21,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -351,6 +351,13 @@ class RunRecord:
     started_at: str = ""
     finished_at: str = ""
     harness_version: str = ""
+    scorer: str = ""
+    """The scorer version that made ``score`` (:data:`harness.scoring.SCORER_VERSION`);
+    empty for records made before the field existed."""
+    rescored: Mapping[str, Any] | None = None
+    """None, or how ``sarbench rescore`` changed the score: ``at`` (UTC time), ``from``
+    (the scorer version before) and ``previous`` (the metrics before). The record file is
+    never rewritten: a rescore is a file of its own (:meth:`RunFolder.rescore`)."""
     schema: str = SCHEMA
     """The schema it was read from (a record made now is :data:`SCHEMA`)."""
 
@@ -463,6 +470,8 @@ class RunRecord:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "harness_version": self.harness_version,
+            "scorer": self.scorer,
+            "rescored": None if self.rescored is None else dict(self.rescored),
         }
 
     @classmethod
@@ -505,6 +514,9 @@ class RunFolder:
     logs = _inside("logs", "Each phase's log (stdout and stderr, capped).")
     artifacts = _inside("artifacts", "What ``train`` left in ``/model/artifacts``.")
     predictions = _inside("predictions", "The validated test predictions (an ok run).")
+    rescores = _inside(
+        "rescores", "One file per ``sarbench rescore`` that changed the scorer, in order."
+    )
     work = _inside("work", "The working folder while the run runs (removed after).")
 
     def config(self, phase: str) -> Path:
@@ -527,7 +539,29 @@ class RunFolder:
             doc = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise RecordError(file, f"cannot read the record ({exc})") from exc
-        return RunRecord.from_json(doc, file)
+        record = RunRecord.from_json(doc, file)
+        for rescore in self.rescore_files():
+            record = _rescored(record, rescore)
+        return record
+
+    def rescore_files(self) -> list[Path]:
+        """The rescore files, oldest first (``rescores/0001.json``, ...)."""
+        if not self.rescores.is_dir():
+            return []
+        return sorted(p for p in self.rescores.glob("[0-9]*.json") if p.is_file())
+
+    def rescore(self, score: RecordScore, scorer: str, at: str) -> RunRecord:
+        """Record that the scorer ``scorer`` scored the kept predictions as ``score``: a new
+        file under ``rescores/`` (never one that exists); ``record.json`` is untouched, and
+        :meth:`read` gives the record with the newest score. The record as now read."""
+        self.load()  # a folder with a readable record, or a RecordError
+        self.rescores.mkdir(exist_ok=True)
+        path = self.rescores / f"{len(self.rescore_files()) + 1:04d}.json"
+        doc = {"scorer": scorer, "at": at, "score": score.to_json()}
+        with open(path, "x", encoding="utf-8") as f:  # "x": never replaces a rescore
+            json.dump(doc, f, indent=1, allow_nan=False)
+            f.write("\n")
+        return self.load()
 
     def load(self) -> RunRecord:
         """The record; a :class:`RecordError` when the folder has none."""
@@ -553,6 +587,29 @@ class RunFolder:
                 if p.is_file() and p.name != RECORD_FILE
             )
         )
+
+
+def _rescored(record: RunRecord, path: Path) -> RunRecord:
+    """``record`` with the score of the rescore file ``path``; a :class:`RecordError`
+    naming the file when it cannot be read."""
+    problems: list[str] = []
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RecordError(path, f"cannot read the rescore ({exc})") from exc
+    f = _Fields(doc, "", problems)
+    scorer, at = f.text("scorer"), f.text("at")
+    sub = f.sub("score")
+    score = _score(sub) if sub is not None else None
+    if problems or score is None:
+        raise RecordError(path, problems or ["the rescore's score cannot be read"])
+    previous = dict(record.score.metrics) if record.score is not None else {}
+    return replace(
+        record,
+        score=score,
+        scorer=scorer,
+        rescored={"at": at, "from": record.scorer, "previous": previous},
+    )
 
 
 def run_folders(runs_dir: Path) -> Iterator[RunFolder]:
@@ -814,6 +871,8 @@ def _parse(r: _Fields, schema: str) -> RunRecord | None:
         "started_at": r.typed("started_at", (str, type(None)), "") or "",
         "finished_at": r.typed("finished_at", (str, type(None)), "") or "",
         "harness_version": r.text("harness_version", "") or "",
+        "scorer": r.text("scorer", "") or "",
+        "rescored": r.mapping("rescored", None),
     }
     if problems or key is None or task is None or run_id is None:
         return None

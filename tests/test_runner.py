@@ -6,6 +6,7 @@ template and lists a broken copy's problems."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -167,6 +168,11 @@ def test_validate_passes_the_template(bench) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output and "val iou" in result.output
+    # every dataset the entry is scored on ran (both tasks), each said so on one line
+    out = result.output
+    assert "== tiny (flood, variant default) ==" in out and "val mse" in out
+    assert re.search(r"^  tiny +PASS$", out, re.M) and re.search(r"^  tiny-ndvi +PASS$", out, re.M)
+    assert out.rstrip().splitlines()[-1].startswith("next: `sarbench submit ")
 
 
 def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> None:
@@ -183,7 +189,10 @@ def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> 
     assert result.exit_code == 1, result.output
     assert "FAIL" in result.output
     assert "val_00" in result.output and "missing" in result.output
-    assert "float32" in result.output
+    # each kind of problem is one line (files of one kind are grouped), with the fix
+    dtype = [line for line in result.output.splitlines() if "float32" in line]
+    assert len(dtype) == 1 and "fix: convert before writing" in dtype[0], result.output
+    assert "next: fix the problems above" in result.output
 
 
 def test_validate_takes_an_image_by_name(bench, template_run) -> None:

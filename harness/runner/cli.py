@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from harness.errors import SarbenchError
-from harness.numbers import interval
+from harness.numbers import duration, interval
 from harness.record import RunRecord
 from harness.runner.executor import EXECUTORS, Refused, RunOptions, make_context
 from harness.settings import Settings
@@ -92,7 +92,7 @@ def summary_line(record: RunRecord, action: str) -> str:
     """One line per run for people: entry/variant, seed, score with CI or reason, times."""
     key = f"{record.entry.name}/{record.variant} seed {record.seed}"
     walls = (("train", record.timings.train_s), ("predict", record.timings.predict_s))
-    times = " ".join(f"{p}={s:.1f}s" for p, s in walls if s)
+    times = " ".join(f"{p} {duration(s)}" for p, s in walls if s)
     if record.score is not None:
         score = record.score
         verdict = f"{record.primary_metric}={interval(record.primary, score.low, score.high)}"
@@ -229,7 +229,10 @@ def run(
 )
 @click.option("--variant", help="Variant [default: the entry's default].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--dataset", help="Dataset [default: the embedded dataset of the entry's task].")
+@click.option(
+    "--dataset",
+    help="Only this dataset [default: every dataset of the entry's tasks known here].",
+)
 @_common
 @click.pass_obj
 def validate(
@@ -241,32 +244,35 @@ def validate(
     dataset: str | None,
     opts: RunOptions,
 ) -> None:
-    """Run TARGET on the val split exactly as the harness would, and list what is wrong.
+    """Run TARGET on the val split of every dataset it will be scored on, exactly as the
+    harness would, and list what is wrong; end with the next step.
 
     TARGET is an entry file (``submissions/x.toml``), an entry name, a folder with a
-    Dockerfile (an entry with train and predict), or an image name. Training sees every
-    split but val and test; predict sees the val inputs; the harness scores them against
-    the val targets. Nothing is added to the official run records.
+    Dockerfile (an entry with train and predict), or an image name. Each dataset of the
+    entry's tasks known here is checked (one a variant cannot use, or one not prepared
+    here, is listed as skipped, with why). Training sees every split but val and test;
+    predict sees the val inputs; the harness scores them against the val targets. Nothing
+    is added to the official run records.
     """
-    from harness.runner.validate import adhoc_entry, check_entry, render_problems
+    from harness.runner.validate import adhoc_entry, validate_all
 
     entry = adhoc_entry(settings, target, task)
     ctx = _context(settings, opts, allow_mismatch=True)
     try:
-        problems, outcome = check_entry(
+        validation = validate_all(
             ctx,
             entry,
-            variant or entry.default_variant,
-            seed,
-            dataset or entry.default_dataset(),
+            seed=seed,
+            variant=variant,
+            dataset=dataset,
             runs_dir=Path(
                 tempfile.mkdtemp(prefix="validate-", dir=_mkdir(settings.home / "validate"))
             ),
         )
     finally:
         ctx.backend.close()
-    click.echo(render_problems(entry, outcome, problems))
-    if problems:
+    click.echo(validation.render(target))
+    if not validation.passed:
         sys.exit(1)
 
 

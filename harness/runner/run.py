@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import __version__
+from harness import __version__, scoring
 from harness.bands import DatasetFacts, band_roles
 from harness.conditions.probe import Conditions, GpuSampler
 from harness.datasets import ops
@@ -378,7 +378,7 @@ def _execute(job: _Job, run: RunFolder, ended: _Ended, spaces: list[Scratch]) ->
             output, split, task, dataset=key.dataset, groups=groups, seed=key.seed
         )
     except PredictionError as exc:
-        ended.fail("invalid-output", f"{exc.n_problems:,} problem(s) with the predictions", "")
+        ended.fail("invalid-output", exc.summary(), "")
         ended.problems = tuple(exc.lines())  # the first 50, escaped, and a count of the rest
         return
     ended.score = RecordScore.from_result(score.to_dict())
@@ -427,6 +427,7 @@ def _record(
         started_at=started_at,
         finished_at=_now(),
         harness_version=__version__,
+        scorer=scoring.SCORER_VERSION,
     )
 
 

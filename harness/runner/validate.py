@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
 from harness.errors import SarbenchError, UnknownNameError, printable
@@ -21,6 +23,11 @@ from harness.runner.run import Outcome, RunContext, run_one
 from harness.scoring.validate import count_problems, is_more_problems
 from harness.settings import Settings
 from harness.tasks import TASKS
+
+ADHOC_TEAM = "(validate)"
+"""The team of an entry made up for a folder or an image: it cannot be submitted."""
+NEXT = "next:"
+"""The prefix of the line that ends every ``sarbench validate`` report."""
 
 _WARN_FRACTION = 0.8
 
@@ -69,7 +76,7 @@ def _adhoc(name: str, image: ImageSpec, task: str | None, where: Path) -> Entry:
         )
     return Entry(
         name=name,
-        team="(validate)",
+        team=ADHOC_TEAM,
         contact="(validate)",
         description="validated without an entry file",
         baseline=False,
@@ -101,9 +108,11 @@ def check_entry(
     record = outcome.record
     problems: list[str] = []
     if not record.ok:
-        if record.reason == "invalid-output":
+        if record.reason == "invalid-output":  # grouped by kind, with the likely fix
+            grouped = [line[4:] for line in record.detail.splitlines() if line.startswith("  - ")]
             problems += [
-                p if is_more_problems(p) else f"invalid output: {p}" for p in record.problems
+                p if is_more_problems(p) else f"invalid output: {p}"
+                for p in grouped or record.problems
             ]
         else:
             problems.append(f"{record.reason}: {record.detail}")
@@ -142,3 +151,180 @@ def render_problems(entry: Entry, outcome: Outcome | None, problems: list[str]) 
     else:
         lines.append(f"PASS: {name} runs under the contract and its predictions score")
     return "\n".join(lines)
+
+
+@dataclass
+class DatasetCheck:
+    """One dataset of a :class:`Validation`: what ran on it, or why it was not run."""
+
+    dataset: str
+    task: str
+    variant: str
+    problems: list[str] = field(default_factory=list)
+    outcome: Outcome | None = None
+    skipped: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``skipped``, ``pass`` or ``fail``."""
+        if self.skipped is not None:
+            return "skipped"
+        return "fail" if self.problems else "pass"
+
+    def to_json(self) -> dict[str, Any]:
+        """The check as JSON (what a submission bundle keeps): no paths of this machine."""
+        doc: dict[str, Any] = {
+            "dataset": self.dataset,
+            "task": self.task,
+            "variant": self.variant,
+            "status": self.status,
+            "skipped": self.skipped,
+            "problems": [printable(p, keep_newlines=True) for p in self.problems],
+            "score": None,
+            "phases": {},
+        }
+        if self.outcome is not None:
+            record = self.outcome.record
+            doc["run_id"] = record.run_id
+            doc["image_digest"] = record.image_digest
+            doc["phases"] = {
+                name: {
+                    "status": r.status,
+                    "wall_s": r.wall_s,
+                    "peak_memory_bytes": r.peak_memory_bytes,
+                }
+                for name, r in record.phases.items()
+            }
+            if record.score is not None:
+                doc["score"] = {
+                    "metric": record.primary_metric,
+                    "value": record.primary,
+                    "low": record.score.low,
+                    "high": record.score.high,
+                    "n_chips": record.score.n_chips,
+                }
+        return doc
+
+
+@dataclass
+class Validation:
+    """``sarbench validate`` of an entry on every dataset it will be scored on."""
+
+    entry: Entry
+    checks: list[DatasetCheck]
+
+    @property
+    def ran(self) -> list[DatasetCheck]:
+        return [c for c in self.checks if c.skipped is None]
+
+    @property
+    def passed(self) -> bool:
+        """At least one dataset ran, and none of those that ran has a problem."""
+        return bool(self.ran) and all(c.status == "pass" for c in self.ran)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem, prefixed with its dataset."""
+        return [f"{c.dataset}: {p}" for c in self.ran for p in c.problems]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry": self.entry.name,
+            "team": self.entry.team,
+            "passed": self.passed,
+            "datasets": [c.to_json() for c in self.checks],
+        }
+
+    def render(self, target: str) -> str:
+        """The report: each dataset's part, a line per dataset, and the next step."""
+        parts = []
+        for check in self.ran:
+            title = f"== {check.dataset} ({check.task}, variant {printable(check.variant)}) =="
+            parts.append(f"{title}\n{render_problems(self.entry, check.outcome, check.problems)}")
+        summary = [f"{printable(self.entry.name)} on {len(self.checks)} dataset(s):"]
+        for check in self.checks:
+            why = f": {check.skipped}" if check.skipped else ""
+            if check.status == "fail":
+                why = f": {count_problems(check.problems):,} problem(s)"
+            summary.append(f"  {check.dataset:<16} {check.status.upper()}{why}")
+        parts.append("\n".join(summary))
+        parts.append(f"{NEXT} {self.next_step(target)}")
+        return "\n\n".join(parts)
+
+    def next_step(self, target: str) -> str:
+        """What to do now, as a command where there is one."""
+        if not self.ran:
+            return (
+                "nothing could run: fix what the lines above name (e.g. `sarbench datasets "
+                f"prepare {self.checks[0].dataset if self.checks else 'flood-synth'}`), then "
+                f"`sarbench validate {target}` again"
+            )
+        if not self.passed:
+            return f"fix the problems above, then run `sarbench validate {target}` again"
+        if self.entry.team == ADHOC_TEAM:
+            return (
+                "it runs; to submit it, give it an entry file: `sarbench new NAME` writes one "
+                "(docs/competing.md)"
+            )
+        return (
+            f"`sarbench submit {target} --out {self.entry.name}.sarbench` writes the file to "
+            "send to the maintainers (docs/competing.md)"
+        )
+
+
+def candidate_datasets(settings: Settings, entry: Entry, only: str | None) -> list[str]:
+    """The datasets to validate on: ``only`` where given; else those the entry names
+    (deprecated ``datasets``), else every dataset known here of one of its tasks."""
+    if only is not None:
+        return [only]
+    if entry.datasets:
+        return list(entry.datasets)
+    from harness.datasets.registry import known_names
+
+    return known_names(settings)
+
+
+def validate_all(
+    ctx: RunContext,
+    entry: Entry,
+    *,
+    seed: int = 0,
+    runs_dir: Path,
+    variant: str | None = None,
+    dataset: str | None = None,
+) -> Validation:
+    """Run ``entry`` (``variant``, by default its default) on the val split of every
+    dataset of its tasks that is known here (or only ``dataset``); a dataset it does not
+    apply to, or that is not prepared here, is listed as skipped with the reason."""
+    from harness.datasets import ops
+    from harness.runner.plan import dataset_facts
+
+    variant = variant or entry.default_variant
+    facts_of = dataset_facts(ctx.settings)
+    checks: list[DatasetCheck] = []
+    for name in candidate_datasets(ctx.settings, entry, dataset):
+        try:
+            facts = facts_of(name)
+        except SarbenchError as exc:
+            if dataset is not None or entry.datasets:
+                checks.append(DatasetCheck(name, "?", variant, skipped=str(exc)))
+            continue
+        if facts.task not in entry.tasks:
+            if dataset is not None:
+                checks.append(DatasetCheck(name, facts.task, variant, skipped=entry.why_not(facts)))
+            continue
+        check = DatasetCheck(name, facts.task, variant)
+        check.skipped = entry.why_not(facts, variant)
+        if check.skipped is None and not ops.is_prepared(ctx.settings, name):
+            check.skipped = f"not prepared here: `sarbench datasets prepare {name}` first"
+        if check.skipped is None:
+            check.problems, check.outcome = check_entry(
+                ctx, entry, variant, seed, name, runs_dir=runs_dir / name
+            )
+        checks.append(check)
+    for task in entry.tasks:
+        if not any(c.task == task for c in checks) and dataset is None:
+            checks.append(
+                DatasetCheck("(none)", task, variant, skipped=f"no {task} dataset known here")
+            )
+    return Validation(entry, checks)

@@ -10,3 +10,9 @@
 The conventions (what each metric means, every edge case, the interval method) are written
 down in ``docs/metrics.md``.
 """
+
+SCORER_VERSION = "1"
+"""The scorer's version, written on every record (``scorer``). Raise it with any change to
+scoring that can change a recorded number (a metric's definition, the interval method or
+its settings, which pixels count); then ``sarbench rescore`` re-scores the kept predictions
+of every record made with another version, without running any container."""

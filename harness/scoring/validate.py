@@ -136,11 +136,13 @@ def count_problems(lines: Sequence[str]) -> int:
 
     >>> count_problems(["a", "b", "... and 1,000 more problems"])
     1002
+    >>> count_problems(["invalid output: 20 files: has dtype float32 (...)", "a"])
+    21
     """
     n = 0
     for line in lines:
-        more = _MORE.fullmatch(line)
-        n += int(more.group(1).replace(",", "")) if more else 1
+        many = _MORE.fullmatch(line) or _GROUP.match(line)
+        n += int(many.group(1).replace(",", "")) if many else 1
     return n
 
 
@@ -170,6 +172,12 @@ class PredictionError(SarbenchError):
         """Every kept problem as a printable line, then ``... and N more problems``."""
         return cap_problems(self.problems, self.n_problems)
 
+    def summary(self) -> str:
+        """How many problems, then the grouped lines (:meth:`grouped`), one ``  - `` line
+        each: the ``detail`` of an ``invalid-output`` record."""
+        listing = "".join(f"\n  - {line}" for line in self.grouped())
+        return f"{self.n_problems:,} problem(s) with the predictions:{listing}"
+
     def grouped(self) -> list[str]:
         """The kept problems grouped by kind (:func:`group_problems`), then the count of
         the rest: what a person reads."""
@@ -179,6 +187,9 @@ class PredictionError(SarbenchError):
 
 
 _NUMBER = re.compile(r"[0-9][0-9.,e+-]*")
+_GROUP = re.compile(r"(?:[a-z ]+: )?([0-9][0-9,]*) files: ")
+"""A line of :func:`group_problems` standing for that many files' problems (optionally
+after a prefix such as ``invalid output: ``)."""
 SHOWN_NAMES = 3
 """Files named in a group of problems of one kind; the rest are counted."""
 
