@@ -69,6 +69,48 @@ main.add_command(publish)
 main.add_command(leaderboard)
 
 
+@main.command("new")
+@click.argument("name")
+@click.option(
+    "--task",
+    "tasks",
+    multiple=True,
+    type=click.Choice(["flood", "ndvi"]),
+    help="The task(s) it does [default: both, as the template's code does].",
+)
+@click.option("--team", help="The team answerable for it [default: your user name].")
+@click.option("--contact", help="How to reach the team [default: user@host].")
+@click.option(
+    "--dir",
+    "where",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write it [default: the submissions folder, env SARBENCH_SUBMISSIONS_DIR].",
+)
+@click.pass_obj
+def new(
+    settings: Settings,
+    name: str,
+    tasks: tuple[str, ...],
+    team: str | None,
+    contact: str | None,
+    where: Path | None,
+) -> None:
+    """Write a new entry NAME from the template: NAME.toml (every field filled) and the
+    folder NAME/ with its code; it validates as it is."""
+    from harness.scaffold import new_entry
+
+    done = new_entry(
+        where or settings.submissions_dir, name, tasks or ("flood", "ndvi"), team=team,
+        contact=contact,
+    )  # fmt: skip
+    click.echo(f"wrote {done.entry_file} and {done.folder}/ (the code: entry.py)")
+    target = name if where is None else str(done.entry_file)
+    click.echo(
+        f"next: `sarbench validate {target}` runs it on the val split of each dataset it "
+        "will be scored on; then change the model in entry.py (docs/competing.md)"
+    )
+
+
 @main.command()
 @click.option(
     "--backend",

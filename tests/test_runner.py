@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from harness.entries import get_entry
+from harness.entries import get_entry, load_entry
 from harness.record import SCHEMA, RunFolder, load_records
 from harness.runner.run import run_one
 from harness.settings import Settings
@@ -173,6 +173,29 @@ def test_validate_passes_the_template(bench) -> None:
     assert "== tiny (flood, variant default) ==" in out and "val mse" in out
     assert re.search(r"^  tiny +PASS$", out, re.M) and re.search(r"^  tiny-ndvi +PASS$", out, re.M)
     assert out.rstrip().splitlines()[-1].startswith("next: `sarbench submit ")
+
+
+def test_a_new_entry_validates_as_it_is(bench) -> None:
+    made = cli(bench, "new", "acme", "--task", "flood", "--team", "Acme Labs")
+    assert made.exit_code == 0, made.output
+    entry = load_entry(bench.submissions_dir / "acme.toml")
+    assert (entry.team, entry.tasks, entry.baseline) == ("Acme Labs", ("flood",), False)
+    assert entry.contact and entry.description  # every field filled
+    again = cli(bench, "new", "acme")
+    assert again.exit_code == 2 and "exists already" in again.output
+    result = cli(bench, "validate", "acme", "--profile", "test")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert re.search(r"^  tiny +PASS$", out, re.M), out
+    # a flood dataset known but not prepared here is named, with the command that prepares it
+    assert re.search(
+        r"^  flood-synth +SKIPPED: not prepared here: `sarbench datasets prepare", out, re.M
+    )
+    assert "tiny-ndvi" not in out  # not one of its tasks
+    assert out.rstrip().splitlines()[-1] == (
+        "next: `sarbench submit acme --out acme.sarbench` writes the file to send to the "
+        "maintainers (docs/competing.md)"
+    )
 
 
 def test_validate_lists_the_problems_of_a_broken_copy(bench, tmp_path: Path) -> None:
