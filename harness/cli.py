@@ -111,6 +111,35 @@ def new(
     )
 
 
+@main.command("rescore")
+@click.pass_obj
+def rescore(settings: Settings) -> None:
+    """Score the kept predictions of every recorded run again where another scorer version
+    scored them (after an upgrade of SARBench that changed scoring). No container runs;
+    each record file stays as it is, the new score is a file beside it. Exit 1 when a run
+    that needed it could not be rescored (each is named, with why)."""
+    from harness import scoring
+    from harness.numbers import fmt
+    from harness.scoring.rescore import rescore_runs
+
+    report = rescore_runs(settings, progress=lambda m: click.echo(f"  {m}", err=True))
+    for done in report.rescored:
+        r = done.record
+        was = (r.rescored or {}).get("from") or "unversioned"
+        click.echo(
+            f"{r.run_id}: {r.primary_metric} {fmt(done.before)} -> {fmt(r.primary)} "
+            f"(scorer {was} -> {r.scorer})"
+        )
+    for left in report.not_rescored:
+        click.echo(f"{left.run_id}: not rescored: {left.reason}", err=True)
+    click.echo(
+        f"{len(report.rescored)} run(s) rescored, {report.current} already scored by scorer "
+        f"{scoring.SCORER_VERSION}, {len(report.not_rescored)} could not be"
+    )
+    if report.not_rescored:
+        sys.exit(1)
+
+
 @main.command()
 @click.option(
     "--backend",

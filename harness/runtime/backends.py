@@ -156,7 +156,14 @@ class LocalBackend:
     isolated = False
 
     def image_id(self, entry: Entry, build: BuildCall) -> str | None:
-        return None  # runs the entry's [local] command
+        """None: it runs the entry's [local] command. A copy of ``sarbench_io`` that an
+        image build left in the command's folder is brought up to date first, so that an
+        old copy never shadows the harness's own."""
+        from harness.runtime.builds import CONTAINER_PACKAGE, stage_container_package
+
+        if (entry.local_cwd / CONTAINER_PACKAGE.name).is_dir():
+            stage_container_package(entry.local_cwd)
+        return None
 
     def problems(self, entry: Entry) -> list[str]:
         if entry.local_command:
