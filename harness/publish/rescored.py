@@ -1,0 +1,67 @@
+"""A published run whose record was rescored since (``sarbench rescore``): its new score
+reaches MLflow without a new run.
+
+The run's metrics are logged again at step 0 with the time of the update (MLflow shows
+the latest value of a metric), ``scores/chips.csv`` is uploaded again (it replaces the
+file of that name), and two tags say what happened: ``sarbench.scorer`` (the version
+that made the score shown) and ``sarbench.rescored`` (the record's ``rescored`` as JSON:
+when, the version before, the metrics before). Quicklooks stay: the predictions did not
+change. The metric history keeps the value before beside the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.publish import content
+from harness.record import RecordError, RunFolder, RunRecord
+
+SCORER_TAG = content.TAG + "scorer"
+RESCORED_TAG = content.TAG + "rescored"
+BATCH = 1000
+
+
+def rescored_tag(record: RunRecord) -> str | None:
+    """The ``sarbench.rescored`` tag of ``record`` (None: never rescored)."""
+    if record.rescored is None:
+        return None
+    return json.dumps(dict(record.rescored), sort_keys=True, allow_nan=False, default=str)
+
+
+def score_tags(record: RunRecord) -> dict[str, str]:
+    """The tags that say which scorer made the record's score, and any rescore."""
+    tags = {SCORER_TAG: record.scorer} if record.scorer else {}
+    rescored = rescored_tag(record)
+    if rescored is not None:
+        tags[RESCORED_TAG] = content.clip(rescored, content.MAX_TAG)
+    return tags
+
+
+def behind(run: Any, record: RunRecord) -> bool:
+    """Whether the published ``run`` shows an older score than ``record`` now has."""
+    rescored = rescored_tag(record)
+    if rescored is None:
+        return False
+    return run.data.tags.get(RESCORED_TAG) != content.clip(rescored, content.MAX_TAG)
+
+
+def update_score(client: Any, mlflow_id: str, folder: RunFolder, work: Path) -> None:
+    """Bring the published run ``mlflow_id`` to the rescored record of ``folder``."""
+    from mlflow.entities import Metric, RunTag
+
+    record = folder.load()
+    problems: list[str] = []
+    metrics = content.metrics_of(record, problems)
+    if problems:
+        raise RecordError(folder.path, problems)
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, 0) for k, v in metrics.items()]
+    for start in range(0, len(batch), BATCH):
+        client.log_batch(mlflow_id, metrics=batch[start : start + BATCH])
+    chips = work / "chips.csv"
+    chips.write_text(content.chips_csv(record), encoding="utf-8")
+    client.log_artifact(mlflow_id, str(chips), "scores")
+    client.log_batch(mlflow_id, tags=[RunTag(k, v) for k, v in score_tags(record).items()])
