@@ -468,8 +468,14 @@ def test_derived_image_builds_without_network(
         'ENTRYPOINT ["python3", "/app/entry.py"]\n'
     )
     tag = "sarbench-test-entry:latest"
-    image_id = build_image(docker_client, context, tag, buildargs={"BASE_IMAGE": base_image})
+    steps: list[str] = []
+    image_id = build_image(
+        docker_client, context, tag, buildargs={"BASE_IMAGE": base_image}, on_step=steps.append
+    )
     try:
+        # each step was told as the engine started it
+        assert [s.split(" : ")[0] for s in steps] == [f"Step {i}/5" for i in range(1, 6)]
+        assert steps[2].endswith(f'RUN python3 -c "{no_net}"')
         assert image_digest(docker_client, tag) == image_id
         result = run_phase(docker_client, tag, [], {}, SMALL, run_labels)
         assert result.status == "ok" and result.log_tail == "entry ran"

@@ -191,7 +191,13 @@ def build_torch_image(
         shutil.copy(TORCH_CONTEXT / "requirements.txt", context / "requirements.txt")
         download_wheels(context / "requirements.txt", context / WHEELS, progress=progress)
         progress(f"building {name} (network off)")
-        return build_image(client, context, name, buildargs={"BASE_IMAGE": BASE_IMAGE})
+        return build_image(
+            client,
+            context,
+            name,
+            buildargs={"BASE_IMAGE": BASE_IMAGE},
+            on_step=lambda step: progress(f"  {step}"),
+        )
 
 
 def ensure_offline_image(
@@ -334,6 +340,7 @@ def _build_entry(
         dockerfile=spec.dockerfile,
         buildargs=args,
         labels={ENTRY_LABEL: entry.name},
+        on_step=lambda step: progress(f"  {step}"),
     )
     _check_owner(client, image_id, entry.name)
     client.images.get(image_id).tag(spec.repository, tag=image_id.removeprefix("sha256:")[:12])

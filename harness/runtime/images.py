@@ -141,16 +141,21 @@ def build_image(
     dockerfile: str = "Dockerfile",
     buildargs: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> str:
     """``docker build`` with the network off and no pull; return the new image ID
-    (``tag`` may be None: the caller tags the image itself).
+    (``tag`` may be None: the caller tags the image itself). ``on_step`` is told each
+    step as the engine starts it (``Step 3/9 : RUN ...``).
 
     The ``FROM`` image must already be in the engine (see :func:`build_base_image`). The
     build cannot download anything: copy wheels into the context and install them with
     ``pip install --no-index --find-links``.
     """
+    what = tag or "the image"
+    log: list[str] = []
+    image_id = None
     try:
-        image, _ = client.images.build(
+        for chunk in client.api.build(
             path=str(context),
             tag=tag,
             dockerfile=dockerfile,
@@ -160,17 +165,25 @@ def build_image(
             pull=False,
             rm=True,
             forcerm=True,
-        )
-    except docker.errors.BuildError as exc:
-        lines = [str(c.get("stream") or c.get("error") or "").rstrip() for c in exc.build_log]
-        tail = "\n".join(line for line in lines if line)[-4000:]
-        what = tag or "the image"
-        raise ImageBuildError(f"building {what} from {context} failed: {exc.msg}\n{tail}") from exc
+            decode=True,
+        ):
+            if "error" in chunk:
+                tail = "\n".join(line for line in log if line)[-4000:]
+                raise ImageBuildError(
+                    f"building {what} from {context} failed: {chunk['error']}\n{tail}"
+                )
+            text = str(chunk.get("stream") or "").rstrip()
+            log.append(text)
+            if on_step is not None and text.startswith("Step "):
+                on_step(text)
+            found = (chunk.get("aux") or {}).get("ID")
+            if found:
+                image_id = str(found)
     except docker.errors.APIError as exc:
-        raise ImageBuildError(
-            f"building {tag or 'the image'} from {context} failed: {exc}"
-        ) from exc
-    return str(image.id)
+        raise ImageBuildError(f"building {what} from {context} failed: {exc}") from exc
+    if image_id is None:
+        raise ImageBuildError(f"building {what} from {context}: the engine named no image")
+    return image_id
 
 
 def split_ref(name: str) -> tuple[str, str]:
