@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from harness import __version__
+from harness.competition.cli import queue, submit
 from harness.datasets.cli import datasets
 from harness.errors import SarbenchError, VerificationError
 from harness.leaderboard.cli import leaderboard
@@ -21,7 +22,24 @@ from harness.settings import Settings
 
 
 class _Group(click.Group):
-    """Turns the harness's own errors into a message and an exit code, not a traceback."""
+    """Turns the harness's own errors into a message and an exit code, not a traceback;
+    every error, click's usage errors too, is printed with the one prefix ``error:``."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+                click.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -67,6 +85,8 @@ main.add_command(validate)
 main.add_command(reap)
 main.add_command(publish)
 main.add_command(leaderboard)
+main.add_command(submit)
+main.add_command(queue)
 
 
 @main.command("new")
