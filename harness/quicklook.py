@@ -22,6 +22,10 @@ FALSE_RED = np.array([230, 40, 40])
 MISS_ORANGE = np.array([255, 170, 0])
 NOT_SCORED = (90, 90, 90)
 _BROWN, _GREEN = np.array([150, 110, 60]), np.array([20, 120, 30])
+GAP = 6
+"""White columns between two panels of :func:`side_by_side` (never scaled)."""
+RUN_PANELS = 3
+"""Panels of a run's quicklook: input, truth, prediction."""
 
 
 def spread(ids: list[str], k: int) -> list[str]:
@@ -56,7 +60,7 @@ def tint(base: np.ndarray, where: np.ndarray, colour: np.ndarray, weight: float 
     base[where] = ((1 - weight) * base[where] + weight * colour).astype(np.uint8)
 
 
-def side_by_side(panels: list[np.ndarray], *, gap: int = 6, min_height: int = 0) -> Image.Image:
+def side_by_side(panels: list[np.ndarray], *, gap: int = GAP, min_height: int = 0) -> Image.Image:
     """The panels in a row with white gaps, scaled up (nearest) to ``min_height`` pixels."""
     from PIL import Image  # only where an image is made
 
@@ -65,3 +69,19 @@ def side_by_side(panels: list[np.ndarray], *, gap: int = 6, min_height: int = 0)
     white = np.full((parts[0].shape[0], gap, 3), 255, np.uint8)
     row = [x for p in parts for x in (p, white)][:-1]
     return Image.fromarray(np.concatenate(row, axis=1))
+
+
+def panel_boxes(width: int, n: int = RUN_PANELS, gap: int = GAP) -> list[tuple[int, int]] | None:
+    """The ``(left, right)`` pixel columns of each of the ``n`` panels of an image
+    ``width`` wide made by :func:`side_by_side`; None when ``width`` is not such a width.
+
+    >>> panel_boxes(3 * 128 + 2 * GAP)
+    [(0, 128), (134, 262), (268, 396)]
+    >>> panel_boxes(100) is None
+    True
+    """
+    inner = width - (n - 1) * gap
+    if inner <= 0 or inner % n:
+        return None
+    w = inner // n
+    return [(i * (w + gap), i * (w + gap) + w) for i in range(n)]

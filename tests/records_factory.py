@@ -43,6 +43,8 @@ PROFILE = {
     "predict_timeout_s": 600,
     "seeds": [0, 1],
 }
+SCORER = "1"
+"""The scorer version of every record made here (:func:`rescore_run` moves one on)."""
 MACHINE = {"cpu_model": "Test CPU @ 2.0GHz", "cpus": 2, "memory_bytes": 24 * 2**30, "gpus": []}
 ABLATION_NOISE = {
     "full": 0.08,
@@ -291,6 +293,7 @@ def make_run(settings: Settings, spec: RunSpec, split: SplitDir) -> Path:
         started_at=f"2026-11-21T10:{spec.seed:02d}:00Z",
         finished_at=f"2026-11-21T11:{spec.seed:02d}:00Z",
         harness_version="0.1.0",
+        scorer=SCORER,
     )
     run.save(record)
     return run.path
@@ -357,3 +360,34 @@ def standard_runs(settings: Settings) -> list[Path]:
         "ndvi-synth": make_test_split(settings, "ndvi-synth", "ndvi"),
     }
     return [make_run(settings, spec, splits[spec.dataset]) for spec in standard_specs()]
+
+
+RESCORED_AT = "2026-11-30T02:00:00Z"
+"""When :func:`rescore_run` says it rescored."""
+
+
+def rescore_run(settings: Settings, folder: Path, split: SplitDir, scorer: str = "2") -> None:
+    """Rescore a run folder as ``sarbench rescore`` does (a rescore file beside the
+    untouched record), with a stand-in for a changed scorer: the same kept predictions
+    scored again with the first row of every chip no longer counted."""
+    changed = settings.home / f"scorer-{scorer}" / split.path.name
+    if not changed.is_dir():
+        for sample in split:
+            grid = sample.grid
+            valid = sample.valid_or_all().astype(np.uint8)
+            valid[0, :] = 0
+            assert sample.target is not None
+            write_raster(changed / "inputs" / f"{sample.id}.tif", sample.inputs, grid)
+            write_raster(changed / "targets" / f"{sample.id}.tif", sample.target, grid)
+            write_raster(changed / "valid" / f"{sample.id}.tif", valid, grid)
+    run = rec.RunFolder(folder)
+    record = run.load()
+    result = score_predictions(
+        run.predictions,
+        SplitDir(changed),
+        get_task(record.task.name),
+        dataset=record.dataset,
+        groups=chip_groups(split),
+        n_resamples=300,
+    )
+    run.rescore(rec.RecordScore.from_result(result.to_dict()), scorer, RESCORED_AT)

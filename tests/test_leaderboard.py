@@ -17,17 +17,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harness.datasets.loader import SplitDir
 from harness.leaderboard.cli import leaderboard
+from harness.leaderboard.compare import TOP_CHIPS
 from harness.leaderboard.plots import series_names
 from harness.leaderboard.site import MARKER, SiteError, SiteSummary, build_site
+from harness.numbers import fmt, signed
 from harness.publish.mlflow_store import Publisher, connect, tracking_uri
+from harness.quicklook import panel_boxes
 from harness.record import RecordScore, RunFolder, RunRecord
 from harness.scoring.metrics import FloodStats, iou
 from harness.scoring.stats import holm, paired_test
 from harness.settings import REPO_ROOT, Settings
 from tests.helpers import unavailable as needs_unavailable
 from tests.marks import check_marks
-from tests.records_factory import COMPONENTS, standard_runs
+from tests.records_factory import COMPONENTS, rescore_run, standard_runs
 from tests.site_files import SiteFiles
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,6 +66,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     home = tmp_path_factory.mktemp("leaderboard")
     settings = Settings(home=home, data_root=home / "data", manifests_dir=home / "manifests")
     dirs = standard_runs(settings)
+    threshold = next(d for d in dirs if d.name.startswith("threshold."))
+    rescore_run(settings, threshold, SplitDir(settings.dataset_dir("flood-synth") / "test"))
     records = [RunFolder(d).load() for d in dirs]
     uri = tracking_uri(settings)
     publisher = Publisher(settings, uri)
@@ -103,7 +109,13 @@ def test_index_lists_boards_update_and_conditions(built: Built) -> None:
     assert "Last update: <strong>2026-11-21 11:02 UTC</strong>" in page  # latest finished_at
     assert "Profile <code>quick</code>" in page
     assert built.records[0].fingerprint in page
-    assert "Test CPU @ 2.0GHz" in page and "memory_bytes" in page
+    assert "Test CPU @ 2.0GHz" in page
+    # the profile as a readable table: units, not raw numbers or a JSON blob
+    settings = dict(re.findall(r'<tr><th scope="row">([^<]+)</th><td>([^<]*)</td></tr>', page))
+    assert settings["memory"] == "8 GiB" and settings["CPUs"] == "2"
+    assert settings["train timeout"] == "30 min" and settings["predict timeout"] == "10 min"
+    assert settings["seeds"] == "0, 1" and settings["GPU"] == "none"
+    assert "8589934592" not in page and "{" not in page.split("<h2>Conditions</h2>")[1]
 
 
 def test_official_ranking_has_isolated_ok_runs_only(built: Built) -> None:
@@ -280,7 +292,8 @@ def test_no_page_refers_outside_the_site(built: Built) -> None:
         refs = re.findall(r'(?:src|href)="([^"]*)"', text) + re.findall(r"url\(([^)]*)\)", text)
         for ref in refs:
             assert not re.match(r"^(?:[a-z]+:|//)", ref), f"{path}: {ref}"
-            if ref and not ref.startswith("#"):
+            ref = ref.split("#", 1)[0]
+            if ref:
                 assert (path.parent / ref).resolve().is_file(), f"{path}: broken link {ref}"
 
 
@@ -308,6 +321,111 @@ def test_output_folder_guard_and_rebuild(built: Built, tmp_path: Path) -> None:
     again = build_site(connect(built.uri), tmp_path / "site", n_resamples=200)
     assert again.runs == 15 and (tmp_path / "site" / "index.html").is_file()
     assert not list(tmp_path.glob(".site.building"))
+
+
+def test_entry_page_has_the_description_every_file_and_each_quicklooks_score(built: Built) -> None:
+    folder = built.out / "flood/flood-synth/unet/default"
+    page = (folder / "index.html").read_text()
+    assert '<p class="description">unet &lt;test entry&gt;</p>' in page
+    for record in built.records_of("unet"):
+        rid = record.run_id
+        served = [p.relative_to(folder / rid).as_posix() for p in (folder / rid).rglob("*")]
+        files = [f for f in served if (folder / rid / f).is_file()]
+        assert {"record.json", "artifacts/loss.csv", "scores/chips.csv"} <= set(files)
+        missing = [f for f in files if f'href="{rid}/{f}"' not in page]
+        assert not missing, f"served but not linked: {missing}"
+        chips = {c.id: c.metrics["iou"] for c in _score(record).chips}
+        looks = re.findall(
+            rf'<img src="{re.escape(rid)}/quicklooks/([^"]+)\.png"[^>]*><figcaption><code>'
+            r'([^<]+)</code> · iou <strong class="chip-score">([^<]+)</strong>',
+            page,
+        )
+        assert len(looks) == 4
+        for name, chip, score in looks:
+            assert name == chip and score == fmt(chips[chip])
+
+
+def test_a_rescored_run_is_marked_on_its_board_and_its_entry_page(built: Built) -> None:
+    (threshold,) = built.records_of("threshold")
+    assert threshold.scorer == "2" and threshold.rescored is not None
+    before, now = threshold.rescored["previous"]["iou"], _score(threshold).metrics["iou"]
+    assert before != pytest.approx(now)
+    board = built.html("flood/flood-synth/index.html")
+    assert "Rescored 2026-11-30 with scorer 2 (was 1): threshold / default." in board
+    row = next(r for r in built.json("flood/flood-synth/ranking.json") if r["entry"] == "threshold")
+    assert row["iou"] == pytest.approx(now)  # the board shows the new score
+    entry = built.html("flood/flood-synth/threshold/default/index.html")
+    assert f"iou was {fmt(before)} before, {fmt(now)} now." in entry
+    assert "Rescored" not in built.html("ndvi/ndvi-synth/index.html")
+    assert "Rescored" not in built.html("flood/flood-synth/unet/default/index.html")
+
+
+def _chip_iou(records: list[RunRecord]) -> dict[str, float]:
+    """Each chip's IoU of a row: its confusion counts summed over the seeds."""
+    ids, stats = _flood_stats(records)
+    return dict(zip(ids, np.atleast_1d(iou(stats)).tolist(), strict=True))
+
+
+def _points(svg: str, gid: str) -> int:
+    """How many markers the scatter's group ``gid`` draws."""
+    start = svg.find(f'<g id="{gid}">')
+    if start < 0:
+        return 0
+    end = svg.find('<g id="', start + 1)
+    return svg[start:end].count("<use ")
+
+
+def test_compare_pages_for_every_pair_linked_from_the_pairwise_table(built: Built) -> None:
+    from PIL import Image
+
+    pairs = built.json("flood/flood-synth/pairwise.json")
+    board = built.html("flood/flood-synth/index.html")
+    assert len(pairs) == 6
+    for p in pairs:
+        assert f'href="{p["compare_page"]}"' in board
+        assert (built.out / "flood/flood-synth" / p["compare_page"]).is_file()
+    pair = next(p for p in pairs if (p["a"]["entry"], p["b"]["entry"]) == ("acme-seg", "unet"))
+    page = built.html(f"flood/flood-synth/{pair['compare_page']}")
+    # the paired difference exactly as the pairwise table has it
+    low, high = fmt(pair["a_vs_b_low"]), fmt(pair["a_vs_b_high"])
+    assert f"A − B = {signed(pair['a_vs_b_difference'])} [{low}, {high}]" in page
+    assert (
+        f"p = {fmt(pair['a_vs_b_p_value'], 2)} before and {fmt(pair['a_vs_b_p_holm'], 2)} "
+        "after Holm over 6 pairs"
+    ) in page
+    # per chip, from the records: unet pools its two seeds chip by chip
+    a, b = _chip_iou(built.records_of("acme-seg")), _chip_iou(built.records_of("unet"))
+    assert all(np.isfinite(list(a.values()) + list(b.values())))
+    expected = sorted(a, key=lambda c: (-abs(a[c] - b[c]), c))[:TOP_CHIPS]
+    shown = re.findall(r'<section class="chip-pair">\s*<h3><code>([^<]+)</code>', page)
+    assert shown == expected
+    table = built.json(f"flood/flood-synth/{pair['compare_page'].removesuffix('.html')}.json")
+    assert {r["chip"]: r["a_iou"] for r in table} == pytest.approx(a)
+    assert {r["chip"]: r["b_iou"] for r in table} == pytest.approx(b)
+    svg = re.search(r'<svg class="plot".*?</svg>', page, re.S)
+    assert svg is not None
+    assert _points(svg[0], "chips-marked") == TOP_CHIPS
+    assert _points(svg[0], "chips-marked") + _points(svg[0], "chips-other") == len(a)
+    # pictures: each prediction panel cut from that run's published quicklook
+    (acme,) = built.records_of("acme-seg")
+    looks = built.out / "flood/flood-synth/acme-seg/default" / acme.run_id / "quicklooks"
+    published = {p.stem for p in looks.glob("*.png")}
+    assert len(published) == 4
+    compare = built.out / "flood/flood-synth/compare"
+    for chip in expected:
+        panel = f"panels/rows/acme-seg.default/{chip}.png"
+        if chip not in published:
+            assert not (compare / panel).exists()
+            continue
+        assert f'src="{panel}"' in page
+        with Image.open(looks / f"{chip}.png") as whole, Image.open(compare / panel) as cut:
+            boxes = panel_boxes(whole.width)
+            assert boxes is not None
+            left, right = boxes[2]
+            expected_panel = whole.convert("RGB").crop((left, 0, right, whole.height))
+            assert np.array_equal(np.asarray(cut), np.asarray(expected_panel))
+    n_without = sum(chip not in published for chip in expected)
+    assert page.count("No quicklook of this chip was published for A") == n_without
 
 
 # ---------------------------------------------------------------------------------------
@@ -378,6 +496,16 @@ def test_in_chromium(built: Built, browser: Any) -> None:
     )
     assert all(w > 0 for w in widths), widths
 
+    page.goto((built.out / "flood/flood-synth/index.html").as_uri())
+    page.locator("#t-pairwise tbody tr").first.locator("a").click()
+    assert "/flood/flood-synth/compare/" in page.url
+    assert page.locator("section.chip-pair").count() == 6
+    assert page.locator('svg.plot g[id^="chips-"]').count() == 2
+    widths = page.eval_on_selector_all(
+        "section.chip-pair img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+    )
+    assert widths and all(w > 0 for w in widths), widths
+
     page.goto((built.out / "ndvi/ndvi-synth/index.html").as_uri())
     assert page.locator("#t-ablation-pix2pix tbody tr").count() == 6
     assert page.locator("#t-ablation-pix2pix tbody td.check").count() == 30
@@ -429,9 +557,9 @@ SCREENSHOTS = Path(
 def test_pages_fit_the_screen_with_the_score_in_view(
     built: Built, browser: Any, width: int
 ) -> None:
-    """Index, a board, an entry page and the claims page at a desktop's and a phone's
-    width: none scrolls sideways, the ranking's score column is within the screen, and a
-    screenshot of each is kept."""
+    """Index, a board, an entry page, the claims page and a compare page at a desktop's
+    and a phone's width: none scrolls sideways, the ranking's and the compare page's
+    scores are within the screen, and a screenshot of each is kept."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": 900})
     pages = {
@@ -439,6 +567,8 @@ def test_pages_fit_the_screen_with_the_score_in_view(
         "board": "flood/flood-synth/index.html",
         "entry": "flood/flood-synth/unet/default/index.html",
         "claims": "claims.html",
+        "compare": "flood/flood-synth/"
+        + built.json("flood/flood-synth/pairwise.json")[0]["compare_page"],
     }
     for name, rel in pages.items():
         page.goto((built.out / rel).as_uri())
@@ -455,4 +585,9 @@ def test_pages_fit_the_screen_with_the_score_in_view(
         assert cell.locator(".sub").inner_text().startswith("[")  # its interval, in view
     vs = page.locator("#t-ranking tbody tr").nth(1).locator("td").last
     assert vs.locator(".sub").inner_text().startswith("[")  # the difference's interval
+    page.goto((built.out / pages["compare"]).as_uri())  # both scores and intervals in view
+    for cell in page.locator("table.pair td.primary").all():
+        box = cell.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+        assert cell.locator(".sub").inner_text().startswith("[")
     page.close()

@@ -17,9 +17,21 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
+from harness.datasets.loader import SplitDir
 from harness.publish.cli import publish
 from harness.publish.content import COMPLETE, KEY, PUBLISHED, loss_points, params_of
 from harness.publish.errors import RecordError
+from harness.publish.layout import (
+    BOARD,
+    BOARD_RUN,
+    EXPERIMENT_KIND,
+    MAX_SARBENCH_TAGS,
+    NOTE,
+    PARENT,
+    TRAINING_KIND,
+    fields_of,
+    read_back,
+)
 from harness.publish.mlflow_store import (
     Publisher,
     PublishResult,
@@ -27,9 +39,10 @@ from harness.publish.mlflow_store import (
     tracking_uri,
 )
 from harness.publish.quicklooks import write_quicklooks
+from harness.publish.rescored import RESCORED_TAG, SCORER_TAG
 from harness.record import EntryInfo, RunFolder, RunRecord, TaskInfo
 from harness.settings import Settings
-from tests.records_factory import key_of, standard_runs
+from tests.records_factory import RESCORED_AT, key_of, rescore_run, standard_runs
 
 
 @dataclass
@@ -52,8 +65,18 @@ class Store:
         return self.client.get_run(result.mlflow_run_id), self.record(folder)
 
     def all_runs(self) -> list[Any]:
+        """Every run: entry runs and board runs."""
         exps = self.client.search_experiments()
         return list(self.client.search_runs([e.experiment_id for e in exps], max_results=1000))
+
+    def entry_runs(self) -> list[Any]:
+        """The runs of records (not the board runs they are nested under)."""
+        return [r for r in self.all_runs() if KEY in r.data.tags]
+
+
+def facts(run: Any) -> dict[str, str]:
+    """A run's ``sarbench.<name>`` facts, from its tags and params, as the site reads them."""
+    return read_back(run.data.tags, run.data.params, run.data.metrics).fields
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +100,9 @@ def test_default_store_is_sqlite_under_home(store: Store) -> None:
 
 def test_one_experiment_per_task_and_dataset_one_run_per_record(store: Store) -> None:
     names = sorted(e.name for e in store.client.search_experiments())
-    assert names == ["Default", "sarbench/flood/flood-synth", "sarbench/ndvi/ndvi-synth"]
+    assert names == ["sarbench/flood/flood-synth", "sarbench/ndvi/ndvi-synth"]  # no Default
     assert [r.action for r in store.results] == ["created"] * len(store.dirs)
-    assert len(store.all_runs()) == len(store.dirs) == 15
+    assert len(store.entry_runs()) == len(store.dirs) == 15
     artifact_root = (store.settings.home / "mlflow" / "artifacts").resolve().as_uri()
     assert all(r.info.artifact_uri.startswith(artifact_root) for r in store.all_runs())
 
@@ -92,7 +115,10 @@ def test_params_are_flattened_resolved_options(store: Store) -> None:
     assert (p["pretrain"], p["tta"], p["train_aug"]) == ("true", "false", "true")
     assert p["optim.lr"] == "0.0002" and p["optim.betas"] == "[0.5, 0.999]"
     assert p["model"] == "pix2pix" and p["epochs"] == "2"
-    assert p == params_of(record)
+    assert {k: v for k, v in p.items() if not k.startswith("sarbench.")} == params_of(record)
+    assert {k: v for k, v in p.items() if k.startswith("sarbench.")} == {
+        f"sarbench.{k}": v for k, v in fields_of(record).items()
+    }
 
 
 def test_an_option_named_like_a_reserved_param_is_prefixed() -> None:
@@ -110,6 +136,10 @@ def test_an_option_named_like_a_reserved_param_is_prefixed() -> None:
     )
     p = params_of(record)
     assert p["seed"] == "3" and p["options.seed"] == "99" and p["nested.a.b"] == "null"
+    # the record's facts are params sarbench.<name>: an option named so is prefixed too
+    options = {"sarbench.status": "mine"}
+    record = dataclasses.replace(record, options=options)
+    assert params_of(record)["options.sarbench.status"] == "mine"
 
 
 def test_metrics_scores_intervals_timings(store: Store) -> None:
@@ -122,13 +152,20 @@ def test_metrics_scores_intervals_timings(store: Store) -> None:
     assert m["iou_ci_high"] == pytest.approx(score.high)
     assert m["iou_ci_low"] <= m["iou"] <= m["iou_ci_high"]
     timings = dict(record.timings.items())
+    # resources apart from the scores, under system/ (MLflow's UI: "System metrics")
     for name in ("train_s", "predict_s", "total_s", "gpu_seconds", "energy_j"):
-        assert m[name] == pytest.approx(timings[name])
+        assert m[f"system/{name}"] == pytest.approx(timings[name])
+        assert name not in m
     peaks = [p.peak_memory_bytes for p in record.phases.values()]
-    assert m["peak_memory_bytes"] == max(peaks)
-    assert m["train_peak_memory_bytes"] == record.phases["train"].peak_memory_bytes
+    assert m["system/peak_memory_bytes"] == max(peaks)
+    assert m["system/train_peak_memory_bytes"] == record.phases["train"].peak_memory_bytes
+    assert {k for k in m if "/" not in k} == {*score.metrics, "iou_ci_low", "iou_ci_high"}
+    # read back as the site reads it: plain names
+    back = read_back(run.data.tags, run.data.params, m).metrics
+    assert back["train_s"] == pytest.approx(timings["train_s"]) and "system/train_s" not in back
     unet, _ = store.run_of("unet.default.s0")
-    assert "gpu_seconds" not in unet.data.metrics and "energy_j" not in unet.data.metrics
+    assert "system/gpu_seconds" not in unet.data.metrics
+    assert "system/energy_j" not in unet.data.metrics
 
 
 def test_ndvi_undefined_and_every_secondary_metric(store: Store) -> None:
@@ -163,9 +200,19 @@ def test_loss_points_parse_rules() -> None:
     assert loss_points("loss", "epoch,seconds\n0,1.5\n") == [("time/loss/seconds", 0, 1.5)]
 
 
-def test_tags(store: Store) -> None:
+def test_a_handful_of_tags_and_the_facts_as_params(store: Store) -> None:
     run, record = store.run_of("acme-seg.default.s0.flood-synth")
-    t = run.data.tags
+    tags = run.data.tags
+    own = sorted(k for k in tags if k.startswith("sarbench."))
+    assert own == [BOARD, KEY, PUBLISHED, "sarbench.publishing", SCORER_TAG, "sarbench.status"]
+    assert len(own) <= MAX_SARBENCH_TAGS and tags[SCORER_TAG] == record.scorer == "1"
+    assert sorted(k for k in tags if not k.startswith("sarbench.")) == [
+        "mlflow.note.content",
+        "mlflow.parentRunId",
+        "mlflow.runName",
+    ]
+    assert run.data.params["sarbench.dataset_digest"] == record.dataset_digest
+    t = facts(run)
     local = t["sarbench.backend"] == "local"
     assert not local
     assert t["sarbench.entry"] == "acme-seg" and t["sarbench.baseline"] == "false"
@@ -174,17 +221,17 @@ def test_tags(store: Store) -> None:
     assert t["sarbench.image_digest"] == record.image_digest
     assert t["sarbench.conditions"] == record.fingerprint
     assert t["sarbench.isolated"] == ("false" if local else "true")
-    assert t["sarbench.run_id"] == record.run_id == run.info.run_name
+    assert record.run_id == run.info.run_name
     assert t[KEY] == record.key_hash and t[PUBLISHED] == COMPLETE
     assert t["sarbench.team"] == record.entry.team
     assert t["sarbench.profile"] == "quick" and t["sarbench.n_chips"] == "12"
 
 
 def test_unisolated_run_is_its_own_run_marked_local(store: Store) -> None:
-    runs = [r for r in store.all_runs() if r.data.tags["sarbench.entry"] == "acme-seg"]
-    assert sorted(r.data.tags["sarbench.backend"] for r in runs) == ["docker", "local"]
-    local = next(r for r in runs if r.data.tags["sarbench.backend"] == "local")
-    assert local.data.tags["sarbench.isolated"] == "false"
+    runs = [r for r in store.entry_runs() if r.data.params["entry"] == "acme-seg"]
+    assert sorted(r.data.params["sarbench.backend"] for r in runs) == ["docker", "local"]
+    local = next(r for r in runs if r.data.params["sarbench.backend"] == "local")
+    assert local.data.params["sarbench.isolated"] == "false"
     assert len({r.data.tags[KEY] for r in runs}) == 2
 
 
@@ -232,13 +279,41 @@ def test_failed_record_has_status_and_reason_no_metrics(store: Store) -> None:
     run, record = store.run_of("unet.default.s2")
     assert record.status == "failed"
     assert run.data.tags["sarbench.status"] == "failed"
-    assert run.data.tags["sarbench.reason"] == "timeout"
-    assert run.data.tags["sarbench.detail"] == record.detail
+    assert run.data.params["sarbench.reason"] == "timeout"
+    assert run.data.params["sarbench.detail"] == record.detail
     assert run.data.metrics == {}
     assert run.info.status == "FAILED"
     names = _artifacts(store.client, run.info.run_id)
     assert "record.json" in names and "logs/train.log" in names
     assert not any(n.startswith(("scores/", "quicklooks/")) for n in names)
+
+
+def test_experiments_open_as_model_training_with_a_description(store: Store) -> None:
+    exp = store.client.get_experiment_by_name("sarbench/ndvi/ndvi-synth")
+    assert exp.tags[EXPERIMENT_KIND] == TRAINING_KIND  # MLflow 3's UI: the runs, not traces
+    note = exp.tags[NOTE]
+    assert "ndvi-synth" in note and "`mse` (lower is better)" in note and "system/" in note
+
+
+def test_each_board_is_one_parent_run_with_its_entry_runs_nested(store: Store) -> None:
+    runs = store.all_runs()
+    boards = [r for r in runs if BOARD_RUN in r.data.tags]
+    assert len(boards) == 2  # flood-synth and ndvi-synth: one board each in this scenario
+    by_board = {b.data.tags[BOARD_RUN]: b.info.run_id for b in boards}
+    entries = store.entry_runs()
+    assert len(entries) == 15
+    for run in entries:
+        assert run.data.tags[PARENT] == by_board[run.data.tags[BOARD]]
+        (data,) = run.inputs.dataset_inputs
+        assert data.dataset.name == run.data.params["sarbench.dataset"]
+        digest = run.data.params["sarbench.dataset_digest"]
+        assert data.dataset.digest == digest.removeprefix("sha256:")[:12]
+        assert json.loads(data.dataset.profile) == {"digest": digest}
+        assert [(t.key, t.value) for t in data.tags] == [("mlflow.data.context", "test")]
+    for board in boards:  # a board run is no record: the site never reads it
+        assert KEY not in board.data.tags and PUBLISHED not in board.data.tags
+        assert board.data.params["sarbench.profile"] == "quick"
+        assert len(board.inputs.dataset_inputs) == 1
 
 
 def test_publishing_again_creates_nothing(store: Store) -> None:
@@ -248,6 +323,12 @@ def test_publishing_again_creates_nothing(store: Store) -> None:
     result = CliRunner().invoke(publish, ["--tracking-uri", store.uri], obj=store.settings)
     assert result.exit_code == 0, result.output
     assert "15 exists" in result.output
+    exp = store.client.get_experiment_by_name("sarbench/flood/flood-synth")
+    link = (
+        f"http://127.0.0.1:5000/#/experiments/{exp.experiment_id}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=sarbench"
+    )
+    assert f"sarbench/flood/flood-synth: {link}" in result.output  # the ranking view
     assert len(store.all_runs()) == before
 
 
@@ -323,3 +404,26 @@ def test_a_bad_record_does_not_stop_the_others(store: Store, tmp_path: Path) -> 
     assert "1 exists" in result.output
     message = str(result.exception)
     assert "1 record(s) not published" in message and "sarbench.run/0" in message
+
+
+def test_a_rescored_record_updates_its_run_and_adds_none(store: Store, tmp_path: Path) -> None:
+    """Last in this file: it changes a published run's score (a copy of its folder is
+    rescored; the key is the same, so it is the same MLflow run)."""
+    source = next(d for d in store.dirs if d.name.startswith("unet.default.s1"))
+    folder = tmp_path / source.name
+    shutil.copytree(source, folder)
+    split = SplitDir(store.settings.dataset_dir("flood-synth") / "test")
+    rescore_run(store.settings, folder, split)
+    before = len(store.all_runs())
+    publisher = Publisher(store.settings, store.uri)
+    result = publisher.publish(folder)
+    assert result.action == "updated" and len(store.all_runs()) == before
+    run = store.client.get_run(result.mlflow_run_id)
+    record = RunFolder(folder).load()
+    assert record.score is not None and record.rescored is not None
+    assert run.data.metrics["iou"] == pytest.approx(record.score.metrics["iou"])
+    assert run.data.tags[SCORER_TAG] == "2"
+    assert json.loads(run.data.tags[RESCORED_TAG])["at"] == RESCORED_AT
+    history = store.client.get_metric_history(run.info.run_id, "iou")
+    assert len(history) == 2  # the score before stays in the metric's history
+    assert publisher.publish(folder).action == "exists"  # up to date now

@@ -88,12 +88,12 @@ def sarbench(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _all_runs(client: MlflowClient) -> list[Any]:
+    """Every run of a record, deleted ones included (not the board runs they nest under)."""
     exps = client.search_experiments(view_type=ViewType.ALL)
-    return list(
-        client.search_runs(
-            [e.experiment_id for e in exps], run_view_type=ViewType.ALL, max_results=5000
-        )
+    runs = client.search_runs(
+        [e.experiment_id for e in exps], run_view_type=ViewType.ALL, max_results=5000
     )
+    return [r for r in runs if "sarbench.key" in r.data.tags]
 
 
 def refused_folders(stderr: str) -> dict[str, list[str]]:
@@ -133,9 +133,7 @@ class Scenario:
         return MlflowClient(default_tracking_uri(_settings(self.home)))
 
     def run(self, folder: Path) -> Any:
-        (run,) = [
-            r for r in _all_runs(self.client) if r.data.tags.get("sarbench.run_id") == folder.name
-        ]
+        (run,) = [r for r in _all_runs(self.client) if r.info.run_name == folder.name]
         return run
 
     def named(self, prefix: str) -> Path:
@@ -225,7 +223,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     before = sarbench(home, "publish", *map(str, early))
     assert before.returncode == 0, before.stderr
     client = MlflowClient(default_tracking_uri(_settings(home)))
-    first = {r.data.tags["sarbench.run_id"]: r.info.run_id for r in _all_runs(client)}
+    first = {r.info.run_name: r.info.run_id for r in _all_runs(client)}
     assert len(first) == 3
     result = sarbench(home, "publish")
     site = sarbench(home, "leaderboard", "build", "--out", str(home / "site"), "--resamples", "200")
@@ -256,7 +254,7 @@ def test_the_good_17_are_published_and_the_3_poisoned_are_named(scenario: Scenar
 
 def test_nothing_of_a_refused_record_reaches_the_store(scenario: Scenario) -> None:
     runs = _all_runs(scenario.client)
-    names = sorted(r.data.tags["sarbench.run_id"] for r in runs)
+    names = sorted(r.info.run_name for r in runs)
     assert names == sorted(d.name for d in scenario.good)
     assert all(r.info.lifecycle_stage == "active" for r in runs)
     assert all(r.data.tags.get("sarbench.published") == "complete" for r in runs)
@@ -408,13 +406,12 @@ def test_two_publishers_at_once_on_a_fresh_store_both_succeed(tmp_path: Path) ->
     outputs = [p.communicate(timeout=600) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out + err
-    created = sum(
-        int(m) for out, _ in outputs for m in re.findall(r"(\d+) created", out.splitlines()[-1])
-    )
+    summaries = [line for out, _ in outputs for line in out.splitlines() if "record(s) to" in line]
+    created = sum(int(m) for line in summaries for m in re.findall(r"(\d+) created", line))
     assert created == len(dirs)
     runs = _all_runs(MlflowClient(default_tracking_uri(_settings(tmp_path))))
     assert len(runs) == len(dirs)  # deleted ones included: nothing made twice
-    assert sorted(r.data.tags["sarbench.run_id"] for r in runs) == sorted(d.name for d in dirs)
+    assert sorted(r.info.run_name for r in runs) == sorted(d.name for d in dirs)
 
 
 HOLD_LOCK = """
@@ -466,7 +463,7 @@ def store_with_one_run(tmp_path: Path) -> tuple[Path, list[Path]]:
 
 def _run_ids(home: Path) -> list[str]:
     client = MlflowClient(default_tracking_uri(_settings(home)))
-    return sorted(r.data.tags["sarbench.run_id"] for r in _all_runs(client))
+    return sorted(r.info.run_name for r in _all_runs(client))
 
 
 def test_a_locked_store_gives_a_clear_error_after_the_wait(

@@ -37,7 +37,7 @@ from harness.leaderboard.board import (
 )
 from harness.leaderboard.pages import board_dir
 from harness.leaderboard.tables import Cell, Column, Table, versus_record
-from harness.numbers import fmt
+from harness.numbers import fmt, signed
 from harness.scoring.metrics import FloodStats, get_metric
 from harness.scoring.stats import ChipMismatchError
 
@@ -163,7 +163,7 @@ class Compared:
         low, high = v.interval
         holm = "" if self.family.startswith("a family of one") else f", Holm {fmt(v.p_adjusted)}"
         return (
-            f"A − B = {c.difference:+.4g} [{fmt(low)}, {fmt(high)}] "
+            f"A − B = {signed(c.difference)} [{fmt(low)}, {fmt(high)}] "
             f"({1 - v.alpha:.4g} interval), p = {fmt(c.p_value)}{holm}; "
             f"{c.n_units} {c.unit}s"
         )

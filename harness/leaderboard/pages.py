@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +21,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from harness.leaderboard.board import Board, short_digest
+from harness.leaderboard.board import Board, Row, short_digest
 from harness.leaderboard.plots import Point, curve_plot, score_plot
+from harness.leaderboard.rescores import Rescore
 from harness.leaderboard.source import ChipTable, PublishedRun
 from harness.leaderboard.tables import (
     Cell,
@@ -37,7 +38,7 @@ from harness.leaderboard.tables import (
     run_metrics_table,
     slug,
 )
-from harness.numbers import fmt
+from harness.numbers import fmt, size
 from harness.publish.content import TIME_PREFIX
 from harness.publish.files import loss_curves, not_servable, read_head, regular_files
 from harness.record import RecordError, RunFolder, RunRecord
@@ -116,6 +117,8 @@ class BoardPage:
     ablations: tuple[tuple[str, Table], ...]
     entries: tuple[tuple[str, str, str], ...]
     pairwise: Table
+    rescored: tuple[str, ...] = ()
+    """One line per ``sarbench rescore`` that changed runs of this board."""
 
     @property
     def href(self) -> str:
@@ -146,7 +149,14 @@ def _plot(board: Board, rows: Sequence[Any]) -> Markup:
     return score_plot(points, board.primary_metric, board.direction)
 
 
-def board_page(board: Board) -> BoardPage:
+def board_page(
+    board: Board,
+    compare: Callable[[Row, Row], str | None] | None = None,
+    rescored: Sequence[str] = (),
+) -> BoardPage:
+    """A board's page: ``compare(a, b)`` links a pair's compare page (relative to the
+    board's folder); ``rescored`` says which runs were rescored."""
+
     def link(entry: str, variant: str) -> str:
         return f"{slug(entry)}/{slug(variant)}/index.html"
 
@@ -164,7 +174,8 @@ def board_page(board: Board) -> BoardPage:
             for entry, matrix in sorted(board.ablations.items())
         ),
         entries=entries,
-        pairwise=pairwise_table(board),
+        pairwise=pairwise_table(board, compare),
+        rescored=tuple(rescored),
     )
 
 
@@ -235,17 +246,29 @@ def boards_table(board_pages: Sequence[BoardPage]) -> Table:
 
 
 @dataclass(frozen=True)
+class Quicklook:
+    """One quicklook on an entry page: its link, the chip, and the chip's primary metric
+    (formatted; ``n/a`` when undefined or not in the per-chip scores)."""
+
+    href: str
+    chip: str
+    score: str
+
+
+@dataclass(frozen=True)
 class RunSection:
     """One run on an entry page; ``folder`` is the run's artifacts' relative path in the
     site. ``logs`` are (link or ``None`` when not served, name, tail, cut); ``configs`` are
     (link, name, pretty JSON); ``artifacts`` are the served files of ``artifacts/`` (link,
-    name); ``withheld`` names every file not served, with the reason."""
+    name); ``files`` every served file of the run (link, path, size); ``withheld`` names
+    every file not served, with the reason; ``rescore`` says what the run scored before a
+    ``sarbench rescore`` (None: never rescored)."""
 
     run: PublishedRun
     folder: str
     metrics: Table | None
     chips: Table | None
-    quicklooks: tuple[str, ...]
+    quicklooks: tuple[Quicklook, ...]
     loss_plots: tuple[Markup, ...]
     logs: tuple[tuple[str | None, str, str, bool], ...]
     configs: tuple[tuple[str, str, str], ...]
@@ -253,6 +276,8 @@ class RunSection:
     artifacts: tuple[tuple[str, str], ...]
     withheld: tuple[tuple[str, str], ...]
     record_served: bool
+    files: tuple[tuple[str, str, str], ...] = ()
+    rescore: Rescore | None = None
 
 
 def _tail(path: Path) -> tuple[str, bool]:
@@ -292,13 +317,55 @@ def _loss_plots(staged: Path) -> tuple[Markup, ...]:
     )
 
 
+def chip_scores(chips: ChipTable | None, metric: str) -> dict[str, str]:
+    """Each chip's ``metric`` as published in the run's per-chip scores, formatted."""
+    if chips is None or metric not in chips.header:
+        return {}
+    j = chips.header.index(metric)
+    out = {}
+    for row in chips.rows:
+        try:
+            out[row[0]] = fmt(float(row[j]))
+        except (ValueError, IndexError):
+            out[row[0]] = fmt(None)
+    return out
+
+
+def _quicklooks(
+    run: PublishedRun, rel: str, served: Served, chips: ChipTable | None
+) -> tuple[Quicklook, ...]:
+    """The run's served quicklooks with their chip's primary metric."""
+    scores = chip_scores(chips, run.primary_metric)
+    looks = sorted(f for f in served.files if f.startswith("quicklooks/") and f.endswith(".png"))
+    out = []
+    for f in looks:
+        chip = f.removeprefix("quicklooks/").removesuffix(".png")
+        out.append(Quicklook(f"{rel}/{f}", chip, scores.get(chip, fmt(None))))
+    return tuple(out)
+
+
+def _files(staged: Path, rel: str, served: Served) -> tuple[tuple[str, str, str], ...]:
+    """Every served file of a run: (link, path, size)."""
+    out = []
+    for f in sorted(served.files):
+        try:
+            n = (staged / f).stat().st_size
+        except OSError:
+            n = None
+        out.append((f"{rel}/{f}", f, size(n)))
+    return tuple(out)
+
+
 def run_section(
-    run: PublishedRun, staged: Path, served: Served, chips: ChipTable | None
+    run: PublishedRun,
+    staged: Path,
+    served: Served,
+    chips: ChipTable | None,
+    rescore: Rescore | None = None,
 ) -> RunSection:
     """The section of ``run`` on its entry page, from its downloaded artifacts ``staged``
     and what of them was served."""
     rel = slug(run.run_id)
-    looks = sorted(f for f in served.files if f.startswith("quicklooks/") and f.endswith(".png"))
     configs = []
     for f in sorted(served.files):
         if f.startswith("config/") and f.endswith(".json") and f != "config/options.json":
@@ -316,7 +383,7 @@ def run_section(
         folder=rel,
         metrics=run_metrics_table(run) if run.metrics else None,
         chips=None if chips is None else chips_table(f"chips-{slug(run.run_id)}", chips),
-        quicklooks=tuple(f"{rel}/{f}" for f in looks),
+        quicklooks=_quicklooks(run, rel, served, chips),
         loss_plots=_loss_plots(staged),
         logs=_logs(staged, rel, served),
         configs=tuple(configs),
@@ -324,62 +391,22 @@ def run_section(
         artifacts=artifacts,
         withheld=served.withheld,
         record_served="record.json" in served.files,
+        files=_files(staged, rel, served),
+        rescore=rescore,
     )
 
 
-@dataclass(frozen=True)
-class Conditions:
-    """Runs that share a profile and a conditions fingerprint."""
-
-    profile: str
-    fingerprint: str
-    spec: tuple[tuple[str, str], ...]
-    machines: tuple[str, ...]
-    runs: int
-    mismatched: tuple[str, ...]
-
-
-def _read_record(folder: Path) -> RunRecord | None:
-    """A published run's record.json, or None where it is missing or does not read."""
+def read_record(folder: Path) -> RunRecord | None:
+    """A published run's downloaded record (``record.json``, with any ``rescores/``), or
+    None where it is missing or does not read."""
     try:
         return RunFolder(folder).read()
     except RecordError:
         return None
 
 
-def _machine(run: PublishedRun) -> str:
-    """One machine a run ran on: where (host, and Ray node when a cluster ran it; runs
-    published before these tags say neither), CPU model and GPUs."""
-    what = f"{run.tag('cpu_model') or 'unknown CPU'}; GPU: {run.tag('gpus') or 'none'}"
-    host, node = run.tag("host"), run.tag("node")
-    where = host + (f" (Ray node {node[:12]})" if node else "")
-    return f"{where}: {what}" if where else what
-
-
-def conditions(runs: Sequence[PublishedRun], staged: Mapping[str, Path]) -> list[Conditions]:
-    """The conditions profiles the runs used, with the machines seen, from tags and each
-    run's downloaded record.json (for the profile as data; ``staged`` maps MLflow run IDs
-    to their downloaded artifacts)."""
-    groups: dict[tuple[str, str], list[PublishedRun]] = defaultdict(list)
-    for r in runs:
-        groups[(r.tag("profile"), r.tag("conditions"))].append(r)
-    out = []
-    for (profile, fingerprint), group in sorted(groups.items()):
-        folder = staged.get(group[0].mlflow_id)
-        record = _read_record(folder) if folder else None
-        items = sorted(record.profile.items()) if record else []
-        machines = sorted({_machine(r) for r in group})
-        mismatched = [r.run_id for r in group if r.tag("mismatches", "[]") not in ("[]", "")]
-        out.append(
-            Conditions(
-                profile=profile or "(none)",
-                fingerprint=fingerprint,
-                spec=tuple(
-                    (str(k), json.dumps(v) if not isinstance(v, str) else v) for k, v in items
-                ),
-                machines=tuple(machines),
-                runs=len(group),
-                mismatched=tuple(mismatched),
-            )
-        )
-    return out
+def description(run: PublishedRun, record: RunRecord | None) -> str:
+    """The entry's description: the record's, else the MLflow note (clipped there)."""
+    if record is not None and record.entry.description:
+        return record.entry.description
+    return run.tags.get("mlflow.note.content", "")

@@ -58,11 +58,15 @@ class Point:
     highlight: bool = False
 
 
-def _svg(fig: Figure, title: str, names: dict[str, str] | None = None) -> Markup:
+def _svg(
+    fig: Figure, title: str, names: dict[str, str] | None = None, *, tight: bool = True
+) -> Markup:
     """The figure as inline SVG; each group whose id is a key of ``names`` gets that name
-    as its ``<title>`` (escaped)."""
+    as its ``<title>`` (escaped). ``tight=False`` keeps the figure's own margins (half the
+    time: for plots drawn many times, with margins set)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Title": title})
+    box = "tight" if tight else None
+    fig.savefig(buf, format="svg", bbox_inches=box, metadata={"Date": None, "Title": title})
     text = buf.getvalue()
     start = text.find("<svg")
     svg = text[start:].replace("<svg ", '<svg class="plot" role="img" ', 1)
@@ -150,3 +154,50 @@ def series_names(svg: str) -> dict[str, list[str]]:
     ):
         out[kind].append(label)
     return out
+
+
+def scatter_plot(
+    a: Sequence[float],
+    b: Sequence[float],
+    marked: Sequence[bool],
+    labels: tuple[str, str],
+    metric: str,
+    better: str,
+) -> Markup:
+    """Each chip's ``metric`` for A (x) against B (y), the diagonal where they agree;
+    the chips ``marked`` (where they differ most) in red. Chips where either value is
+    undefined are left out (the caller says how many). The points lie in the groups
+    ``chips-marked`` and ``chips-other``, one ``<use>`` per chip."""
+    pts = [
+        (x, y, m)
+        for x, y, m in zip(a, b, marked, strict=True)
+        if math.isfinite(x) and math.isfinite(y)
+    ]
+    if not pts:
+        return Markup('<p class="muted">No chip where both per-chip values are defined.</p>')
+    values = [v for x, y, _ in pts for v in (x, y)]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.05 or 0.05
+    with rc_context(_RC):
+        fig = Figure(figsize=(4.6, 4.4))
+        ax = fig.subplots()
+        ax.plot([low - pad, high + pad], [low - pad, high + pad], color="#9aa4ae", lw=0.8)
+        for gid, colour, keep in (
+            ("chips-other", PALETTE[0], False),
+            ("chips-marked", PALETTE[1], True),
+        ):
+            xs = [x for x, _, m in pts if m is keep]
+            ys = [y for _, y, m in pts if m is keep]
+            if xs:
+                ax.plot(xs, ys, "o", color=colour, ms=4, alpha=0.8, gid=gid)
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_ylim(low - pad, high + pad)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"A: {labels[0]}")
+        ax.set_ylabel(f"B: {labels[1]}")
+        ax.set_title(f"per-chip {metric} ({better} is better)", loc="left", fontsize=9)
+        ax.grid(color="#eeeeee", lw=0.6)
+        ax.set_axisbelow(True)
+        fig.subplots_adjust(left=0.17, right=0.97, bottom=0.12, top=0.93)
+        names = {"chips-other": "chips", "chips-marked": "chips where A and B differ most"}
+        return _svg(fig, f"per-chip {metric}: A against B", names, tight=False)

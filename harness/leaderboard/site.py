@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import SarbenchError
-from harness.leaderboard import claims, pages
-from harness.leaderboard.board import build_boards
+from harness.leaderboard import claims, compare, pages, rescores
+from harness.leaderboard.board import Board, Row, Versus, build_boards
+from harness.leaderboard.conditions import conditions
 from harness.leaderboard.source import (
     ChipTable,
     PublishedRun,
@@ -31,6 +33,8 @@ from harness.leaderboard.source import (
     read_chips,
 )
 from harness.leaderboard.tables import Table
+from harness.numbers import fmt, signed
+from harness.record import RunRecord
 from harness.settings import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -76,6 +80,8 @@ def _environment(templates: Path) -> Environment:
         lstrip_blocks=True,
     )
     env.globals["when"] = pages.when
+    env.globals["fmt"] = fmt
+    env.globals["signed"] = signed
     return env
 
 
@@ -149,35 +155,30 @@ def _write(
         staged[run.mlflow_id] = raw
         if run.ok:
             chips[run.mlflow_id] = read_chips(raw, run.task)
+    records = {m: pages.read_record(folder) for m, folder in staged.items()}
+    found = rescores.rescores(runs, records)
     boards = build_boards(runs, chips, n_resamples)
     for board in boards:
         for run in board.runs:
             dest = work / pages.run_dir(board, run)
             served[run.mlflow_id] = pages.serve_run_files(staged[run.mlflow_id], dest)
     writer = _Writer(env, work)
-    board_pages = [pages.board_page(b) for b in boards]
-    for bp in board_pages:
-        folder = pages.board_dir(bp.board)
+    board_pages = []
+    for board in boards:
+        folder = pages.board_dir(board)
+        names = compare.row_names(board)
+        pairs = compare.pairs(board)
+        hrefs = {(id(a), id(b)): compare.page_name(names, a, b) for a, b, _ in pairs}
+        bp = pages.board_page(
+            board,
+            lambda a, b, hrefs=hrefs: hrefs.get((id(a), id(b))),
+            rescores.board_lines(board, found),
+        )
+        board_pages.append(bp)
         writer.page(f"{folder}/index.html", "board.html", page=bp)
         writer.tables(folder, bp.tables)
-        for entry, variant, _ in bp.entries:
-            sections = [
-                pages.run_section(
-                    r, staged[r.mlflow_id], served[r.mlflow_id], chips.get(r.mlflow_id)
-                )
-                for r in bp.board.runs
-                if (r.entry, r.variant) == (entry, variant)
-            ]
-            efolder = pages.entry_dir(bp.board, entry, variant)
-            writer.page(
-                f"{efolder}/index.html",
-                "entry.html",
-                board=bp.board,
-                entry=entry,
-                variant=variant,
-                sections=sections,
-            )
-            writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
+        _entry_pages(writer, bp, staged, served, chips, records, found)
+        _compare_pages(writer, board, pairs, names, served)
     last = max((b.last_update or 0 for b in boards), default=0) or None
     boards_table = pages.boards_table(board_pages)
     writer.tables("", [boards_table])
@@ -188,9 +189,68 @@ def _write(
         "index.html",
         "index.html",
         boards=boards_table,
-        conditions=pages.conditions(runs, staged),
+        conditions=conditions(runs, records),
         last_update=pages.when(last),
         n_runs=len(runs),
     )
     writer.boards = len(boards)
     return writer
+
+
+def _entry_pages(
+    writer: _Writer,
+    bp: pages.BoardPage,
+    staged: Mapping[str, Path],
+    served: Mapping[str, pages.Served],
+    chips: Mapping[str, ChipTable],
+    records: Mapping[str, RunRecord | None],
+    found: Mapping[str, rescores.Rescore],
+) -> None:
+    """One page per (entry, variant) of the board: a section per run."""
+    for entry, variant, _ in bp.entries:
+        runs = [r for r in bp.board.runs if (r.entry, r.variant) == (entry, variant)]
+        sections = [
+            pages.run_section(
+                r,
+                staged[r.mlflow_id],
+                served[r.mlflow_id],
+                chips.get(r.mlflow_id),
+                found.get(r.mlflow_id),
+            )
+            for r in runs
+        ]
+        efolder = pages.entry_dir(bp.board, entry, variant)
+        writer.page(
+            f"{efolder}/index.html",
+            "entry.html",
+            board=bp.board,
+            entry=entry,
+            variant=variant,
+            description=pages.description(runs[0], records.get(runs[0].mlflow_id)),
+            sections=sections,
+        )
+        writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
+
+
+def _compare_pages(
+    writer: _Writer,
+    board: Board,
+    pairs: list[tuple[Row, Row, Versus]],
+    names: Mapping[int, str],
+    served: Mapping[str, pages.Served],
+) -> None:
+    """The board's compare pages (:mod:`harness.leaderboard.compare`)."""
+    folder = pages.board_dir(board)
+    panels = compare.Panels(writer.root, folder)
+
+    def looks(run: PublishedRun, chip: str) -> Path | None:
+        rel = f"quicklooks/{chip}.png"
+        if rel not in served[run.mlflow_id].files:
+            return None
+        return writer.root / pages.run_dir(board, run) / rel
+
+    for a, b, v in pairs:
+        rel = f"{folder}/{compare.page_name(names, a, b)}"
+        page = compare.compare_page(board, a, b, v, rel, names, looks, panels)
+        writer.page(rel, "compare.html", page=page, summary=compare.summary(page))
+        writer.tables(f"{folder}/compare", [page.table])

@@ -22,6 +22,7 @@ import numpy as np
 from harness.errors import DataFileError
 from harness.publish.content import CHIPS_CSV, COMPLETE, PUBLISHED, TAG
 from harness.publish.errors import TrackingError
+from harness.publish.layout import read_back
 from harness.publish.locking import is_locked_error
 from harness.publish.mlflow_store import EXPERIMENT_PREFIX
 from harness.scoring.metrics import STATS_TYPES, ChipStats
@@ -149,7 +150,11 @@ def _short(digest: str, n: int = 12) -> str:
 
 
 def _from_mlflow(run: Any) -> PublishedRun:
-    tags = dict(run.data.tags)
+    """A run as the leaderboard reads it, whatever layout it was published in
+    (:func:`harness.publish.layout.read_back`): every ``sarbench.*`` fact, tag or param,
+    is in ``tags``; the entry's options and the plain params in ``params``."""
+    back = read_back(run.data.tags, run.data.params, run.data.metrics)
+    tags = {k: v for k, v in run.data.tags.items() if not k.startswith(TAG)} | back.fields
     seed = tags.get(TAG + "seed", "0")
     return PublishedRun(
         mlflow_id=run.info.run_id,
@@ -160,8 +165,8 @@ def _from_mlflow(run: Any) -> PublishedRun:
         variant=tags.get(TAG + "variant", ""),
         seed=int(seed) if seed.lstrip("-").isdigit() else 0,
         status=tags.get(TAG + "status", ""),
-        metrics={k: _metric(v) for k, v in run.data.metrics.items()},
-        params=dict(run.data.params),
+        metrics={k: _metric(v) for k, v in back.metrics.items()},
+        params=back.params,
         tags=tags,
         end_time=run.info.end_time,
     )

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.leaderboard.board import (
@@ -25,7 +25,7 @@ from harness.leaderboard.board import (
     short_digest,
 )
 from harness.leaderboard.source import ChipTable, PublishedRun
-from harness.numbers import fmt
+from harness.numbers import by_name, duration, fmt, p_value, percent, signed
 from harness.scoring.stats import json_float
 
 Link = Callable[[str, str], str]
@@ -95,7 +95,8 @@ def num(v: float | None) -> Cell:
 
 
 def seconds(v: float | None) -> Cell:
-    return Cell("" if v is None else f"{v:.1f} s", "" if v is None else repr(v))
+    """A duration cell (:func:`harness.numbers.duration`), sorted by its seconds."""
+    return Cell("" if v is None else duration(v), "" if v is None else repr(v))
 
 
 def _optional(v: float | None) -> Cell:
@@ -250,9 +251,10 @@ def ablation_table(board: Board, entry: str, matrix: AblationMatrix, link: Link)
     return Table(f"ablation-{slug(entry)}", tuple(cols), tuple(cells), tuple(records))
 
 
-def pairwise_table(board: Board) -> Table:
+def pairwise_table(board: Board, compare: Callable[[Row, Row], str | None] | None = None) -> Table:
     """Every pair of official rows (A ranked above B): the difference A - B with its
-    interval, the verdict and p, Holm over all pairs of the board."""
+    interval, the verdict and p, Holm over all pairs of the board. ``compare(a, b)`` gives
+    the URL of the pair's compare page (None: it has none); the comparison links to it."""
     p = board.primary_metric
     cols = [
         Column("A"),
@@ -266,11 +268,12 @@ def pairwise_table(board: Board) -> Table:
     ]
     cells, records = [], []
     for a, b, v in board.pairwise:
+        href = compare(a, b) if compare else None
         cells.append(
             (
                 Cell(f"#{a.rank} {a.name} / {a.variant}", str(a.rank)),
                 Cell(f"#{b.rank} {b.name} / {b.variant}", str(b.rank)),
-                Cell("n/c", "") if v is None else versus_cell(v, f"#{b.rank}"),
+                Cell("n/c", "") if v is None else replace(versus_cell(v, f"#{b.rank}"), href=href),
             )
         )
         records.append(
@@ -278,6 +281,7 @@ def pairwise_table(board: Board) -> Table:
                 "a": {"rank": a.rank, "entry": a.entry, "variant": a.variant},
                 "b": {"rank": b.rank, "entry": b.entry, "variant": b.variant},
                 **versus_record("a_vs_b", v),
+                "compare_page": href,
             }
         )
     return Table("pairwise", tuple(cols), tuple(cells), tuple(records))
@@ -315,9 +319,9 @@ def versus_cell(v: Versus, other: str, *, relative: bool = False) -> Cell:
     level = 1 - v.alpha
     rel = ""
     if relative and c.b and math.isfinite(c.difference):
-        rel = f" ({c.difference / c.b * 100:+.3g}%)"
-    text = f"{words} {c.difference:+.4g}{rel}"
-    sub = f"[{fmt(low)}, {fmt(high)}] p={v.p_adjusted:.3g}"
+        rel = f" ({percent(c.difference / c.b)})"
+    text = f"{words} {signed(c.difference)}{rel}"
+    sub = f"[{fmt(low)}, {fmt(high)}] p={p_value(v.p_adjusted)}"
     title = (
         f"difference {fmt(c.difference)}, {level:.4g} interval [{fmt(low)}, {fmt(high)}] "
         f"(the level that matches the Holm-adjusted p); p={fmt(c.p_value)} before and "
@@ -398,7 +402,7 @@ def chips_table(name: str, table: ChipTable) -> Table:
 def run_metrics_table(run: PublishedRun) -> Table:
     cols = (Column("Metric"), Column("Value", True))
     items = sorted((k, v) for k, v in run.metrics.items() if "/" not in k)
-    cells = tuple((Cell(k, k), num(v)) for k, v in items)
+    cells = tuple((Cell(k, k), Cell(by_name(k, v), num(v).sort)) for k, v in items)
     return Table(
         f"metrics-{slug(run.run_id)}",
         cols,

@@ -28,6 +28,20 @@ def tracking_option(fn: click.decorators.FC) -> click.decorators.FC:
     )(fn)
 
 
+def _echo_links(links: dict[str, str], uri: str) -> None:
+    """Print where each experiment's ranking view opens in MLflow's UI."""
+    if not links:
+        return
+    where = (
+        ""
+        if uri.startswith(("http://", "https://"))
+        else (f" (after: mlflow ui --backend-store-uri {uri})")
+    )
+    click.echo(f"in MLflow's UI{where}:")
+    for name, link in links.items():
+        click.echo(f"  {printable(name)}: {link}")
+
+
 @click.command("publish")
 @tracking_option
 @click.option(
@@ -45,11 +59,12 @@ def publish(
     settings: Settings, tracking_uri: str | None, wait_s: float, run_dirs: tuple[Path, ...]
 ) -> None:
     """Publish run records to MLflow: one run per record, one experiment per task and
-    dataset (sarbench/TASK/DATASET).
+    dataset (sarbench/TASK/DATASET), the runs of one board nested under a board run.
 
     With no RUN_DIR, every run folder under <home>/runs is published. A record already
     published (same entry, variant, seed, dataset digest, image digest, conditions and
-    backend) is left as it is, so publishing again is safe. Each record is checked before
+    backend) is left as it is, so publishing again is safe; one rescored since
+    (sarbench rescore) gets its new score. Each record is checked before
     anything of it is written: a record that cannot be published (a name MLflow refuses, a
     number that is not one, a bad loss-curve step...) is skipped and reported at the end
     with every problem, the others are published, and the exit code is 2. A store locked
@@ -72,7 +87,7 @@ def publish(
         tqdm.write(printable(message), file=sys.stderr)
 
     publisher = Publisher(settings, uri, wait_s=wait_s, say=say)
-    counts = {"created": 0, "exists": 0, "replaced": 0}
+    counts = {"created": 0, "exists": 0, "updated": 0, "replaced": 0}
     refused: list[tuple[Path, list[str]]] = []
     for run_dir in bar:
         bar.set_postfix_str(printable(run_dir.name[:40]))
@@ -101,6 +116,7 @@ def publish(
             click.echo(printable(f"{result.action:<8} {result.run_id} -> {result.experiment}"))
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none"
     click.echo(f"published {len(dirs) - len(refused)} record(s) to {uri}: {summary}")
+    _echo_links(publisher.links(), uri)
     if refused:
         lines = []
         for run_dir, problems in refused:

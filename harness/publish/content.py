@@ -5,10 +5,12 @@ leaderboard reads the same names back, so they are defined here once.
 
 Params: the resolved options flattened (``a.b`` for nested tables; non-strings as JSON, so
 booleans read ``true``/``false``), plus ``entry``, ``variant``, ``seed`` and ``profile``. An
-option whose name is one of those four is logged as ``options.<name>``.
+option whose name is one of those four, or starts with ``sarbench.`` (the record's other
+facts, :func:`harness.publish.layout.fields_of`), is logged as ``options.<name>``.
 
-Metrics (ok records only): every pooled metric of the score, ``<primary>_ci_low`` and
-``<primary>_ci_high``, ``train_s``, ``predict_s``, ``total_s``, ``gpu_seconds`` and
+Metrics (ok records only): every pooled metric of the score and ``<primary>_ci_low`` and
+``<primary>_ci_high``, under their own names (the scores); under :data:`RESOURCE_PREFIX`
+the resource figures: ``train_s``, ``predict_s``, ``total_s``, ``gpu_seconds`` and
 ``energy_j`` where not null, peak memory per phase and overall, and every number of a
 phase's ``gpu`` sample as ``<phase>_gpu_<name>``. An undefined metric (JSON ``null``) is
 logged as NaN; ``"inf"`` as infinity.
@@ -43,6 +45,9 @@ PUBLISHED = TAG + "published"
 COMPLETE = "complete"
 KEY = TAG + "key"
 RESERVED_PARAMS = ("entry", "variant", "seed", "profile")
+RESOURCE_PREFIX = "system/"
+"""Resource figures are metrics under this prefix: the one MLflow's UI shows apart from
+the model's metrics, as "System metrics" (the scores stay at the top level)."""
 MAX_PARAM = 6000
 MAX_TAG = 5000
 MAX_NAME = 250
@@ -158,7 +163,7 @@ def params_of(record: RunRecord, problems: list[str] | None = None) -> dict[str,
         _raise_if(problems, own)
         return params
     for name, value in leaves:
-        key = f"options.{name}" if name in RESERVED_PARAMS else name
+        key = f"options.{name}" if name in RESERVED_PARAMS or name.startswith(TAG) else name
         why = name_problem(key)
         if why is not None:
             problems.append(
@@ -223,10 +228,11 @@ def metrics_of(record: RunRecord, problems: list[str] | None = None) -> dict[str
     primary = record.primary_metric
     for end, value in (("low", score.low), ("high", score.high)):
         put(f"{primary}_ci_{end}", value, f"score.interval.{end}")
+    res = RESOURCE_PREFIX
     for name, value in record.timings.items():
         v = _finite_number(value, f"timings.{name}", problems)
         if v is not None:
-            put(name, v, f"timings.{name}")
+            put(res + name, v, f"timings.{name}")
     peaks: list[float] = []
     for phase, info in record.phases.items():
         peak = _finite_number(info.peak_memory_bytes, f"phases.{phase}.peak_memory_bytes", problems)
@@ -234,7 +240,7 @@ def metrics_of(record: RunRecord, problems: list[str] | None = None) -> dict[str
             if peak > MAX_MEMORY_BYTES:
                 problems.append(f"phases.{phase}.peak_memory_bytes: {peak:g} is out of range")
             else:
-                put(f"{phase}_peak_memory_bytes", peak, f"phases.{phase}.peak_memory_bytes")
+                put(f"{res}{phase}_peak_memory_bytes", peak, f"phases.{phase}.peak_memory_bytes")
                 peaks.append(peak)
         gpu = info.gpu
         if gpu is not None:
@@ -244,67 +250,11 @@ def metrics_of(record: RunRecord, problems: list[str] | None = None) -> dict[str
                 where = f"phases.{phase}.gpu.{name}"
                 v = _finite_number(value, where, problems, low=-math.inf)
                 if v is not None:
-                    put(f"{phase}_gpu_{name.replace('.', '_')}", v, where)
+                    put(f"{res}{phase}_gpu_{name.replace('.', '_')}", v, where)
     if peaks:
-        put("peak_memory_bytes", max(peaks), "phases")
+        put(res + "peak_memory_bytes", max(peaks), "phases")
     _raise_if(problems, own)
     return out
-
-
-def tags_of(record: RunRecord) -> dict[str, str]:
-    """MLflow tags of a record, all under ``sarbench.``, plus the run name and a note.
-    Every value is text, clipped to MLflow's limit (``record.json`` keeps it whole)."""
-    entry, score = record.entry, record.score
-    gpus = [
-        str(g.get("name", "")) for g in record.machine.get("gpus") or [] if isinstance(g, Mapping)
-    ]
-    comparable = record.comparability
-    values: dict[str, Any] = {
-        "schema": record.schema,
-        "run_id": record.run_id,
-        "key": record.key_hash,
-        "entry": entry.name,
-        "team": entry.team,
-        "baseline": entry.baseline,
-        "variant": record.variant,
-        "seed": record.seed,
-        "task": record.task.name,
-        "primary_metric": record.primary_metric,
-        "higher_is_better": record.task.higher_is_better,
-        "dataset": record.dataset,
-        "dataset_digest": record.dataset_digest,
-        "split": record.split,
-        "test_kind": record.test_kind,
-        "status": record.status,
-        "reason": record.reason or "",
-        "detail": record.detail,
-        "image_ref": record.image_ref or "",
-        "image_digest": record.image_digest or "",
-        "conditions": record.fingerprint,
-        "profile": record.profile_name,
-        "backend": record.backend,
-        "isolated": record.isolated,
-        "mismatches": list(record.mismatches),
-        "mismatch_allowed": record.mismatch_allowed,
-        "cpu_model": record.machine.get("cpu_model", ""),
-        "gpus": ", ".join(gpus),
-        "host": record.host,
-        "node": record.node,
-        "n_chips": score.n_chips if score else 0,
-        "ci_level": "" if score is None or score.level is None else score.level,
-        "interval_note": "" if score is None else str(score.interval.get("note") or ""),
-        "started_at": record.started_at,
-        "finished_at": record.finished_at,
-        "harness_version": record.harness_version,
-        "checkpoint": comparable.checkpoint,
-        "pretrained": "" if record.pretrained is None else record.pretrained,
-        "ablation": dict(record.ablation) if record.ablation else "",
-        "comparability": comparable.id,
-    }
-    tags = {TAG + name: clip(_text(value), MAX_TAG) for name, value in values.items()}
-    tags["mlflow.runName"] = clip(record.run_id, MAX_TAG)
-    tags["mlflow.note.content"] = clip(entry.description, MAX_TAG)
-    return tags
 
 
 def _cell(value: Any) -> str:

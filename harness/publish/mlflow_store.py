@@ -8,6 +8,11 @@ artifacts in ``<SARBENCH_HOME>/mlflow/artifacts``; any tracking URI works the sa
 server's own artifact store is used then). mlflow is imported when a publisher is built,
 never at import time of this module.
 
+How a record is laid out (few tags, facts as params, scores as metrics, resources under
+``system/``, the dataset as an input, runs nested under their board's run) is
+:mod:`harness.publish.layout`; board runs, the experiment's kind and description, and
+hiding MLflow's empty ``Default`` experiment are :mod:`harness.publish.boards`.
+
 Publishing is idempotent. Every run carries the tag ``sarbench.key``, a hash of the
 record's key (entry, variant, seed, dataset digest, image digest, conditions fingerprint);
 a run with that key and the tag ``sarbench.published = complete`` is left as it is. A run
@@ -49,7 +54,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import DataFileError
-from harness.publish import content
+from harness.publish import content, layout
+from harness.publish.boards import (
+    MAX_COPIES,
+    PUBLISHING,
+    BoardRuns,
+    describe_experiment,
+    hide_default_experiment,
+    log_dataset,
+    publish_order,
+)
 from harness.publish.errors import RecordError, StoreBusyError, TrackingError
 from harness.publish.files import MAX_ARTIFACT_FILES, loss_curves, regular_files
 from harness.publish.locking import (
@@ -61,6 +75,7 @@ from harness.publish.locking import (
     store_error,
 )
 from harness.publish.quicklooks import write_quicklooks
+from harness.publish.rescored import behind, update_score
 from harness.record import RunFolder, RunRecord
 from harness.settings import Settings
 
@@ -70,6 +85,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_WAIT_S",
     "EXPERIMENT_PREFIX",
+    "PUBLISHING",
     "Prepared",
     "PublishResult",
     "Publisher",
@@ -81,8 +97,6 @@ __all__ = [
 ]
 
 EXPERIMENT_PREFIX = "sarbench/"
-PUBLISHING = "sarbench.publishing"
-"""When a run's publishing began (milliseconds since the epoch, the publisher's clock)."""
 CUT_OFF_S = 3600.0
 """A run left incomplete for longer than this is taken as cut off (its publisher died)."""
 PARAM_BATCH, METRIC_BATCH = 100, 1000  # what one MLflow log_batch call takes at most
@@ -155,10 +169,6 @@ def _millis(stamp: Any) -> int | None:
     return millis if 0 <= millis <= MAX_MILLIS else None
 
 
-MAX_COPIES = 1000
-"""At most this many runs of one key are looked at (racing publishers make a few)."""
-
-
 def _int(text: Any) -> int | None:
     try:
         return int(text)
@@ -170,22 +180,17 @@ def _complete(run: Any) -> bool:
     return run.data.tags.get(content.PUBLISHED) == content.COMPLETE
 
 
-def _publish_order(run: Any) -> tuple[int, str]:
-    """Runs of one key in the order publishing keeps them: the oldest start of publishing
-    first (none, from before the tag: oldest), then the smallest MLflow run ID."""
-    return (_int(run.data.tags.get(PUBLISHING)) or 0, run.info.run_id)
-
-
 @dataclass(frozen=True)
 class PublishResult:
-    """What publishing one run folder did: ``created`` a run, found it ``exists``, or
+    """What publishing one run folder did: ``created`` a run, found it ``exists``,
+    ``updated`` its score (the record was rescored since it was published), or
     ``replaced`` a run that an earlier publish left incomplete."""
 
     run_dir: Path
     run_id: str
     mlflow_run_id: str
     experiment: str
-    action: Literal["created", "exists", "replaced"]
+    action: Literal["created", "exists", "updated", "replaced"]
     notes: tuple[str, ...] = ()
 
 
@@ -193,7 +198,7 @@ class PublishResult:
 class Prepared:
     """Everything one record will publish, computed and checked before the store is
     touched: params, metrics (loss-curve points included), tags, the files to upload
-    (``(path, artifact folder)``), and notes on what was cut or left out."""
+    (``(path, artifact folder)``), notes on what was cut or left out, and its board."""
 
     folder: RunFolder
     record: RunRecord
@@ -203,6 +208,7 @@ class Prepared:
     tags: dict[str, str]
     files: list[tuple[Path, str]]
     notes: list[str]
+    board: layout.Board
 
 
 def prepare(folder: RunFolder, record: RunRecord) -> Prepared:
@@ -211,6 +217,7 @@ def prepare(folder: RunFolder, record: RunRecord) -> Prepared:
     problems: list[str] = []
     notes: list[str] = []
     params = content.params_of(record, problems)
+    params.update({content.TAG + k: v for k, v in layout.fields_of(record).items()})
     metrics = content.metrics_of(record, problems)
     loss: list[tuple[str, int, float]] = []
     if record.ok:  # a failed record has no metrics; its loss CSV stays an artifact
@@ -240,8 +247,9 @@ def prepare(folder: RunFolder, record: RunRecord) -> Prepared:
             f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         )
         notes.append(f"listed in the record but missing: {shown}")
-    tags = content.tags_of(record)
-    return Prepared(folder, record, params, metrics, loss, tags, files, notes)
+    board = layout.board_of(record)
+    tags = layout.tags_of(record, board)
+    return Prepared(folder, record, params, metrics, loss, tags, files, notes, board)
 
 
 class Publisher:
@@ -263,19 +271,28 @@ class Publisher:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.guard = StoreGuard(uri, lock_file(uri, settings.home), wait_s, say)
         self.client = connect(uri, guard=self.guard)
+        self.boards = BoardRuns(self.client)
         self._experiments: dict[str, str] = {}
+        if sqlite_path(uri) is not None:  # a server's Default is others' too: left alone
+            self.guard.run(lambda: hide_default_experiment(self.client), "opening the store")
 
-    def _experiment_id(self, name: str) -> str:
+    def links(self) -> dict[str, str]:
+        """Each experiment published to so far: its ranking view in MLflow's UI."""
+        return {name: layout.ui_link(self.uri, i) for name, i in sorted(self._experiments.items())}
+
+    def _experiment_id(self, name: str, record: RunRecord) -> str:
+        """The ID of experiment ``name`` (made when new), its kind and description set."""
         if name in self._experiments:
             return self._experiments[name]
         found = self.client.get_experiment_by_name(name)
+        tags: dict[str, str] = {}
         if found is not None:
             if found.lifecycle_stage != "active":
                 raise TrackingError(
                     f"MLflow tracking store {self.uri}: experiment {name!r} is deleted; "
                     "restore it (mlflow experiments restore) or remove it for good first"
                 )
-            exp_id = found.experiment_id
+            exp_id, tags = found.experiment_id, dict(found.tags)
         else:
             db = sqlite_path(self.uri)
             location = None
@@ -283,6 +300,7 @@ class Publisher:
                 slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
                 location = (db.parent / "artifacts" / slug).resolve().as_uri()
             exp_id = self._create_experiment(name, location)
+        describe_experiment(self.client, exp_id, tags, record)
         self._experiments[name] = exp_id
         return exp_id
 
@@ -314,7 +332,7 @@ class Publisher:
     def _keep_first(self, runs: list[Any]) -> Any:
         """The first of complete runs of one key (see the module docstring); every other is
         deleted (another publisher may have deleted it already)."""
-        first = min(runs, key=_publish_order)
+        first = min(runs, key=publish_order)
         for run in runs:
             if run.info.run_id != first.info.run_id:
                 self._delete(run.info.run_id)
@@ -338,12 +356,13 @@ class Publisher:
         record = folder.load()
         prepared = prepare(folder, record)
         name = experiment_name(record.task.name, record.dataset)
-        key = record.key_hash
+        key, board = record.key_hash, prepared.board
+        data = layout.dataset_input_of(record, self._dataset_location(record.dataset))
         with tempfile.TemporaryDirectory(prefix="sarbench-publish-") as tmp:
             extra = self._harness_files(folder, record, Path(tmp), prepared.notes)
 
             def write() -> PublishResult:
-                exp_id = self._experiment_id(name)
+                exp_id = self._experiment_id(name, record)
                 runs = self._existing(exp_id, key)
                 done = [r for r in runs if _complete(r)]
                 now = int(time.time() * 1000)
@@ -352,10 +371,16 @@ class Publisher:
                     self._delete(run.info.run_id)
                 if done:
                     first = self._keep_first(done)
-                    return PublishResult(
-                        folder.path, record.run_id, first.info.run_id, name, "exists"
-                    )
-                mlflow_id = self._create(exp_id, prepared, extra)
+                    if layout.BOARD in first.data.tags:  # runs of the earlier layout: as they are
+                        self.boards.settle(exp_id, board, first.data.tags.get(layout.PARENT))
+                    found: Literal["exists", "updated"] = "exists"
+                    if behind(first, record):  # rescored since: its new score, same run
+                        update_score(self.client, first.info.run_id, folder, Path(tmp))
+                        found = "updated"
+                    return PublishResult(folder.path, record.run_id, first.info.run_id, name, found)
+                parent = self.boards.parent(exp_id, board, data)
+                mlflow_id = self._create(exp_id, prepared, extra, parent, data)
+                self.boards.settle(exp_id, board, parent)
                 # another publisher of this record may have made a run of its own meanwhile
                 first = self._keep_first([r for r in self._existing(exp_id, key) if _complete(r)])
                 if first.info.run_id != mlflow_id:
@@ -374,6 +399,11 @@ class Publisher:
                 if _is_db_error(exc):
                     raise store_error(self.uri, f"publishing {folder.record_path}", exc) from exc
                 raise
+
+    def _dataset_location(self, dataset: str) -> str:
+        """A ``file://`` URI of the folder this publisher's settings hold ``dataset`` in (the
+        dataset input's source; its digest, not this path, says which data it is)."""
+        return (self.settings.data_root / dataset).resolve().as_uri()
 
     def _harness_files(
         self, folder: RunFolder, record: RunRecord, work: Path, notes: list[str]
@@ -406,11 +436,19 @@ class Publisher:
             notes.append(looks.note)
         return files
 
-    def _create(self, exp_id: str, prepared: Prepared, extra: list[tuple[Path, str]]) -> str:
+    def _create(
+        self,
+        exp_id: str,
+        prepared: Prepared,
+        extra: list[tuple[Path, str]],
+        parent: str,
+        data: layout.DatasetInput,
+    ) -> str:
+        """A new entry run of ``prepared`` under board run ``parent``; its MLflow run ID."""
         from mlflow.entities import Metric, Param, RunTag
 
         folder, record = prepared.folder, prepared.record
-        began = {PUBLISHING: str(int(time.time() * 1000))}
+        began = {PUBLISHING: str(int(time.time() * 1000)), layout.PARENT: parent}
         run = self.client.create_run(
             exp_id,
             start_time=_millis(record.started_at),
@@ -426,12 +464,13 @@ class Publisher:
             self.client.log_batch(run_id, params=params[start : start + PARAM_BATCH])
         for start in range(0, len(metrics), METRIC_BATCH):
             self.client.log_batch(run_id, metrics=metrics[start : start + METRIC_BATCH])
+        log_dataset(self.client, run_id, data)
         self.client.log_artifact(run_id, str(folder.record_path))
         for path, where in [*prepared.files, *extra]:
             self.client.log_artifact(run_id, str(path), where)
         if prepared.notes:
             note = content.clip("; ".join(prepared.notes), content.MAX_TAG)
-            self.client.log_batch(run_id, tags=[RunTag(content.TAG + "publish_notes", note)])
+            self.client.log_batch(run_id, tags=[RunTag(layout.NOTES, note)])
         status = "FINISHED" if record.ok else "FAILED"
         self.client.set_terminated(run_id, status, end_time=now)
         # last: a run without this tag was cut off while publishing and is never shown

@@ -1,7 +1,7 @@
 """Live progress of a running phase in the terminal: its log lines as the entry prints
 them, each with the phase's elapsed time and its limit.
 
-On a terminal, one status line is rewritten in place (``train 0:42 / 15:00 | epoch 3 ...``)
+On a terminal, one status line is rewritten in place (``train 42 s / 15 min | epoch 3 ...``)
 and cleared when the phase ends; elsewhere (a pipe, a CI log) every line is printed as it
 comes, prefixed the same way. The whole log is in ``<home>/runs/<run>/logs/<phase>.log``
 while the phase runs: ``tail -f`` it from another terminal.

@@ -26,10 +26,6 @@ if TYPE_CHECKING:
 _WORST_SHOWN = 5
 
 
-def _fmt(v: float) -> str:
-    return fmt(v, 6)
-
-
 def _units(unit: str, n: int) -> str:
     if unit == "group":
         return f"{n} independence groups (chips of one group resampled together)"
@@ -38,7 +34,8 @@ def _units(unit: str, n: int) -> str:
 
 def render(result: ScoreResult) -> str:
     """The human-readable report: pooled metrics, the primary metric's interval, and the
-    chips that did worst on the primary metric."""
+    chips that did worst on the primary metric; numbers as the site shows them
+    (:func:`harness.numbers.fmt`; ``--json`` has them in full)."""
     iv = result.interval
     where = f"{result.dataset} / {result.split}" if result.dataset else result.split
     lines = [
@@ -52,8 +49,8 @@ def render(result: ScoreResult) -> str:
         star = " *" if name == result.primary_metric else ""
         ci = ""
         if name == result.primary_metric:
-            ci = "n/a (see below)" if note else f"[{_fmt(iv.low)}, {_fmt(iv.high)}]"
-        lines.append(f"{name + star:<10} {_fmt(value):>12}   {ci:<26} {result.directions[name]}")
+            ci = "n/a (see below)" if note else f"[{fmt(iv.low)}, {fmt(iv.high)}]"
+        lines.append(f"{name + star:<10} {fmt(value):>12}   {ci:<26} {result.directions[name]}")
     if note:
         how = f"* primary metric. CI {note} (no bootstrap interval is shown)."
     else:
@@ -73,7 +70,7 @@ def render(result: ScoreResult) -> str:
     direction = result.directions[result.primary_metric]
     worst = sorted(defined, key=lambda d: rank_key(direction, d[0]), reverse=True)[:_WORST_SHOWN]
     if worst:
-        shown = ", ".join(f"{sid} {_fmt(v)}" for v, sid in worst)
+        shown = ", ".join(f"{sid} {fmt(v)}" for v, sid in worst)
         lines.append(f"Worst chips by {result.primary_metric}: {shown}")
     undefined = len(per_chip) - len(defined)
     if undefined:
