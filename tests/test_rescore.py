@@ -6,8 +6,10 @@ predictions are gone is named with the reason."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from harness.runner.run import run_one
 from harness.scoring import rescore
 from harness.settings import Settings
 from tests.runner_support import cli, make_bench, make_ctx
+
+pytest_plugins = ["tests.docker_support"]
 
 
 @pytest.fixture
@@ -85,3 +89,52 @@ def test_sarbench_rescore_says_what_changed(
     metric = record.primary_metric
     assert f"{record.run_id}: {metric}" in result.output and "scorer 1 -> 2" in result.output
     assert "1 run(s) rescored" in result.output
+
+
+@pytest.mark.docker
+def test_rescore_updates_the_board_without_starting_a_container(
+    tmp_path: Path, base_image: str, docker_client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Done-when of issue 17: a real (docker) run is published and on the board; after a
+    deliberate scorer change, rescore + publish + build show the new score, marked as
+    rescored, and the engine created no container meanwhile."""
+    bench = make_bench(tmp_path)
+    entry = get_entry(bench.submissions_dir, "template")
+    started = time.time()
+    outcome = run_one(make_ctx(bench, docker_client), entry, "default", 0, "tiny")
+    assert outcome.record.ok and outcome.record.image_digest, outcome.record.detail
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    site = tmp_path / "site"
+
+    def publish_and_build() -> dict:
+        published = cli(bench, "publish", "--tracking-uri", uri)
+        assert published.exit_code == 0, published.output
+        built = cli(bench, "leaderboard", "build", "--tracking-uri", uri, "--out", str(site),
+                    "--resamples", "200")  # fmt: skip
+        assert built.exit_code == 0, built.output
+        (row,) = json.loads((site / "flood" / "tiny" / "ranking.json").read_text())
+        return row
+
+    before = publish_and_build()
+    metric = outcome.record.primary_metric
+    assert before[metric] == pytest.approx(outcome.record.primary)
+    since = time.time()
+    _halving_scorer(monkeypatch)
+    assert cli(bench, "rescore").exit_code == 0
+    after = publish_and_build()
+
+    def created(begin: float, end: float) -> list[dict]:
+        """The containers the engine created between the two times."""
+        events = docker_client.events(
+            since=int(begin) - 1,
+            until=int(end) + 1,
+            filters={"type": "container", "event": "create"},
+            decode=True,
+        )
+        return list(events)
+
+    assert len(created(started, since - 1)) >= 2  # the count sees the run's train and predict
+    assert created(since, time.time()) == []  # none: the kept predictions were scored again
+    assert after[metric] == pytest.approx(outcome.record.primary / 2)
+    board = (site / "flood" / "tiny" / "index.html").read_text()
+    assert "with scorer 2 (was 1): template / default" in board
