@@ -13,7 +13,7 @@ from harness.competition.cli import queue, submit
 from harness.datasets.cli import datasets
 from harness.errors import SarbenchError, VerificationError
 from harness.leaderboard.cli import leaderboard
-from harness.publish.cli import publish
+from harness.publish.cli import publish, tracking_option
 from harness.runner.cli import reap, run, validate
 from harness.runner.executor import EXECUTORS
 from harness.runtime.cli import images
@@ -167,12 +167,7 @@ def rescore(settings: Settings) -> None:
     help="Force a backend [default: docker when an engine answers, else local with a warning].",
 )
 @click.option("--profile", default="quick", show_default=True, help="Conditions profile.")
-@click.option(
-    "--tracking-uri",
-    metavar="URI",
-    envvar="MLFLOW_TRACKING_URI",
-    help="MLflow tracking URI [default sqlite:///<home>/mlflow/mlflow.db].",
-)
+@tracking_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

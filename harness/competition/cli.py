@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from harness.errors import printable
+from harness.publish.cli import tracking_option
 from harness.settings import Settings
 
 
@@ -144,12 +145,7 @@ def add(
 
 @queue.command("run")
 @click.option("--docker-host", metavar="URL", help="Docker engine address.")
-@click.option(
-    "--tracking-uri",
-    metavar="URI",
-    envvar="MLFLOW_TRACKING_URI",
-    help="MLflow tracking URI [env MLFLOW_TRACKING_URI; default sqlite:///<home>/mlflow/mlflow.db].",
-)
+@tracking_option
 @click.option(
     "--allow-public-test",
     is_flag=True,
