@@ -332,6 +332,30 @@ def test_publishing_again_creates_nothing(store: Store) -> None:
     assert len(store.all_runs()) == before
 
 
+def test_a_private_test_run_publishes_no_quicklook(store: Store, tmp_path: Path) -> None:
+    """A quicklook draws the truth; a private test's truth is never shown (its per-chip
+    scores are, as paired comparisons need them)."""
+    source = next(d for d in store.dirs if d.name.startswith("threshold"))
+    folder = tmp_path / "runs" / "threshold.default.s0.private.000000000000"
+    shutil.copytree(source, folder)
+    original = RunFolder(folder).load()
+    (folder / "record.json").unlink()
+    record = dataclasses.replace(
+        original,
+        run_id=folder.name,
+        key=dataclasses.replace(original.key, seed=99),
+        test_kind="private",
+    )
+    RunFolder(folder).save(record)
+
+    result = Publisher(store.settings, store.uri).publish(folder)
+
+    names = _artifacts(store.client, result.mlflow_run_id)
+    assert "scores/chips.csv" in names
+    assert not any(n.startswith("quicklooks/") for n in names)
+    assert result.notes and "the test is private" in result.notes[0]
+
+
 def test_a_cut_off_publish_is_replaced_and_missing_data_is_noted(
     store: Store, tmp_path: Path
 ) -> None:

@@ -102,6 +102,7 @@ CUT_OFF_S = 3600.0
 PARAM_BATCH, METRIC_BATCH = 100, 1000  # what one MLflow log_batch call takes at most
 ARTIFACT_FOLDERS = ("config", "logs", "artifacts")
 MAX_MILLIS = 2**53
+PRIVATE_NOTE = "no quicklooks: the test is private, and a quicklook would show its hidden truth"
 
 
 def default_tracking_uri(settings: Settings) -> str:
@@ -419,6 +420,9 @@ class Publisher:
             return files
         (work / "chips.csv").write_text(content.chips_csv(record), encoding="utf-8")
         files.append((work / "chips.csv", "scores"))
+        if record.test_kind == "private":  # a quicklook shows the truth: never a hidden one
+            notes.append(PRIVATE_NOTE)
+            return files
         try:
             looks = write_quicklooks(
                 self.settings,
