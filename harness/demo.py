@@ -5,10 +5,14 @@
    roles (the others are listed as skipped, with the reason, and not run), under the
    ``quick`` profile, through the docker backend when an engine answers, otherwise locally
    with a warning (local runs are unisolated and stay out of the official table); runs
-   with a record are skipped; ``executor="ray"`` runs them as Ray tasks on a cluster
+   with a record are skipped. Locally, as many runs at a time as the machine holds the
+   profile's CPUs and memory (:func:`harness.runner.executor.fair_share`: two on 2 cores
+   under ``quick``'s one core each); ``executor="ray"`` runs them as Ray tasks on a cluster
    (:mod:`harness.cluster`) and writes their records here;
 3. publish every run to MLflow (idempotent);
 4. build the static site, and say where to open it and how to start ``mlflow ui``.
+
+Each step says how long it took; :attr:`DemoResult.steps` keeps those times.
 """
 
 from __future__ import annotations
@@ -38,6 +42,31 @@ class DemoResult:
     wall_s: float
     not_applicable: tuple[str, ...] = ()
     """One line per group of variants not run (:meth:`harness.runner.plan.Skip.line`)."""
+    steps: tuple[tuple[str, float], ...] = ()
+    """Each step's name and wall time in seconds, in order."""
+
+
+class _Steps:
+    """The wall time of each step of the demo, told as each ends."""
+
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.times: list[tuple[str, float]] = []
+        self.name, self.started = "", time.monotonic()
+
+    def start(self, name: str) -> None:
+        """End the step under way (if any) and start ``name``."""
+        self.end()
+        self.name, self.started = name, time.monotonic()
+        self.echo(name)
+
+    def end(self) -> None:
+        """End the step under way: say and keep its time."""
+        if self.name:
+            took = time.monotonic() - self.started
+            self.times.append((self.name, round(took, 3)))
+            self.echo(f"  ({self.name.split(' ', 1)[-1]}: {took:.1f} s)")
+            self.name = ""
 
 
 def run_demo(
@@ -71,12 +100,13 @@ def run_demo(
 
     started = time.monotonic()
     bars = sys.stderr.isatty()
-    echo("1/4 datasets")
+    steps = _Steps(echo)
+    steps.start("1/4 datasets")
     for name in GENERATORS:
         outcome = ops.prepare(settings, name, test="demo", progress=bars)
         echo(f"  {name}: {outcome.status} {outcome.digest[:19]} (demo test: public seed)")
 
-    echo("2/4 baselines")
+    steps.start("2/4 baselines")
     entries = [e for e in load_entries(settings.submissions_dir).values() if e.baseline]
     if not entries:
         raise SarbenchError(f"no baseline entries in {settings.submissions_dir}")
@@ -98,6 +128,7 @@ def run_demo(
         echo=lambda m: echo(f"  {m}"),
         progress=lambda m: tqdm.write(f"    {m}", file=sys.stderr) if bars else None,
         phase_lines=PhaseLines(),
+        parallel="auto",  # each run its own share of the machine: the profile's CPUs
     )
     job = Job(settings, plan, {e.name: e for e in entries}, options)
     run_dirs, failed = [], 0
@@ -112,7 +143,7 @@ def run_demo(
             failed += not done.record.ok
             tqdm.write(f"  {summary_line(done.record, done.action)}", file=sys.stdout)
 
-    echo("3/4 MLflow")
+    steps.start("3/4 MLflow")
     uri = resolve_uri(settings, tracking_uri)
     publisher = Publisher(settings, uri)
     actions: dict[str, int] = {}
@@ -125,18 +156,21 @@ def run_demo(
         actions[action] = actions.get(action, 0) + 1
     echo("  " + ", ".join(f"{n} {a}" for a, n in sorted(actions.items())) + f" in {uri}")
 
-    echo("4/4 leaderboard")
+    steps.start("4/4 leaderboard")
     summary = build_site(mlflow_connect(uri), out or settings.home / "site")
+    steps.end()
     wall = time.monotonic() - started
     echo(
         f"\nDone in {wall / 60:.1f} min: {len(plan)} run(s), {failed} failed"
         f"{_skipped_note(plan.skipped)}.\n"
         f"Leaderboard: open file://{summary.out / 'index.html'}\n"
-        f"MLflow:      mlflow ui --backend-store-uri {uri} --port 5000  "
-        "(then http://127.0.0.1:5000)"
+        f"MLflow:      mlflow ui --backend-store-uri {uri} --port 5000, then each "
+        "benchmark's ranking:"
     )
+    for name, link in publisher.links().items():
+        echo(f"  {name}: {link}")
     skipped = tuple(s.line() for s in plan.skipped)
-    return DemoResult(len(plan), failed, summary.out, uri, wall, skipped)
+    return DemoResult(len(plan), failed, summary.out, uri, wall, skipped, tuple(steps.times))
 
 
 def _skipped_note(skipped: Sequence[Skip]) -> str:

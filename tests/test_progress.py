@@ -106,7 +106,8 @@ def test_a_phase_shows_its_log_lines_in_a_terminal_before_it_ends(tmp_path: Path
         os.close(leader)
     # the status line: the phase, its elapsed time and its limit, then the line
     status = seen[seen.rfind("\r") :]
-    assert status.startswith("\r\x1b[K  train ") and " / 15 min | first line of train" in status
+    assert status.startswith("\r\x1b[K  handshake/default s0 train ")
+    assert " / 15 min | first line of train" in status
     (record,) = load_records(Settings.load(home=home, data_root=data).runs_dir)
     assert record.ok, record.detail
     log = (Settings.load(home=home).runs_dir / record.run_id / "logs" / "train.log").read_text()

@@ -133,6 +133,15 @@ def summary_line(record: RunRecord, action: str) -> str:
     help="The Ray cluster's head (--executor ray) [env RAY_ADDRESS; default: the cluster "
     "`ray start` runs on this machine].",
 )
+@click.option(
+    "--parallel",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help="Runs at a time on this machine (--executor local): auto is as many as it holds "
+    "the profile's CPUs and memory (two on 2 cores under quick's one core each); 1 is one "
+    "after the other.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines.")
 @click.pass_obj
 def run(
@@ -146,6 +155,7 @@ def run(
     opts: RunOptions,
     executor: str,
     ray_address: str | None,
+    parallel: str,
     as_json: bool,
 ) -> None:
     """Run ENTRIES (names in submissions/, or paths to entry files) and record each run.
@@ -176,6 +186,7 @@ def run(
         echo=lambda m: click.echo(m, err=True),
         progress=_echo_progress,
         phase_lines=lines,
+        parallel=_parallel(parallel),
     )
     plan = make_plan(
         chosen,
@@ -218,6 +229,17 @@ def run(
         )
     if failed:
         sys.exit(1)
+
+
+def _parallel(text: str) -> int | str:
+    """``--parallel``: ``auto`` or a whole number of at least 1."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise click.BadParameter(
+            f"{text!r}: give a whole number >= 1, or auto", param_hint="--parallel"
+        )
+    return int(text)
 
 
 @click.command("validate")

@@ -19,6 +19,14 @@ from harness.numbers import duration
 from harness.runtime.livelog import OnLine
 
 
+def _label(run_id: str) -> str:
+    """``unet/default s0`` of ``unet.default.s0.flood-synth.0a1b2c3d4e5f``."""
+    parts = run_id.split(".")
+    if len(parts) < 3:
+        return run_id
+    return f"{parts[0]}/{parts[1]} {parts[2]}"
+
+
 class PhaseLines:
     """A factory for :attr:`harness.runner.run.RunContext.phase_lines`: ``(run ID, phase,
     limit in s)`` -> the callback that shows that phase's lines on ``stream``."""
@@ -34,6 +42,8 @@ class PhaseLines:
 
         def on_line(line: str) -> None:
             head = f"{phase} {duration(time.monotonic() - started)} / {duration(limit_s)}"
+            if self.live:  # which run: two may run at once, on one status line
+                head = f"{_label(run_id)} {head}"
             with self.lock:
                 if self.live:
                     width = shutil.get_terminal_size((100, 20)).columns
