@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -112,3 +113,39 @@ def test_a_phase_shows_its_log_lines_in_a_terminal_before_it_ends(tmp_path: Path
     assert record.ok, record.detail
     log = (Settings.load(home=home).runs_dir / record.run_id / "logs" / "train.log").read_text()
     assert "first line of train" in log
+
+
+_STATUS = re.compile(r"\x1b\[K  unet/default s0 (train|predict) (.+?) / (.+?) \| ")
+
+
+def test_sarbench_run_unet_shows_its_training_as_it_goes(tmp_path: Path) -> None:
+    """The real UNet baseline (local backend, a small folder dataset): its train log lines
+    reach the terminal with the time they came at, all before its predict phase starts."""
+    home, data = tmp_path / "home", tmp_path / "data"
+    args = ["--home", str(home), "--data-root", str(data)]
+    floods = make_folder(tmp_path / "src" / "floods", task="flood", size=32)
+    imported = CliRunner().invoke(
+        main, [*args, "datasets", "import", "folder", str(floods.root), "--task", "flood"]
+    )
+    assert imported.exit_code == 0, imported.output
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "harness.cli", *args, "run", "unet"]
+    command += ["--dataset", "floods", "--backend", "local"]
+    proc = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    try:
+        seen = _read(leader, "\x00never", time.monotonic() + 300)
+        assert proc.wait(timeout=60) == 0, seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    shown = [(m.group(1), m.group(2)) for m in _STATUS.finditer(seen)]
+    phases = [phase for phase, _ in shown]
+    assert "train" in phases and "predict" in phases, seen
+    first_predict = phases.index("predict")
+    assert "predict" not in phases[: phases.index("train")]
+    trained = [elapsed for phase, elapsed in shown[:first_predict] if phase == "train"]
+    # shown one by one while training ran: at several elapsed times, not all at its end
+    assert len(set(trained)) >= 2, trained
+    assert "train" not in phases[first_predict:]  # none after train ended
