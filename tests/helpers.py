@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
@@ -115,3 +119,29 @@ def unavailable(reason: str, *, what: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {what} cannot run: {reason}")
     pytest.skip(reason)
+
+
+LOOPBACK = "127.0.0.1"
+BIN = Path(sys.executable).parent
+"""The environment's scripts (``mlflow``, ``sarbench``)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def start_mlflow(args: list[str], log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """``mlflow <args> --host 127.0.0.1 --port <free>`` in a session of its own (to stop
+    it with its workers), its output in ``log``: its URL and process. The test's own
+    ``MLFLOW_TRACKING_URI`` is not passed on."""
+    port = free_port()
+    command = [str(BIN / "mlflow"), *args, "--host", LOOPBACK, "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    return f"http://{LOOPBACK}:{port}", proc

@@ -18,9 +18,7 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,19 +43,12 @@ from harness.publish.layout import (
 from harness.publish.mlflow_store import Publisher, tracking_uri
 from harness.record import RunFolder, RunRecord
 from harness.settings import Settings
+from tests.helpers import start_mlflow
 from tests.records_factory import RunSpec, make_run, make_test_split
 
-BIN = Path(sys.executable).parent
-LOOPBACK = "127.0.0.1"
 MAX_TAGS = MAX_SARBENCH_TAGS + 3
 """Every tag of an entry run: the ``sarbench.*`` ones and MLflow's run name, note and
 parent."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def _call(url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -117,17 +108,7 @@ def _params(run: dict[str, Any]) -> dict[str, str]:
 def _start_ui(uri: str, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
     """``mlflow ui`` on the store ``uri``, on 127.0.0.1 and a free port: its URL and
     process (in a session of its own, to stop it with its workers)."""
-    port = _free_port()
-    command = [
-        str(BIN / "mlflow"), "ui", "--backend-store-uri", uri,
-        "--host", LOOPBACK, "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    return f"http://{LOOPBACK}:{port}", proc
+    return start_mlflow(["ui", "--backend-store-uri", uri, "--workers", "1"], log)
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,7 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -40,23 +38,16 @@ from harness.publish import content, layout
 from harness.publish.mlflow_store import PUBLISHING, Publisher, experiment_name
 from harness.record import RunFolder
 from harness.settings import Settings
+from tests.helpers import BIN, start_mlflow
 from tests.helpers import unavailable as needs_unavailable
 from tests.records_factory import RunSpec, make_run, make_test_split
 
 PG_ENV = "SARBENCH_TEST_POSTGRES"
-BIN = Path(sys.executable).parent
-LOOPBACK = "127.0.0.1"
 WRITERS = 4
 
 
 unavailable = functools.partial(needs_unavailable, what="the tracking-server tests")
 """Fail under CI (``CI=true``), skip elsewhere (:func:`tests.helpers.unavailable`)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def _admin() -> tuple[Any, str]:
@@ -108,20 +99,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database = f"sarbench_test_{uuid.uuid4().hex[:12]}"
     _sql(psycopg, admin, f"CREATE DATABASE {database}")
     store = admin.rsplit("/", 1)[0] + f"/{database}"
-    port = _free_port()
     log = root / "server.log"
-    command = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", store,
-        "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-        "--host", LOOPBACK, "--port", str(port), "--workers", "2",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    url = f"http://{LOOPBACK}:{port}"
+    url, proc = start_mlflow(
+        [
+            "server", "--backend-store-uri", store, "--serve-artifacts",
+            "--artifacts-destination", str(root / "artifacts"), "--workers", "2",
+        ],
+        log,
+    )  # fmt: skip
     try:
         _wait_healthy(url, proc, log)
         yield url
