@@ -76,7 +76,9 @@ def _read(fd: int, until: str, deadline: float) -> str:
     return out.decode("utf-8", errors="replace")
 
 
-def test_a_phase_shows_its_log_lines_in_a_terminal_before_it_ends(tmp_path: Path) -> None:
+def _with_floods(tmp_path: Path) -> list[str]:
+    """A work folder under ``tmp_path`` with a small flood folder imported as ``floods``:
+    the CLI's arguments that name it."""
     home, data = tmp_path / "home", tmp_path / "data"
     args = ["--home", str(home), "--data-root", str(data)]
     floods = make_folder(tmp_path / "src" / "floods", task="flood", size=32)
@@ -84,6 +86,12 @@ def test_a_phase_shows_its_log_lines_in_a_terminal_before_it_ends(tmp_path: Path
         main, [*args, "datasets", "import", "folder", str(floods.root), "--task", "flood"]
     )
     assert result.exit_code == 0, result.output
+    return args
+
+
+def test_a_phase_shows_its_log_lines_in_a_terminal_before_it_ends(tmp_path: Path) -> None:
+    home, data = tmp_path / "home", tmp_path / "data"
+    args = _with_floods(tmp_path)
     entry = tmp_path / "entries" / "handshake.toml"
     entry.parent.mkdir()
     entry.write_text(ENTRY)
@@ -121,13 +129,7 @@ _STATUS = re.compile(r"\x1b\[K  unet/default s0 (train|predict) (.+?) / (.+?) \|
 def test_sarbench_run_unet_shows_its_training_as_it_goes(tmp_path: Path) -> None:
     """The real UNet baseline (local backend, a small folder dataset): its train log lines
     reach the terminal with the time they came at, all before its predict phase starts."""
-    home, data = tmp_path / "home", tmp_path / "data"
-    args = ["--home", str(home), "--data-root", str(data)]
-    floods = make_folder(tmp_path / "src" / "floods", task="flood", size=32)
-    imported = CliRunner().invoke(
-        main, [*args, "datasets", "import", "folder", str(floods.root), "--task", "flood"]
-    )
-    assert imported.exit_code == 0, imported.output
+    args = _with_floods(tmp_path)
     leader, follower = pty.openpty()
     command = [sys.executable, "-m", "harness.cli", *args, "run", "unet"]
     command += ["--dataset", "floods", "--backend", "local"]
