@@ -384,6 +384,11 @@ def test_compare_pages_for_every_pair_linked_from_the_pairwise_table(built: Buil
     for p in pairs:
         assert f'href="{p["compare_page"]}"' in board
         assert (built.out / "flood/flood-synth" / p["compare_page"]).is_file()
+        for side in ("a", "b"):  # each entry's page links the pages it is on
+            entry = built.html(
+                f"flood/flood-synth/{p[side]['entry']}/{p[side]['variant']}/index.html"
+            )
+            assert f'href="../../{p["compare_page"]}"' in entry
     pair = next(p for p in pairs if (p["a"]["entry"], p["b"]["entry"]) == ("acme-seg", "unet"))
     page = built.html(f"flood/flood-synth/{pair['compare_page']}")
     # the paired difference exactly as the pairwise table has it

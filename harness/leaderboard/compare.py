@@ -196,7 +196,8 @@ def _look(row: Row, chip: str, looks: Looks) -> Path | None:
     return None
 
 
-def _label(row: Row) -> str:
+def label(row: Row) -> str:
+    """``#2 unet / default``: the rank, the name and the variant of a row."""
     return f"#{row.rank} {row.name} / {row.variant}"
 
 
@@ -225,7 +226,7 @@ def compare_page(
         chips.append(pair)
     ordered = [chips[i] for i in most_different(values_a, values_b)]
     undefined = sum(not (math.isfinite(c.a) and math.isfinite(c.b)) for c in chips)
-    labels = (_label(a), _label(b))
+    labels = (label(a), label(b))
     plot = scatter_plot(
         values_a, values_b, [i in top for i in range(len(chips))], labels,
         board.primary_metric, board.direction,

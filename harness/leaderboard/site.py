@@ -177,7 +177,7 @@ def _write(
         board_pages.append(bp)
         writer.page(f"{folder}/index.html", "board.html", page=bp)
         writer.tables(folder, bp.tables)
-        _entry_pages(writer, bp, staged, served, chips, records, found)
+        _entry_pages(writer, bp, staged, served, chips, records, found, _versus(pairs, names))
         _compare_pages(writer, board, pairs, names, served)
     last = max((b.last_update or 0 for b in boards), default=0) or None
     boards_table = pages.boards_table(board_pages)
@@ -205,8 +205,10 @@ def _entry_pages(
     chips: Mapping[str, ChipTable],
     records: Mapping[str, RunRecord | None],
     found: Mapping[str, rescores.Rescore],
+    versus: Mapping[tuple[str, str], list[tuple[str, str]]],
 ) -> None:
-    """One page per (entry, variant) of the board: a section per run."""
+    """One page per (entry, variant) of the board: a section per run, and links to its
+    compare pages (``versus``: the other row's label and the page, by entry and variant)."""
     for entry, variant, _ in bp.entries:
         runs = [r for r in bp.board.runs if (r.entry, r.variant) == (entry, variant)]
         sections = [
@@ -228,8 +230,22 @@ def _entry_pages(
             variant=variant,
             description=pages.description(runs[0], records.get(runs[0].mlflow_id)),
             sections=sections,
+            versus=[(label, f"../../{page}") for label, page in versus.get((entry, variant), [])],
         )
         writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
+
+
+def _versus(
+    pairs: list[tuple[Row, Row, Versus]], names: Mapping[int, str]
+) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(entry, variant) -> each compare page it is on: the other row's label and the page
+    (relative to the board's folder), in the board's order."""
+    out: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for a, b, _ in pairs:
+        page = compare.page_name(names, a, b)
+        out.setdefault((a.entry, a.variant), []).append((compare.label(b), page))
+        out.setdefault((b.entry, b.variant), []).append((compare.label(a), page))
+    return out
 
 
 def _compare_pages(
