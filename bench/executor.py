@@ -34,25 +34,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench.overhead import TRIVIAL
 from harness.datasets import ops
 from harness.entries import load_entry
 from harness.runner.executor import Finished, Job, LocalExecutor, RunOptions
 from harness.runner.plan import dataset_facts, make_plan
 from harness.settings import REPO_ROOT, Settings
 
-ENTRY = """
-name = "trivial"
-team = "bench"
-contact = "bench"
-tasks = ["flood"]
-datasets = ["flood-synth"]
-phases = ["predict"]
-[image]
-context = "trivial"
-[local]
+ENTRY = (
+    TRIVIAL
+    + """[local]
 command = ["{python}", "predict.py"]
 cwd = "trivial"
 """
+)
 PROFILE = """
 name = "bench"
 seeds = [0]

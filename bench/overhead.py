@@ -47,7 +47,7 @@ from harness.runtime.builds import ensure_entry_image
 from harness.runtime.docker_backend import connect
 from harness.settings import REPO_ROOT, Settings
 
-ENTRY = """
+TRIVIAL = """
 name = "trivial"
 team = "bench"
 contact = "bench"
@@ -56,9 +56,14 @@ datasets = ["flood-synth"]
 phases = ["predict"]
 [image]
 context = "trivial"
-[image.build_args]
+"""
+"""The trivial entry (``bench/trivial_entry``: predict only), less how it is built or run."""
+ENTRY = (
+    TRIVIAL
+    + """[image.build_args]
 BASE_IMAGE = "{base}"
 """
+)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import SarbenchError, printable
+from harness.numbers import duration
 from harness.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class _Steps:
         if self.name:
             took = time.monotonic() - self.started
             self.times.append((self.name, round(took, 3)))
-            self.echo(f"  ({self.name.split(' ', 1)[-1]}: {took:.1f} s)")
+            self.echo(f"  ({self.name.split(' ', 1)[-1]}: {duration(took)})")
             self.name = ""
 
 

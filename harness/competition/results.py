@@ -18,7 +18,7 @@ from typing import Any
 from harness.competition.config import Benchmark
 from harness.competition.store import Item, now_iso
 from harness.errors import printable
-from harness.numbers import interval
+from harness.numbers import duration, interval
 from harness.record import RunFolder, RunRecord, json_number, write_json_atomic
 from harness.scoring.validate import is_more_problems
 
@@ -171,7 +171,7 @@ def render(doc: dict[str, Any]) -> str:
                 f"{score['n_chips']} chips"
             )
         for name, phase in run["phases"].items():
-            lines.append(f"  {name}: {phase['status']} in {phase['wall_s']:.1f} s")
+            lines.append(f"  {name}: {phase['status']} in {duration(phase['wall_s'])}")
         for i, problem in enumerate(run["problems"], 1):
             lines.append(f"  {i}. {problem}")
         for phase, log in run["logs"].items():

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.entries import Entry, ImageSpec, get_entry, load_entry
 from harness.errors import SarbenchError, UnknownNameError, printable
-from harness.numbers import interval
+from harness.numbers import duration, interval, size
 from harness.runner.run import Outcome, RunContext, run_one
 from harness.scoring.validate import count_problems, is_more_problems
 from harness.settings import Settings
@@ -133,8 +133,8 @@ def render_problems(entry: Entry, outcome: Outcome | None, problems: list[str]) 
         record = outcome.record
         for phase, result in record.phases.items():
             memory = result.peak_memory_bytes
-            mem = f", peak memory {memory / 2**20:.0f} MiB" if memory else ""
-            lines.append(f"{phase}: {result.status} in {result.wall_s:.1f} s{mem}")
+            mem = f", peak memory {size(memory)}" if memory else ""
+            lines.append(f"{phase}: {result.status} in {duration(result.wall_s)}{mem}")
         if record.score is not None:
             score = record.score
             lines.append(
