@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint clean
 
-$(BIN)/sarbench: pyproject.toml constraints.txt
+# setup.py compiles the scoring kernel in place (optional: without a C compiler the harness
+# scores with numpy alone); its sources are prerequisites so that an edit rebuilds it
+$(BIN)/sarbench: pyproject.toml constraints.txt setup.py harness/scoring/_ndvi_window.c harness/scoring/_ndvi_window.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,baselines,cluster]' -c constraints.txt

@@ -17,6 +17,7 @@ from harness.publish.cli import publish, tracking_option
 from harness.runner.cli import reap, run, validate
 from harness.runner.executor import EXECUTORS
 from harness.runtime.cli import images
+from harness.scoring import kernel as scoring_kernel
 from harness.scoring.cli import score
 from harness.settings import Settings
 
@@ -52,8 +53,27 @@ class _Group(click.Group):
             sys.exit(2)
 
 
+def _print_version(ctx: click.Context, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"sarbench {__version__}")
+    try:
+        click.echo(f"scoring: {scoring_kernel.describe()}")
+    except SarbenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sarbench")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx, value),
+    help="Show the version and the scoring path (compiled kernel or numpy), and exit.",
+)
 @click.option(
     "--home",
     type=click.Path(path_type=Path),
