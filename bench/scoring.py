@@ -10,7 +10,9 @@ farm mask (bool, 95 % valid at random), then times
 
 - the pooled flood IoU and the pooled NDVI MSE with the harness (per-chip sufficient
   statistics, then pooled; for ndvi every statistic every ndvi metric needs, R^2 and bias
-  included, not just the squared errors), without and with the mask;
+  included, not just the squared errors), without and with the mask; for ndvi on the
+  compiled kernel with two threads (``sarbench --version`` names the path), and on one
+  thread beside it;
 - the **memory limit**: one ``np.add.reduce`` over the same bytes (pred and target, and the
   mask for the masked form), read as uint8 (the cheapest full read numpy has: about a
   memory pass);
@@ -41,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.scoring import kernel
 from harness.scoring.metrics import ChipReducer, iou, mse
 from harness.scoring.stats import bootstrap_ci
 
@@ -227,6 +230,17 @@ def measure(
         secs, value = best_time(lambda m=masked: harness_pooled(arrays, task, m), repeat)
         rows[key] = Row(name, secs, value)
         _print_row(rows[key], mpix, None)
+    if task == "ndvi" and kernel.set_threads(1) == 2:  # the kernel on one thread, for scale
+        try:
+            for key, name, masked in (
+                ("harness 1 thread", "  the same on one thread", False),
+                ("harness masked 1 thread", "  the same with the mask, one thread", True),
+            ):
+                secs, value = best_time(lambda m=masked: harness_pooled(arrays, task, m), repeat)
+                rows[key] = Row(name, secs, value)
+                _print_row(rows[key], mpix, None)
+        finally:
+            kernel.set_threads(2)
     for key, name, reads, harness in (
         ("limit", "memory limit: np.add.reduce over pred, target", [pred, target], "harness"),
         (
@@ -297,6 +311,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
         f"numpy {np.__version__}; {_load()}"
     )
+    print(f"ndvi scoring path: {kernel.describe()}")
     print(
         f"data: {args.chips} chips of {args.size} x {args.size} = {mpix:.0f} Mpixel; "
         f"best of {args.repeat}"

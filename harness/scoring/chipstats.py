@@ -8,9 +8,11 @@ and a bootstrap resample is a weighted sum (:meth:`ChipStats.combine`).
 Which statistics a task's chips are reduced to is the task's declaration
 (``harness.tasks.Task.stats``); nothing here is chosen by task name.
 
-Pure numpy (scipy's Gaussian filter for SSIM), no I/O. A :class:`ChipReducer` reduces a run
-of chips with work buffers reused from chip to chip: on large chips, fresh multi-megabyte
-temporaries per chip cost more in page faults than the arithmetic itself.
+numpy (scipy's Gaussian filter for SSIM), and for the ndvi sums of a float32 or float64
+window the compiled kernel where it was built (:mod:`harness.scoring.kernel`, the same
+bits); no I/O. A :class:`ChipReducer` reduces a run of chips with work buffers reused from
+chip to chip: on large chips, fresh multi-megabyte temporaries per chip cost more in page
+faults than the arithmetic itself.
 """
 
 from __future__ import annotations
