@@ -5,12 +5,14 @@ Run from the repository root with a Docker engine up::
 
     python -m bench.demo                  # fresh folder in the system temp, removed after
     python -m bench.demo --keep DIR       # keep the work folder (site, MLflow) in DIR
-    python -m bench.demo --fresh          # also remove the baseline images first
+    python -m bench.demo --fresh          # also remove every SARBench image first
 
 Everything is done from nothing: both embedded datasets generated, every baseline image
 built (without ``--fresh`` an image already built for the same sources is reused, as on a
-machine where the demo ran once; with it, every baseline's images are removed first and
-built again from the base image, the downloaded wheels kept), every baseline and variant
+machine where the demo ran once; with it, every SARBench image on the engine is removed
+first: the baselines' and any other entry's, ``sarbench-torch``, ``sarbench-base`` and the
+dangling layers of earlier builds, so the base is made again with debootstrap; the
+downloaded wheels are kept), every baseline and variant
 trained and scored under the quick profile, MLflow filled and the site built. It prints
 the time of each step (images: from the start of step 2 to the first run's start), each
 run's train, predict and total time, and how much the runs overlapped (the sum of their
@@ -42,22 +44,39 @@ TARGET_S = 8 * 60
 DATASET_TARGET_S = 30
 
 
-def _remove_baseline_images(settings: Settings) -> list[str]:
-    """Remove every tag of every baseline entry's image; returns the images removed."""
-    from harness.entries import load_entries
+def _remove_images() -> list[str]:
+    """Remove every SARBench image on this engine (repositories ``sarbench*``): the
+    baselines' and every other entry's, which are built on the offline images, then the
+    torch and base images themselves, and the dangling layers left behind (the classic
+    builder's cache), as on a machine where nothing was built; returns what was removed.
+    An image that cannot be removed stops the bench: the figures would not be fresh."""
+    from harness.runtime.builds import TORCH_IMAGE
+    from harness.runtime.images import BASE_IMAGE
 
-    removed = []
-    for entry in load_entries(settings.submissions_dir).values():
-        if not entry.baseline:
-            continue
-        repo = f"sarbench-entry/{entry.name}"
-        ids = subprocess.run(
-            ["docker", "images", "-q", repo], capture_output=True, text=True, check=True
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], capture_output=True)
-            removed.append(f"{repo} ({len(set(ids))})")
-    return removed
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    refs = [ln.split()[0] for ln in listed if ln.startswith("sarbench")]
+    # children before the images they are built from
+    order = [r for r in refs if r not in (TORCH_IMAGE, BASE_IMAGE)]
+    order += [r for r in (TORCH_IMAGE, BASE_IMAGE) if r in refs]
+    for ref in order:
+        gone = subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, text=True)
+        if gone.returncode != 0:
+            raise SystemExit(f"could not remove {ref}: {gone.stderr.strip()}")
+    pruned = subprocess.run(
+        ["docker", "image", "prune", "-f"], capture_output=True, text=True, check=False
+    )
+    reclaimed = [ln for ln in pruned.stdout.splitlines() if ln.startswith("Total reclaimed")]
+    return [
+        f"{len(order)} image(s), {TORCH_IMAGE} and {BASE_IMAGE} among them"
+        if {TORCH_IMAGE, BASE_IMAGE} <= set(order)
+        else f"{len(order)} image(s)",
+        "dangling layers: " + (reclaimed[0] if reclaimed else "none"),
+    ]
 
 
 def _demo(home: Path) -> tuple[DemoResult, float, float]:
@@ -114,13 +133,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, help="Work folder to keep (must not exist).")
     parser.add_argument(
-        "--fresh", action="store_true", help="Remove the baseline images first (slow)."
+        "--fresh",
+        action="store_true",
+        help="Remove every SARBench image first (entries', torch, base): a build from nothing.",
     )
     args = parser.parse_args()
     home = args.keep or Path(tempfile.mkdtemp(prefix="sarbench-demo-"))
     try:
         if args.fresh:
-            gone = _remove_baseline_images(Settings.load(home=home))
+            gone = _remove_images()
             print("removed images: " + (", ".join(gone) or "none"))
         result, wall, began = _demo(home)
         records = [r for r in load_records(Settings.load(home=home).runs_dir)]
