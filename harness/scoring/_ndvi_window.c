@@ -424,7 +424,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_ndvi_window", "The ndvi window kernel (compiled).", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_ndvi_window",
+    .m_doc = "The ndvi window kernel (compiled).",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__ndvi_window(void)
