@@ -223,22 +223,23 @@ def measure(
     mpix = pred.size / 1e6
     rows: dict[str, Row] = {}
     print(f"pooled {metric}")
-    for key, name, masked in (
+
+    def harness_rows(*variants: tuple[str, str, bool]) -> None:
+        for key, name, masked in variants:
+            secs, value = best_time(lambda m=masked: harness_pooled(arrays, task, m), repeat)
+            rows[key] = Row(name, secs, value)
+            _print_row(rows[key], mpix, None)
+
+    harness_rows(
         ("harness", "harness (float64, per-chip stats)", False),
         ("harness masked", "harness, with nodata / farm mask", True),
-    ):
-        secs, value = best_time(lambda m=masked: harness_pooled(arrays, task, m), repeat)
-        rows[key] = Row(name, secs, value)
-        _print_row(rows[key], mpix, None)
+    )
     if task == "ndvi" and kernel.set_threads(1) == 2:  # the kernel on one thread, for scale
         try:
-            for key, name, masked in (
+            harness_rows(
                 ("harness 1 thread", "  the same on one thread", False),
                 ("harness masked 1 thread", "  the same with the mask, one thread", True),
-            ):
-                secs, value = best_time(lambda m=masked: harness_pooled(arrays, task, m), repeat)
-                rows[key] = Row(name, secs, value)
-                _print_row(rows[key], mpix, None)
+            )
         finally:
             kernel.set_threads(2)
     for key, name, reads, harness in (
