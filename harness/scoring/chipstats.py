@@ -505,8 +505,7 @@ def _ndvi(
             None,
             True,
         )
-        if not (math.isfinite(sum_sq_err) and math.isfinite(sum_y)):
-            raise ValueError("pred or target holds NaN or inf at valid pixels")
+        _refuse_non_finite(sum_sq_err, sum_y)
         ssim = _ssim_sum(p, t, v, scratch) if with_ssim else math.nan
         values = (n, p.size, sum_err, sum_sq_err, sum_abs_err, sum_y, m2_y, min_y, max_y, ssim)
         return out(*(np.asarray(x, dtype=np.float64) for x in values))
@@ -526,8 +525,7 @@ def _ndvi(
         parts[0].sums if len(parts) == 1 else _tree_sum((w.sums for w in parts), pf.size, _WINDOW)
     )
     sum_err, sum_sq_err, sum_abs_err, sum_y = (float(x) for x in sums)
-    if not (math.isfinite(sum_sq_err) and math.isfinite(sum_y)):
-        raise ValueError("pred or target holds NaN or inf at valid pixels")
+    _refuse_non_finite(sum_sq_err, sum_y)
     n = sum(w.n for w in parts)
     values = {
         "n": n,
@@ -542,6 +540,12 @@ def _ndvi(
         "ssim_sum": _ssim_sum(p, t, v, scratch) if with_ssim else math.nan,
     }
     return out(**{k: np.asarray(x, dtype=np.float64) for k, x in values.items()})
+
+
+def _refuse_non_finite(sum_sq_err: float, sum_y: float) -> None:
+    """A NaN or inf at a valid pixel makes the sum of squared errors or of the target so."""
+    if not (math.isfinite(sum_sq_err) and math.isfinite(sum_y)):
+        raise ValueError("pred or target holds NaN or inf at valid pixels")
 
 
 def _pooled_window_m2(parts: Sequence[_WindowSums], n: int) -> float:
