@@ -50,7 +50,7 @@ enum { OP_COUNT, OP_SUMS4, OP_CENTRED };
 
 /* One piece of work on a contiguous range; what each op reads and writes:
  *   OP_COUNT    v, n -> k (nonzero bytes)
- *   OP_SUMS4    p, t, n (square: sum t - c too) -> sums, mn, mx; with v: the sums of the
+ *   OP_SUMS4    p, t, n (shift: sum t - c too) -> sums, mn, mx; with v: the sums of the
  *               first cap valid values of those n pixels, their targets gathered to tt
  *               (pp: a chunk buffer of STREAM_CHUNK values)
  *   OP_CENTRED  t, n, c, d, square -> r */
@@ -61,7 +61,7 @@ typedef struct {
     Py_ssize_t n, cap;
     void *pp, *tt;
     double c, d;
-    int square;
+    int square, shift;
     Py_ssize_t k;
     Sums sums;
     double mn, mx, r;
@@ -287,7 +287,7 @@ static void window(int is_float, const void *p, const void *t, const uint8_t *v,
     /* a window among others whose centre is known sums t - centre in its first pass */
     int shift = have_centre && !alone;
     Task whole = {.op = OP_SUMS4, .p = p, .t = t, .v = v, .n = size, .pp = pp, .tt = tt,
-                  .cap = n, .c = centre, .square = shift},
+                  .cap = n, .c = centre, .shift = shift},
          l, r;
     Sums s;
     double mn, mx;

@@ -321,7 +321,7 @@ ATTR static void FN(run_task)(Task *task)
         task->k = FN(count)(task->v, n);
         break;
     case OP_SUMS4: {
-        FN(Pass) ps = {INFINITY, -INFINITY, NULL, task->c, task->square};
+        FN(Pass) ps = {INFINITY, -INFINITY, NULL, task->c, task->shift};
         if (task->v != NULL) {
             FN(Stream) st = {p, t, task->v, 0, n, (ELEM *)task->pp, (ELEM *)task->tt};
             FN(sums4_stream)(&st, task->cap, &task->sums, &ps);
