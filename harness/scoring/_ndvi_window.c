@@ -30,29 +30,17 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int64_t v4l __attribute__((vector_size(32)));
 
-/* The sums of a first pass: err, err^2, |err|, the target, and the target less a known
- * centre (sh; 0 where not asked for). */
 typedef struct {
-    double err, sq, ab, y, sh;
-} Sums;
-
-/* The sums of two halves, added as the top of numpy's tree adds them. */
-static inline void sums_add(Sums *out, const Sums *a, const Sums *b)
-{
-    out->err = a->err + b->err;
-    out->sq = a->sq + b->sq;
-    out->ab = a->ab + b->ab;
-    out->y = a->y + b->y;
-    out->sh = a->sh + b->sh;
-}
+    double err, sq, ab, y;
+} Sums4;
 
 enum { OP_COUNT, OP_SUMS4, OP_CENTRED };
 
 /* One piece of work on a contiguous range; what each op reads and writes:
  *   OP_COUNT    v, n -> k (nonzero bytes)
- *   OP_SUMS4    p, t, n (shift: sum t - c too) -> sums, mn, mx; with v: the sums of the
- *               first cap valid values of those n pixels, their targets gathered to tt
- *               (pp: a chunk buffer of STREAM_CHUNK values)
+ *   OP_SUMS4    p, t, n -> sums, mn, mx; with v: the sums of the first cap valid values
+ *               of those n pixels, their targets gathered to tt (pp: a chunk buffer of
+ *               STREAM_CHUNK values)
  *   OP_CENTRED  t, n, c, d, square -> r */
 typedef struct {
     int op;
@@ -61,9 +49,9 @@ typedef struct {
     Py_ssize_t n, cap;
     void *pp, *tt;
     double c, d;
-    int square, shift;
+    int square;
     Py_ssize_t k;
-    Sums sums;
+    Sums4 sums;
     double mn, mx, r;
 } Task;
 
@@ -228,7 +216,7 @@ static void run_pair(RunFn run, Task *a, Task *b)
 
 typedef struct {
     Py_ssize_t n;
-    Sums sums;
+    Sums4 sums;
     double centre, shifted_sum, m2_y, min_y, max_y;
 } WindowOut;
 
@@ -284,17 +272,16 @@ static void window(int is_float, const void *p, const void *t, const uint8_t *v,
     } else if (two) {
         split = px = top_split(n);
     }
-    /* a window among others whose centre is known sums t - centre in its first pass */
-    int shift = have_centre && !alone;
     Task whole = {.op = OP_SUMS4, .p = p, .t = t, .v = v, .n = size, .pp = pp, .tt = tt,
-                  .cap = n, .c = centre, .shift = shift},
+                  .cap = n},
          l, r;
-    Sums s;
+    Sums4 s;
     double mn, mx;
     if (split) {
         halves(&whole, &l, &r, split, px, item);
         run_pair(run, &l, &r);
-        sums_add(&s, &l.sums, &r.sums);
+        s = l.sums; /* add the halves as the top of the tree does */
+        s.err += r.sums.err, s.sq += r.sums.sq, s.ab += r.sums.ab, s.y += r.sums.y;
         mn = l.mn < r.mn ? l.mn : r.mn;
         mx = l.mx > r.mx ? l.mx : r.mx;
     } else {
@@ -312,11 +299,7 @@ static void window(int is_float, const void *p, const void *t, const uint8_t *v,
     o->m2_y = 0.0;
     if (n && isfinite(s.y)) {
         Task c = {.op = OP_CENTRED, .t = t, .n = n, .c = centre, .d = 0.0};
-        if (shift) { /* summed in the first pass */
-            o->shifted_sum = s.sh;
-            c.d = s.sh / (double)n;
-        }
-        for (c.square = alone || shift; c.square <= 1; c.square++) {
+        for (c.square = alone; c.square <= 1; c.square++) {
             double sum;
             if (split) {
                 halves(&c, &l, &r, split, split, item);

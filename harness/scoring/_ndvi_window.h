@@ -119,82 +119,54 @@ ATTR static inline void FN(prefetch)(FN(Ahead) *a, Py_ssize_t n)
     a->i = stop;
 }
 
-/* What one first pass carries besides its sums: the target's running extremes, the
- * pixels to prefetch (masked runs; NULL: none), and whether to sum t - c as well (``shift``:
- * a window whose centre is known before it is read). */
-typedef struct {
-    double mn, mx;
-    FN(Ahead) *ahead;
-    double c;
-    int shift;
-} FN(Pass);
-
-/* Eight values' share of the four sums and the extremes, in the block loop below. */
-#define SUMS4_BLOCK                                                      \
-    do {                                                                 \
-        t0 = FN(load4)(t + i), t1 = FN(load4)(t + i + 4);                \
-        e0 = FN(load4)(p + i) - t0, e1 = FN(load4)(p + i + 4) - t1;      \
-        se0 += e0, se1 += e1;                                            \
-        ss0 += e0 * e0, ss1 += e1 * e1;                                  \
-        sa0 += FN(vabs)(e0), sa1 += FN(vabs)(e1);                        \
-        sy0 += t0, sy1 += t1;                                            \
-        lo = EXT_MIN(lo, t + i, t0, t1);                                 \
-        hi = EXT_MAX(hi, t + i, t0, t1);                                 \
-    } while (0)
-
-/* The sums of err = p - t, err^2, |err| and t (and t - c with ps->shift) over n values,
- * and t's extremes folded into ps. */
-ATTR static void FN(sums4)(const ELEM *p, const ELEM *t, Py_ssize_t n, Sums *out, FN(Pass) *ps)
+/* The sums of err = p - t, err^2, |err| and t over n values, and t's extremes folded
+ * into mn / mx. */
+ATTR static void FN(sums4)(const ELEM *p, const ELEM *t, Py_ssize_t n, Sums4 *out, double *mn,
+                           double *mx, FN(Ahead) *ahead)
 {
-    double *mn = &ps->mn, *mx = &ps->mx, c = ps->c;
     if (n < 8) {
-        double e = 0., s = 0., a = 0., y = 0., h = 0.;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            SUMS4_STEP(p[i], t[i]);
-            h += (double)t[i] - c;
-        }
-        out->err = e, out->sq = s, out->ab = a, out->y = y, out->sh = h;
+        double e = 0., s = 0., a = 0., y = 0.;
+        for (Py_ssize_t i = 0; i < n; i++) SUMS4_STEP(p[i], t[i]);
+        out->err = e, out->sq = s, out->ab = a, out->y = y;
         return;
     }
     if (n <= 128) {
-        if (ps->ahead != NULL) FN(prefetch)(ps->ahead, n);
-        const v4d cv = {c, c, c, c};
+        if (ahead != NULL) FN(prefetch)(ahead, n);
         v4d t0 = FN(load4)(t), t1 = FN(load4)(t + 4);
         v4d e0 = FN(load4)(p) - t0, e1 = FN(load4)(p + 4) - t1;
         v4d se0 = e0, se1 = e1, ss0 = e0 * e0, ss1 = e1 * e1;
         v4d sa0 = FN(vabs)(e0), sa1 = FN(vabs)(e1), sy0 = t0, sy1 = t1;
-        v4d sh0 = t0 - cv, sh1 = t1 - cv;
         FN(Ext) lo = EXT_LO0(t, t0, t1), hi = EXT_HI0(t, t0, t1);
         Py_ssize_t i, stop = n - n % 8;
-        if (ps->shift) {
-            for (i = 8; i < stop; i += 8) {
-                SUMS4_BLOCK;
-                sh0 += t0 - cv, sh1 += t1 - cv;
-            }
-        } else {
-            for (i = 8; i < stop; i += 8) {
-                SUMS4_BLOCK;
-            }
+        for (i = 8; i < stop; i += 8) {
+            t0 = FN(load4)(t + i), t1 = FN(load4)(t + i + 4);
+            e0 = FN(load4)(p + i) - t0, e1 = FN(load4)(p + i + 4) - t1;
+            se0 += e0, se1 += e1;
+            ss0 += e0 * e0, ss1 += e1 * e1;
+            sa0 += FN(vabs)(e0), sa1 += FN(vabs)(e1);
+            sy0 += t0, sy1 += t1;
+            lo = EXT_MIN(lo, t + i, t0, t1);
+            hi = EXT_MAX(hi, t + i, t0, t1);
         }
         double e = FN(hsum8)(se0, se1), s = FN(hsum8)(ss0, ss1);
-        double a = FN(hsum8)(sa0, sa1), y = FN(hsum8)(sy0, sy1), h = FN(hsum8)(sh0, sh1);
+        double a = FN(hsum8)(sa0, sa1), y = FN(hsum8)(sy0, sy1);
         for (int k = 0; k < EXT_LANES; k++) {
             if (lo[k] < *mn) *mn = lo[k];
             if (hi[k] > *mx) *mx = hi[k];
         }
-        for (; i < n; i++) {
-            SUMS4_STEP(p[i], t[i]);
-            h += (double)t[i] - c;
-        }
-        out->err = e, out->sq = s, out->ab = a, out->y = y, out->sh = h;
+        for (; i < n; i++) SUMS4_STEP(p[i], t[i]);
+        out->err = e, out->sq = s, out->ab = a, out->y = y;
         return;
     }
     Py_ssize_t half = n / 2;
     half -= half % 8;
-    Sums left, right;
-    FN(sums4)(p, t, half, &left, ps);
-    FN(sums4)(p + half, t + half, n - half, &right, ps);
-    sums_add(out, &left, &right);
+    Sums4 left, right;
+    FN(sums4)(p, t, half, &left, mn, mx, ahead);
+    FN(sums4)(p + half, t + half, n - half, &right, mn, mx, ahead);
+    out->err = left.err + right.err;
+    out->sq = left.sq + right.sq;
+    out->ab = left.ab + right.ab;
+    out->y = left.y + right.y;
 }
 
 /* One value of the centred pass: t - c (square 0) or ((t - c) - d)^2 (square 1). */
@@ -277,23 +249,25 @@ ATTR static void FN(take)(FN(Stream) *s, Py_ssize_t want)
 
 /* sums4 over the next n valid values of the stream, gathered a subtree of at most
  * STREAM_CHUNK values at a time and summed while in cache (the same tree, the same bits). */
-ATTR static void FN(sums4_stream)(FN(Stream) *s, Py_ssize_t n, Sums *out, FN(Pass) *ps)
+ATTR static void FN(sums4_stream)(FN(Stream) *s, Py_ssize_t n, Sums4 *out, double *mn,
+                                  double *mx)
 {
     if (n <= STREAM_CHUNK) {
         ELEM *tt = s->tt;
         FN(take)(s, n);
         FN(Ahead) ahead = {s->p, s->t, s->v, s->i, s->n};
-        ps->ahead = &ahead;
-        FN(sums4)(s->pp, tt, n, out, ps);
-        ps->ahead = NULL;
+        FN(sums4)(s->pp, tt, n, out, mn, mx, &ahead);
         return;
     }
     Py_ssize_t half = n / 2;
     half -= half % 8;
-    Sums left, right;
-    FN(sums4_stream)(s, half, &left, ps);
-    FN(sums4_stream)(s, n - half, &right, ps);
-    sums_add(out, &left, &right);
+    Sums4 left, right;
+    FN(sums4_stream)(s, half, &left, mn, mx);
+    FN(sums4_stream)(s, n - half, &right, mn, mx);
+    out->err = left.err + right.err;
+    out->sq = left.sq + right.sq;
+    out->ab = left.ab + right.ab;
+    out->y = left.y + right.y;
 }
 
 /* How many of v's n bytes are nonzero. */
@@ -320,17 +294,15 @@ ATTR static void FN(run_task)(Task *task)
     case OP_COUNT:
         task->k = FN(count)(task->v, n);
         break;
-    case OP_SUMS4: {
-        FN(Pass) ps = {INFINITY, -INFINITY, NULL, task->c, task->shift};
+    case OP_SUMS4:
+        task->mn = INFINITY, task->mx = -INFINITY;
         if (task->v != NULL) {
             FN(Stream) st = {p, t, task->v, 0, n, (ELEM *)task->pp, (ELEM *)task->tt};
-            FN(sums4_stream)(&st, task->cap, &task->sums, &ps);
+            FN(sums4_stream)(&st, task->cap, &task->sums, &task->mn, &task->mx);
         } else {
-            FN(sums4)(p, t, n, &task->sums, &ps);
+            FN(sums4)(p, t, n, &task->sums, &task->mn, &task->mx, NULL);
         }
-        task->mn = ps.mn, task->mx = ps.mx;
         break;
-    }
     case OP_CENTRED:
         task->r = FN(centred)(t, n, task->c, task->d, task->square);
         break;
@@ -338,7 +310,6 @@ ATTR static void FN(run_task)(Task *task)
 }
 
 #undef SUMS4_STEP
-#undef SUMS4_BLOCK
 #undef CENTRED
 #undef EXT_LO0
 #undef EXT_HI0
