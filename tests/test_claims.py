@@ -27,6 +27,7 @@ from harness.scoring.metrics import FloodStats
 from harness.scoring.stats import paired_test
 from harness.settings import Settings
 from tests import records_factory
+from tests.helpers import unavailable
 from tests.site_files import SiteFiles
 
 RESAMPLES = 2000
@@ -157,7 +158,7 @@ def test_the_page_exists_is_linked_and_shows_every_claim(standard: Site) -> None
 
 def test_quotes_and_table_3_are_the_studies_own_words() -> None:
     if not STUDIES.is_dir():
-        pytest.skip(f"{STUDIES}: the studies' texts are not here")
+        unavailable(f"{STUDIES}: the studies' texts are not here", what="the quotes test")
     texts = {}
     for path in STUDIES.glob("*.txt"):
         texts[path.name] = re.sub(r"\s+", " ", path.read_text().replace("**", ""))
