@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness.scoring import chipstats, kernel
+from harness.scoring import chipstats, kernel, ndvi_sums
 from harness.scoring import metrics as M
 from tests.helpers import unavailable
 
@@ -54,12 +54,12 @@ def _window(rng: np.random.Generator, size: int, dtype: str, mask: str):
 
 def _both(pred, target, valid, centre, alone):
     scratch = chipstats._Scratch()
-    want = chipstats._window_sums_numpy(pred, target, valid, scratch, centre, alone)
-    got = chipstats._window_sums_compiled(pred, target, valid, scratch, centre, alone)
+    want = ndvi_sums._window_sums_numpy(pred, target, valid, scratch, centre, alone)
+    got = ndvi_sums._window_sums_compiled(pred, target, valid, scratch, centre, alone)
     return got, want
 
 
-def _fields(w: chipstats._WindowSums) -> tuple:
+def _fields(w: ndvi_sums._WindowSums) -> tuple:
     return (w.n, *map(float, w.sums), w.centre, w.shifted_sum, w.m2_y, w.min_y, w.max_y)
 
 
@@ -87,7 +87,7 @@ def test_the_portable_code_gives_the_same_bits() -> None:
     """SARBENCH_KERNEL_ISA=baseline: the code without AVX2, in a fresh process."""
     code = (
         "import numpy as np\n"
-        "from harness.scoring import chipstats, kernel\n"
+        "from harness.scoring import chipstats, kernel, ndvi_sums\n"
         "assert kernel._compiled.info()['isa'] == 'baseline', kernel._compiled.info()\n"
         "rng = np.random.default_rng(5)\n"
         "for size in (9, 129, 4099, 70001):\n"
@@ -95,8 +95,8 @@ def test_the_portable_code_gives_the_same_bits() -> None:
         "        p = rng.uniform(-1, 1, size).astype(dt); t = rng.uniform(-1, 1, size).astype(dt)\n"
         "        for v in (None, rng.random(size) < 0.7):\n"
         "            s = chipstats._Scratch()\n"
-        "            a = chipstats._window_sums_numpy(p, t, v, s, None, True)\n"
-        "            b = chipstats._window_sums_compiled(p, t, v, s, None, True)\n"
+        "            a = ndvi_sums._window_sums_numpy(p, t, v, s, None, True)\n"
+        "            b = ndvi_sums._window_sums_compiled(p, t, v, s, None, True)\n"
         "            assert (a.n, *a.sums, a.m2_y, a.min_y, a.max_y) == "
         "(b.n, *b.sums, b.m2_y, b.min_y, b.max_y), (size, dt)\n"
         "print('same')\n"
@@ -169,12 +169,12 @@ def test_a_forked_child_sums_on_two_threads() -> None:
     p, t = rng.uniform(-1, 1, (2, 200_000)).astype(np.float32)
     kernel.set_threads(2)
     scratch = chipstats._Scratch()
-    want = _fields(chipstats._window_sums_compiled(p, t, None, scratch, None, True))
+    want = _fields(ndvi_sums._window_sums_compiled(p, t, None, scratch, None, True))
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: sum again (on two threads), report, exit without cleanup
         try:
-            got = _fields(chipstats._window_sums_compiled(p, t, None, scratch, None, True))
+            got = _fields(ndvi_sums._window_sums_compiled(p, t, None, scratch, None, True))
             os.write(write, b"same" if got == want else b"different")
         finally:
             os._exit(0)

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.scoring import chipstats
 from harness.scoring import metrics as M
+from harness.scoring import ndvi_sums
 from harness.tasks import TASKS
 
 TOL = 1e-9
@@ -528,8 +528,8 @@ def test_ndvi_stats_equal_float64_sums_over_the_valid_pixels(
     pred, target, valid = chip
     want = plain_ndvi(pred, target, valid)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(chipstats, "_WINDOW", sizes[0])
-        mp.setattr(chipstats, "_GATHER", sizes[1])
+        mp.setattr(ndvi_sums, "_WINDOW", sizes[0])
+        mp.setattr(ndvi_sums, "_GATHER", sizes[1])
         stats = M.ndvi_stats(pred, target, valid, with_ssim=False)
     assert_near_fsum(stats, want)
     one_window = pred.size <= sizes[0]
@@ -551,7 +551,7 @@ def test_a_chip_of_several_windows_equals_the_plain_sums(masked: bool) -> None:
         valid[:200] = True  # whole gathers of valid pixels as well as mixed ones
         valid[300:350] = False
         target[~valid] = np.nan
-    assert len(chipstats._windows(pred.size, chipstats._WINDOW)) == 2
+    assert len(ndvi_sums._windows(pred.size, ndvi_sums._WINDOW)) == 2
     want = plain_ndvi(pred, target, valid)
     stats = M.ndvi_stats(pred, target, valid, with_ssim=False)
     assert_near_fsum(stats, want)
@@ -564,11 +564,11 @@ def test_a_chip_of_several_windows_equals_the_plain_sums(masked: bool) -> None:
 def test_window_sums_added_along_the_tree_are_numpys_sum(n: int) -> None:
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n) * 10.0 ** rng.uniform(-5, 5, n)
-    ranges = chipstats._windows(n, 128)
+    ranges = ndvi_sums._windows(n, 128)
     assert ranges[0][0] == 0 and ranges[-1][1] == n
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     parts = (np.add.reduce(x[a:b], keepdims=True) for a, b in ranges)
-    assert chipstats._tree_sum(parts, n, 128)[0] == np.add.reduce(x)
+    assert ndvi_sums._tree_sum(parts, n, 128)[0] == np.add.reduce(x)
 
 
 def test_ndvi_edge_cases_one_pixel_nothing_valid_and_large_values() -> None:
@@ -576,8 +576,8 @@ def test_ndvi_edge_cases_one_pixel_nothing_valid_and_large_values() -> None:
     assert (float(one.n), float(one.sum_sq_err), float(one.m2_y)) == (1.0, 0.5625, 0.0)
     assert float(one.min_y) == float(one.max_y) == -0.5
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(chipstats, "_WINDOW", 128)
-        mp.setattr(chipstats, "_GATHER", 16)
+        mp.setattr(ndvi_sums, "_WINDOW", 128)
+        mp.setattr(ndvi_sums, "_GATHER", 16)
         shape = (40, 40)
         none = M.ndvi_stats(
             np.zeros(shape), np.full(shape, np.nan), np.zeros(shape, bool), with_ssim=False
@@ -648,6 +648,8 @@ def test_every_metric_has_runnable_examples(metric: M.Metric) -> None:
     "module",
     [
         "harness.scoring.chipstats",
+        "harness.scoring.ndvi_sums",
+        "harness.scoring.ssim",
         "harness.scoring.metrics",
         "harness.scoring.stats",
         "harness.scoring.validate",

@@ -1,5 +1,5 @@
 /* harness.scoring._ndvi_window: the ndvi statistics of one window of a chip, compiled,
- * with the bits of the numpy path (chipstats._window_sums_numpy).
+ * with the bits of the numpy path (ndvi_sums._window_sums_numpy).
  *
  * window_sums(p, t, v, pp, tt, centre, alone) -> (n, sum_err, sum_sq_err, sum_abs_err,
  *     sum_y, centre, shifted_sum, m2_y, min_y, max_y)

@@ -1,7 +1,7 @@
 """The compiled ndvi window kernel, when it was built, and the choice of path.
 
 ``setup.py`` compiles ``_ndvi_window.c`` at install where a C compiler is found. The
-kernel computes one window's statistics (``chipstats._window_sums_numpy``'s)
+kernel computes one window's statistics (``ndvi_sums._window_sums_numpy``'s)
 in one pass over float32 or float64 inputs, on two threads for a large window, with the
 bits of the numpy path: every sum follows numpy's pairwise summation tree, and a window
 split across threads is split at the top of that tree. Other dtypes, and installs
