@@ -9,6 +9,7 @@ The Docker path end to end is ``tests/test_competition_docker.py``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -49,6 +50,7 @@ from harness.competition.store import (
 from harness.entries import EntryError
 from harness.settings import REPO_ROOT, Settings
 from tests.helpers import unavailable as needs_unavailable
+from tests.runner_support import cli
 
 IMAGE_ID = "sha256:" + "ab" * 32
 PG_ENV = "SARBENCH_TEST_POSTGRES"
@@ -89,8 +91,6 @@ def test_a_bundle_reads_back_and_its_digest_is_the_manifests(tmp_path: Path) -> 
         names = tar.getnames()
         manifest = tar.extractfile("manifest.json").read()  # type: ignore[union-attr]
     assert names == ["entry.toml", "validation.json", "image.tar", "manifest.json"]
-    import hashlib
-
     assert bundle.digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
@@ -401,8 +401,6 @@ def _entry_bundle(tmp_path: Path, team: str, validated: str | None) -> Path:
 def test_queue_add_refuses_an_unregistered_team_and_an_image_not_validated(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from tests.runner_support import cli
-
     settings.home.mkdir(parents=True)
     (settings.home / "competition.toml").write_text(
         'teams = ["Team A"]\n[benchmarks.flood-synth]\n'
@@ -419,8 +417,6 @@ def test_queue_add_refuses_an_unregistered_team_and_an_image_not_validated(
 def test_queue_add_refuses_an_entry_name_another_team_holds(
     settings: Settings, tmp_path: Path
 ) -> None:
-    from tests.runner_support import cli
-
     store = QueueStore(f"sqlite:///{settings.home / 'queue' / 'queue.db'}")
     _add(store, "comp-a-000000000000", team="Team A", bench="flood-synth")
     store.close()
@@ -433,7 +429,6 @@ def test_queue_add_refuses_an_entry_name_another_team_holds(
 def test_queue_run_refuses_a_test_split_that_is_not_private(settings: Settings) -> None:
     from harness.datasets import ops
     from tests.helpers import TinySource
-    from tests.runner_support import cli
 
     ops.materialise(settings, TinySource(), progress=False)  # its test labels are public
     settings.home.mkdir(parents=True, exist_ok=True)

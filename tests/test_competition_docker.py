@@ -39,7 +39,7 @@ from harness.datasets.registry import GENERATORS, SourceKind
 from harness.datasets.secret import ENV_VAR as SECRET_ENV
 from harness.datasets.secret import new_secret
 from harness.publish.mlflow_store import connect as mlflow_connect
-from harness.record import RunFolder, run_folders
+from harness.record import run_folders
 from harness.settings import REPO_ROOT, Settings
 from tests.docker_support import base_image, docker_client  # noqa: F401 - fixtures
 from tests.helpers import unavailable
@@ -96,6 +96,14 @@ def _maintainer(bench: Bench, name: str) -> Settings:
     home.mkdir()
     (home / "competition.toml").write_text(COMPETITION)
     return replace(bench.competitor, home=home)
+
+
+def _queued(bench: Bench, name: str, bundle: Path) -> Settings:
+    """A maintainer's work folder (:func:`_maintainer`) with ``bundle`` queued."""
+    settings = _maintainer(bench, name)
+    res = cli(settings, "queue", "add", str(bundle))
+    assert res.exit_code == 0, res.output
+    return settings
 
 
 def _rebundle(bundle: Path, out: Path, edit: str) -> Path:
@@ -316,15 +324,14 @@ def _wait_for_training(client: docker.DockerClient, proc: subprocess.Popen[str])
 
 
 def _records(settings: Settings) -> list[str]:
-    return [f.run_id for f in run_folders(settings.runs_dir) if RunFolder(f.path).read()]
+    return [f.run_id for f in run_folders(settings.runs_dir) if f.read()]
 
 
 def test_an_engine_that_stops_mid_run_is_the_harness_failure_and_not_charged(
     bench: Bench,
     docker_client: docker.DockerClient,  # noqa: F811
 ) -> None:
-    settings = _maintainer(bench, "engine-stops")
-    assert cli(settings, "queue", "add", str(bench.paused)).exit_code == 0
+    settings = _queued(bench, "engine-stops", bench.paused)
     proxy = EngineProxy(settings.home / "engine.sock", _engine_socket())
     proc = _queue_run(settings, "--docker-host", f"unix://{proxy.path}")
     try:
@@ -363,8 +370,7 @@ def test_a_queue_run_killed_mid_run_finishes_the_submission_exactly_once(
     bench: Bench,
     docker_client: docker.DockerClient,  # noqa: F811
 ) -> None:
-    settings = _maintainer(bench, "killed")
-    assert cli(settings, "queue", "add", str(bench.paused)).exit_code == 0
+    settings = _queued(bench, "killed", bench.paused)
     proc = _queue_run(settings)
     try:
         _wait_for_training(docker_client, proc)
@@ -395,8 +401,7 @@ def test_a_queue_run_killed_mid_run_finishes_the_submission_exactly_once(
 def test_a_submission_that_crashes_fails_charged_and_says_why_as_validate_would(
     bench: Bench,
 ) -> None:
-    settings = _maintainer(bench, "crashes")
-    assert cli(settings, "queue", "add", str(bench.crashing)).exit_code == 0
+    settings = _queued(bench, "crashes", bench.crashing)
     res = cli(settings, "queue", "run")
     assert res.exit_code == 1, res.output
     item = _item(settings)

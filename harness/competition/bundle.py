@@ -107,15 +107,12 @@ def _info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def save_image(client: Any, image_id: str, dest: Path) -> tuple[str, int]:
-    """``docker save`` of ``image_id`` streamed into ``dest``; its ``(sha256:..., bytes)``."""
-    sha, count = hashlib.sha256(), 0
+def save_image(client: Any, image_id: str, dest: Path) -> None:
+    """``docker save`` of ``image_id`` streamed into ``dest`` (:func:`write_bundle` hashes it
+    as it copies it into the bundle)."""
     with open(dest, "wb") as out:
         for chunk in client.images.get(image_id).save(chunk_size=CHUNK, named=False):
             out.write(chunk)
-            sha.update(chunk)
-            count += len(chunk)
-    return f"sha256:{sha.hexdigest()}", count
 
 
 def write_bundle(
@@ -235,6 +232,14 @@ def open_bundle(path: Path, image_cap: int | None = None) -> Bundle:
     entry_text = texts[ENTRY].decode("utf-8", errors="replace")
     manifest["_digest"] = _sha(texts[MANIFEST])
     return Bundle(path, manifest, entry_text, validation, members)
+
+
+def check_image_cap(bundle: Bundle, cap: int) -> None:
+    """Refuse an opened bundle whose image is over ``cap`` (by the manifest's size or the
+    archive's), as :func:`open_bundle` with ``image_cap`` would."""
+    problem = _image_cap(bundle.manifest, bundle.image_bytes, cap)
+    if problem:
+        raise BundleError(bundle.path, [problem])
 
 
 def _damaged_after(path: Path, infos: list[tarfile.TarInfo]) -> list[str]:

@@ -8,7 +8,6 @@ harness could not start.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -69,25 +68,19 @@ def submit(
     )
 
 
-def _queue_options(f: Any) -> Any:
+def _queue_options(f: click.decorators.FC) -> click.decorators.FC:
     """``--db`` and ``--config``, shared by the queue commands."""
-
-    @click.option(
-        "--db",
-        metavar="URL",
-        help="Queue database [env SARBENCH_QUEUE_DB; default sqlite:///<home>/queue/queue.db].",
-    )
-    @click.option(
+    f = click.option(
         "--config",
         "config",
         type=click.Path(dir_okay=False, path_type=Path),
         help="Competition file [env SARBENCH_COMPETITION; default <home>/competition.toml].",
-    )
-    @functools.wraps(f)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        return f(*args, **kwargs)
-
-    return wrapped
+    )(f)
+    return click.option(
+        "--db",
+        metavar="URL",
+        help="Queue database [env SARBENCH_QUEUE_DB; default sqlite:///<home>/queue/queue.db].",
+    )(f)
 
 
 def _open(settings: Settings, db: str | None, config: Path | None) -> tuple[Any, Any]:

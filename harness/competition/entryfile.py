@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from harness.entries import Entry, EntryError, load_entry
+from harness.entries import NAME, Entry, EntryError, load_entry
 
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -31,7 +31,7 @@ def runnable_entry(entry_text: str, image_id: str, folder: Path, where: str) -> 
     except tomllib.TOMLDecodeError as exc:
         raise EntryError(Path(where), [f"not valid TOML: {exc}"]) from None
     name = raw.get("name")
-    if not isinstance(name, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", name):
+    if not isinstance(name, str) or not NAME.match(name):
         raise EntryError(Path(where), [f"`name` must be a valid entry name, got {name!r}"])
     raw = {k: v for k, v in raw.items() if k not in ("image", "local")}
     raw["image"] = {"ref": image_id}

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.competition.bundle import BundleError, image_stream, open_bundle, verify_digests
+from harness.competition.bundle import (
+    Bundle,
+    BundleError,
+    check_image_cap,
+    image_stream,
+    open_bundle,
+    verify_digests,
+)
 from harness.competition.config import Benchmark, Competition
 from harness.competition.entryfile import runnable_entry
 from harness.competition.quotas import usage
@@ -37,7 +44,7 @@ from harness.competition.store import (
     owner_id,
     today,
 )
-from harness.entries import Entry, EntryError
+from harness.entries import Entry, EntryError, load_entry
 from harness.errors import SarbenchError
 from harness.record import RunFolder, RunRecord
 from harness.settings import Settings
@@ -84,7 +91,7 @@ def add_bundle(
     if problems:
         raise BundleError(path, problems)
     cap = min(b.limits.image_cap for b in chosen)
-    open_bundle(path, image_cap=cap)  # the size, by the manifest and the archive
+    check_image_cap(bundle, cap)  # the size, by the manifest and the archive
     with store.engine.connect() as con:
         _check_admissible(con, entry, submission, chosen)
     if expect_digest is not None and expect_digest != bundle.digest:
@@ -140,7 +147,7 @@ def _benchmarks(
         why = entry.why_not(facts(bench.dataset), entry.default_variant)
         if why is None:
             fits.append(bench)
-        elif bench.dataset and facts(bench.dataset).task in entry.tasks:
+        elif facts(bench.dataset).task in entry.tasks:
             why_nots.append(f"{bench.name}: {why}")
     if not fits:
         detail = "".join(f"\n  - {w}" for w in why_nots)
@@ -200,7 +207,7 @@ def _check_admissible(con: Any, entry: Entry, submission: str, chosen: list[Benc
         raise QuotaError(f"quota used; nothing was queued:\n  - {lines}")
 
 
-def _load_image(bundle: Any, entry: Entry, cap: int, docker_host: str | None) -> None:
+def _load_image(bundle: Bundle, entry: Entry, cap: int, docker_host: str | None) -> None:
     """``docker load`` the bundle's image; refuse one whose ID is not the manifest's, that
     is bigger than ``cap`` once loaded, or that is labelled as another entry's."""
     import docker
@@ -346,9 +353,6 @@ def _preflight(settings: Settings, bench: Benchmark, setup: RunSetup) -> None:
     conditions(get_profile(settings.profiles_dir, bench.limits.profile))
 
 
-_COMPETITOR_ERRORS: tuple[type[BaseException], ...] = (EntryError,)
-
-
 def _run_item(
     settings: Settings,
     store: QueueStore,
@@ -363,12 +367,11 @@ def _run_item(
     from harness.runner.run import EntryMismatchError, WeightsRequiredError
 
     bench = competition.benchmark(item.benchmark)
-    competitor = (*_COMPETITOR_ERRORS, EntryMismatchError, WeightsRequiredError)
     try:
         runs = _runs(settings, item, bench, setup, echo)
         for folder, _record in runs:
             publisher.publish(folder.path)
-    except competitor as exc:
+    except (EntryError, EntryMismatchError, WeightsRequiredError) as exc:
         return _end(settings, store, item, bench, me, "failed", str(exc), [])
     except Exception as exc:  # anything else is the harness's failure: not charged
         why = f"{type(exc).__name__}: {exc}"
@@ -387,9 +390,9 @@ def _runs(
     """Every run of the item's default variant under the benchmark's profile (the runner
     skips a recorded run and restarts an unfinished one)."""
     from harness.conditions.profiles import get_profile
-    from harness.entries import load_entry
     from harness.runner.executor import Finished, Job, LocalExecutor, RunOptions
     from harness.runner.plan import dataset_facts, make_plan
+    from harness.runner.run import EntryMismatchError
 
     entry = load_entry(Path(item.entry_file))
     profile = get_profile(settings.profiles_dir, bench.limits.profile)
@@ -402,8 +405,6 @@ def _runs(
         dataset=bench.dataset,
     )
     if not plan.runs:
-        from harness.runner.run import EntryMismatchError
-
         raise EntryMismatchError("; ".join(s.line() for s in plan.skipped))
     opts = RunOptions("docker", profile.name, False, setup.docker_host, None, ())
     job = Job(settings, plan, {entry.name: entry}, opts)
@@ -425,8 +426,7 @@ def _end(
     runs: list[tuple[RunFolder, RunRecord]],
 ) -> str:
     """Write the result file, then end the row in ``state``; the state."""
-    test = runs[0][1].test_kind if runs else None
-    doc = result_doc(item, bench, state, runs, reason=reason, test_kind=test)
+    doc = result_doc(item, bench, state, runs, reason=reason)
     path = write_result(settings.home, item, doc)
     store.finish(
         item.id,

@@ -77,13 +77,11 @@ def _log(path: Path, cap: int | None) -> dict[str, Any]:
     """A phase log for the result file: its text (cut to ``cap`` where given)."""
     if not path.is_file():
         return {"text": "", "bytes": 0, "cut": False}
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    size = path.stat().st_size
+    data = path.read_bytes()
+    text, cut = data.decode("utf-8", errors="replace"), False
     if cap is not None:
         text, cut = capped(text, cap)
-    else:
-        cut = False
-    return {"text": printable(text, keep_newlines=True), "bytes": size, "cut": cut}
+    return {"text": printable(text, keep_newlines=True), "bytes": len(data), "cut": cut}
 
 
 def run_result(folder: RunFolder, record: RunRecord, predict_cap: int) -> dict[str, Any]:
@@ -125,10 +123,10 @@ def result_doc(
     runs: Sequence[tuple[RunFolder, RunRecord]] = (),
     *,
     reason: str = "",
-    test_kind: str | None = None,
 ) -> dict[str, Any]:
     """The whole result file of ``item`` in ``state`` (``published``, ``failed``, or
-    ``error``: the harness's fault, which will be tried again and is not charged)."""
+    ``error``: the harness's fault, which will be tried again and is not charged); its
+    test is that of the runs (None without any)."""
     cap = benchmark.limits.predict_log_cap
     return {
         "schema": SCHEMA,
@@ -138,7 +136,7 @@ def result_doc(
         "team": item.team,
         "benchmark": benchmark.name,
         "dataset": benchmark.dataset,
-        "test": test_kind,
+        "test": runs[0][1].test_kind if runs else None,
         "profile": benchmark.limits.profile,
         "state": state,
         "charged": state in ("published", "failed"),

@@ -21,11 +21,12 @@ unfinished one, so each run has exactly one record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,10 +179,14 @@ class QueueStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def serialised(self) -> Any:
-        """A transaction that holds the queue's one lock row until it ends: writers that
-        check and then insert (quotas) take turns, on SQLite and PostgreSQL alike."""
-        return _Serialised(self.engine)
+    @contextlib.contextmanager
+    def serialised(self) -> Iterator[sa.Connection]:
+        """``with store.serialised() as con:`` a transaction that first updates the queue's
+        one lock row and so holds it until it ends: writers that check and then insert
+        (quotas) take turns, on SQLite and PostgreSQL alike."""
+        with self.engine.begin() as con:
+            con.execute(sa.update(LOCKS).values(counter=LOCKS.c.counter + 1))
+            yield con
 
     def items(self, *, states: Sequence[str] = ()) -> list[Item]:
         """Every row (in the order added), or those in ``states``."""
@@ -279,23 +284,6 @@ class QueueStore:
                 f"queue item {item_id} is {item.state}, not error: nothing to retry"
             )
         return self.item(item_id)
-
-
-class _Serialised:
-    """``with store.serialised() as con:`` a transaction that first updates the lock row."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self.ctx: Any = None
-
-    def __enter__(self) -> sa.Connection:
-        self.ctx = self.engine.begin()
-        con = self.ctx.__enter__()
-        con.execute(sa.update(LOCKS).values(counter=LOCKS.c.counter + 1))
-        return con
-
-    def __exit__(self, *exc: object) -> None:
-        self.ctx.__exit__(*exc)
 
 
 def insert_items(con: sa.Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
