@@ -6,6 +6,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -145,3 +148,21 @@ def start_mlflow(args: list[str], log: Path) -> tuple[str, subprocess.Popen[byte
             command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     return f"http://{LOOPBACK}:{port}", proc
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    """Wait until the ``mlflow`` at ``url`` (started by :func:`start_mlflow`) answers on
+    ``/health``; fail the test, with the end of its ``log``, when it exits first or does
+    not answer within ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"mlflow did not answer within {timeout_s:g} s:\n{log.read_text()[-3000:]}")

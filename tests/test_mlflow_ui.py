@@ -19,12 +19,10 @@ import json
 import os
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,7 +41,7 @@ from harness.publish.layout import (
 from harness.publish.mlflow_store import Publisher, tracking_uri
 from harness.record import RunFolder, RunRecord
 from harness.settings import Settings
-from tests.helpers import start_mlflow
+from tests.helpers import start_mlflow, wait_healthy
 from tests.records_factory import RunSpec, make_run, make_test_split
 
 MAX_TAGS = MAX_SARBENCH_TAGS + 3
@@ -59,21 +57,6 @@ def _call(url: str, path: str, body: dict[str, Any] | None = None) -> dict[str, 
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
         return json.loads(answer.read())
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"mlflow ui exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        with (
-            contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{url}/health", timeout=2) as answer,
-        ):
-            if answer.status == 200:
-                return
-        time.sleep(0.3)
-    pytest.fail(f"mlflow ui did not answer within 120 s:\n{log.read_text()[-3000:]}")
 
 
 @dataclass
@@ -105,12 +88,6 @@ def _params(run: dict[str, Any]) -> dict[str, str]:
     return {p["key"]: p["value"] for p in run["data"].get("params", [])}
 
 
-def _start_ui(uri: str, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """``mlflow ui`` on the store ``uri``, on 127.0.0.1 and a free port: its URL and
-    process (in a session of its own, to stop it with its workers)."""
-    return start_mlflow(["ui", "--backend-store-uri", uri, "--workers", "1"], log)
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     """Records published to a SQLite store, and ``mlflow ui`` serving that store (started
@@ -120,7 +97,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
     uri = tracking_uri(settings)
     publisher = Publisher(settings, uri)  # the store, made and without its Default
     log = home / "ui.log"
-    url, proc = _start_ui(uri, log)
+    url, proc = start_mlflow(["ui", "--backend-store-uri", uri, "--workers", "1"], log)
     try:
         flood = make_test_split(settings, "flood-synth", "flood")
         ndvi = make_test_split(settings, "ndvi-synth", "ndvi")
@@ -137,7 +114,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ui]:
         dirs = [make_run(settings, spec, split) for spec, split in specs]
         assert [publisher.publish(d).action for d in dirs] == ["created"] * len(dirs)
         records = {r.run_id: r for r in (RunFolder(d).load() for d in dirs)}
-        _wait_ready(url, proc, log)
+        wait_healthy(url, proc, log, timeout_s=120)
         yield Ui(url, records)
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -20,7 +20,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from harness.leaderboard.board import Board, Row, Versus
 from harness.leaderboard.plots import scatter_plot
 from harness.leaderboard.source import PublishedRun
 from harness.leaderboard.tables import Cell, Column, Table, num, slug
-from harness.numbers import fmt, signed
+from harness.numbers import fmt, p_value, signed
 from harness.scoring.metrics import get_metric
 from harness.scoring.stats import align_chips
 
@@ -214,7 +214,8 @@ def compare_page(
     """The compare page of rows ``a`` (ranked above) and ``b`` at ``rel`` (from the
     site's root); pictures cut by ``panels`` from the quicklooks ``looks`` finds."""
     values_a, values_b = per_chip(board, a, b)
-    top = set(most_different(values_a, values_b))
+    ranked = most_different(values_a, values_b)
+    top = set(ranked)
     groups = a.groups or (None,) * len(a.chip_ids)
     chips = []
     for i, (chip, group) in enumerate(zip(a.chip_ids, groups, strict=True)):
@@ -222,9 +223,9 @@ def compare_page(
         if i in top:
             truth, pred_a = panels.links(_look(a, chip, looks), chip, names[id(a)])
             truth_b, pred_b = panels.links(_look(b, chip, looks), chip, names[id(b)])
-            pair = ChipPair(chip, group, pair.a, pair.b, truth or truth_b, pred_a, pred_b)
+            pair = replace(pair, truth=truth or truth_b, pred_a=pred_a, pred_b=pred_b)
         chips.append(pair)
-    ordered = [chips[i] for i in most_different(values_a, values_b)]
+    ordered = [chips[i] for i in ranked]
     undefined = sum(not (math.isfinite(c.a) and math.isfinite(c.b)) for c in chips)
     labels = (label(a), label(b))
     plot = scatter_plot(
@@ -278,6 +279,6 @@ def summary(page: ComparePage) -> str:
     n = len(page.board.pairwise)
     return (
         f"A − B = {signed(c.difference)} [{fmt(low)}, {fmt(high)}] ({page.level:.4g} "
-        f"interval), p = {fmt(c.p_value, 2)} before and {fmt(v.p_adjusted, 2)} after Holm "
+        f"interval), p = {p_value(c.p_value)} before and {p_value(v.p_adjusted)} after Holm "
         f"over {n} pair{'s' if n != 1 else ''}"
     )

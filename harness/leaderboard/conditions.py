@@ -48,10 +48,10 @@ def value(key: str, v: Any) -> str:
         return "yes" if v else "no"
     if isinstance(v, str):
         return v
-    if isinstance(v, int | float):
-        if key.endswith(("_bytes", "_s")) or not isinstance(v, int):
-            return by_name(key, v)
+    if isinstance(v, int) and not key.endswith(UNITS):
         return count(v)
+    if isinstance(v, int | float):
+        return by_name(key, v)
     if isinstance(v, list | tuple):
         return ", ".join(value(key, x) for x in v)
     if isinstance(v, Mapping):

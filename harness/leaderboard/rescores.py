@@ -2,8 +2,9 @@
 
 A record carries ``scorer`` (the scorer version that made its score) and ``rescored``
 (None, or ``{"at", "from", "previous"}``: when, the version before, the metrics before).
-The site reads them as the publisher wrote them, tags or params ``sarbench.scorer`` and
-``sarbench.rescored`` (a JSON object), else from the run's downloaded record (its
+The site reads them as the publisher wrote them, the tags ``sarbench.scorer`` and
+``sarbench.rescored`` (a JSON object; :attr:`PublishedRun.tags` holds every
+``sarbench.*`` fact, tag or param), else from the run's downloaded record (its
 ``record.json`` and any ``rescores/`` files, read as :class:`harness.record.RunFolder`
 reads them). Records made before these fields existed have neither: never rescored.
 """
@@ -20,7 +21,6 @@ from typing import Any
 from harness.leaderboard.board import Board
 from harness.leaderboard.source import PublishedRun
 from harness.numbers import fmt
-from harness.publish.content import TAG
 from harness.record import RunRecord
 
 
@@ -46,8 +46,7 @@ class Rescore:
 
     def before(self, metric: str) -> str:
         """The metric before the rescore, formatted; ``n/a`` when it was not recorded."""
-        value = self.previous.get(metric)
-        return fmt(value)
+        return fmt(self.previous.get(metric))
 
 
 def _number(value: Any) -> float:
@@ -68,23 +67,18 @@ def parse(doc: Any, scorer: str) -> Rescore | None:
     return Rescore(str(doc.get("at") or ""), scorer, str(doc.get("from") or ""), values)
 
 
-def _field(run: PublishedRun, name: str) -> str:
-    """A fact the publisher wrote as the tag or the param ``sarbench.<name>``."""
-    return run.tag(name) or run.params.get(TAG + name, "")
-
-
 def rescore_of(run: PublishedRun, record: RunRecord | None) -> Rescore | None:
     """The run's rescore from its tags, else from its downloaded record; None when it was
     never rescored (or neither says)."""
-    tag = _field(run, "rescored")
+    tag = run.tag("rescored")
     if tag:
         try:
-            return parse(json.loads(tag), _field(run, "scorer"))
+            return parse(json.loads(tag), run.tag("scorer"))
         except ValueError:
             return None
     if record is None:
         return None
-    return parse(getattr(record, "rescored", None), str(getattr(record, "scorer", "") or ""))
+    return parse(record.rescored, record.scorer)
 
 
 def rescores(

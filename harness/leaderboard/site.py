@@ -177,8 +177,8 @@ def _write(
         board_pages.append(bp)
         writer.page(f"{folder}/index.html", "board.html", page=bp)
         writer.tables(folder, bp.tables)
-        _entry_pages(writer, bp, staged, served, chips, records, found, _versus(pairs, names))
-        _compare_pages(writer, board, pairs, names, served)
+        _entry_pages(writer, bp, staged, served, chips, records, found, _versus(pairs, hrefs))
+        _compare_pages(writer, board, pairs, hrefs, names, served)
     last = max((b.last_update or 0 for b in boards), default=0) or None
     boards_table = pages.boards_table(board_pages)
     writer.tables("", [boards_table])
@@ -235,14 +235,19 @@ def _entry_pages(
         writer.tables(efolder, [t for s in sections for t in (s.chips, s.metrics) if t])
 
 
+Hrefs = Mapping[tuple[int, int], str]
+"""Each compare page by its pair of rows (``id`` of A and of B), relative to the board's
+folder."""
+
+
 def _versus(
-    pairs: list[tuple[Row, Row, Versus]], names: Mapping[int, str]
+    pairs: list[tuple[Row, Row, Versus]], hrefs: Hrefs
 ) -> dict[tuple[str, str], list[tuple[str, str]]]:
     """(entry, variant) -> each compare page it is on: the other row's label and the page
     (relative to the board's folder), in the board's order."""
     out: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for a, b, _ in pairs:
-        page = compare.page_name(names, a, b)
+        page = hrefs[(id(a), id(b))]
         out.setdefault((a.entry, a.variant), []).append((compare.label(b), page))
         out.setdefault((b.entry, b.variant), []).append((compare.label(a), page))
     return out
@@ -252,6 +257,7 @@ def _compare_pages(
     writer: _Writer,
     board: Board,
     pairs: list[tuple[Row, Row, Versus]],
+    hrefs: Hrefs,
     names: Mapping[int, str],
     served: Mapping[str, pages.Served],
 ) -> None:
@@ -266,7 +272,7 @@ def _compare_pages(
         return writer.root / pages.run_dir(board, run) / rel
 
     for a, b, v in pairs:
-        rel = f"{folder}/{compare.page_name(names, a, b)}"
+        rel = f"{folder}/{hrefs[(id(a), id(b))]}"
         page = compare.compare_page(board, a, b, v, rel, names, looks, panels)
         writer.page(rel, "compare.html", page=page, summary=compare.summary(page))
         writer.tables(f"{folder}/compare", [page.table])

@@ -154,7 +154,7 @@ def _from_mlflow(run: Any) -> PublishedRun:
     (:func:`harness.publish.layout.read_back`): every ``sarbench.*`` fact, tag or param,
     is in ``tags``; the entry's options and the plain params in ``params``."""
     back = read_back(run.data.tags, run.data.params, run.data.metrics)
-    tags = {k: v for k, v in run.data.tags.items() if not k.startswith(TAG)} | back.fields
+    tags = dict(run.data.tags) | back.fields
     seed = tags.get(TAG + "seed", "0")
     return PublishedRun(
         mlflow_id=run.info.run_id,

@@ -57,9 +57,11 @@ BOARD_NOTE = (
 )
 
 
-def _int(text: Any) -> int | None:
+def publishing_began(run: Any) -> int | None:
+    """When publishing ``run`` began (its :data:`PUBLISHING` tag); None when it does not
+    say (a run from before the tag, or a tag that is not a number)."""
     try:
-        return int(text)
+        return int(run.data.tags.get(PUBLISHING))
     except (TypeError, ValueError):
         return None
 
@@ -68,7 +70,16 @@ def publish_order(run: Any) -> tuple[int, str]:
     """Runs of one key (or board runs of one board) in the order publishing keeps them:
     the oldest start of publishing first (none, from before the tag: oldest), then the
     smallest MLflow run ID."""
-    return (_int(run.data.tags.get(PUBLISHING)) or 0, run.info.run_id)
+    return (publishing_began(run) or 0, run.info.run_id)
+
+
+def delete_run(client: MlflowClient, run_id: str) -> None:
+    """Delete a run (soft, as MLflow does); one another publisher deleted already is no
+    error."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        client.delete_run(run_id)
 
 
 DATASET_TRIES = 5
@@ -157,12 +168,14 @@ class BoardRuns:
             )
         )
 
+    def _first(self, exp_id: str, board: Board) -> str | None:
+        """The MLflow run ID of the board's first board run; None when it has none."""
+        found = self._parents(exp_id, board)
+        return str(min(found, key=publish_order).info.run_id) if found else None
+
     def parent(self, exp_id: str, board: Board, data: DatasetInput) -> str:
         """The MLflow run ID of the board's run: the first found, or a new one."""
-        found = self._parents(exp_id, board)
-        if found:
-            return str(min(found, key=publish_order).info.run_id)
-        return self._create(exp_id, board, data)
+        return self._first(exp_id, board) or self._create(exp_id, board, data)
 
     def _create(self, exp_id: str, board: Board, data: DatasetInput) -> str:
         """A new board run; or, when another publisher settling the board deleted it while
@@ -179,12 +192,10 @@ class BoardRuns:
             log_dataset(self.client, run_id, data)
             self.client.set_terminated(run_id, "FINISHED", end_time=now)
         except MlflowException:
-            if not self._gone(run_id):
+            first = self._first(exp_id, board) if self._gone(run_id) else None
+            if first is None:
                 raise
-            found = self._parents(exp_id, board)
-            if not found:
-                raise
-            return str(min(found, key=publish_order).info.run_id)
+            return first
         return run_id
 
     def settle(self, exp_id: str, board: Board, my_parent: str | None) -> None:
@@ -201,7 +212,7 @@ class BoardRuns:
         known = {p.info.run_id for p in parents}
         for run in parents:
             if run.info.run_id != first.info.run_id:
-                self._delete(run.info.run_id)
+                delete_run(self.client, run.info.run_id)
         gone: dict[str, bool] = {}
         for child in self._children(exp_id, board):
             now = child.data.tags.get(PARENT)
@@ -241,9 +252,3 @@ class BoardRuns:
             return self.client.get_run(run_id).info.lifecycle_stage != "active"
         except MlflowException:
             return True
-
-    def _delete(self, run_id: str) -> None:
-        from mlflow.exceptions import MlflowException
-
-        with contextlib.suppress(MlflowException):
-            self.client.delete_run(run_id)

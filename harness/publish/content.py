@@ -106,7 +106,8 @@ def safe_name(text: str, limit: int = 100) -> str:
     return s if s.strip(".") else "_"
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A param's or tag's text: a string as it is, anything else as JSON."""
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
@@ -177,7 +178,7 @@ def params_of(record: RunRecord, problems: list[str] | None = None) -> dict[str,
                 "(dotted keys, nested tables and the options. prefix of reserved names can flatten alike); rename one in the entry file"
             )
             continue
-        params[key] = clip(_text(value), MAX_PARAM)
+        params[key] = clip(as_text(value), MAX_PARAM)
     _raise_if(problems, own)
     return params
 

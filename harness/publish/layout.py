@@ -28,7 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.publish.content import KEY, MAX_PARAM, MAX_TAG, RESOURCE_PREFIX, TAG, clip
+from harness.publish.content import (
+    KEY,
+    MAX_PARAM,
+    MAX_TAG,
+    RESOURCE_PREFIX,
+    TAG,
+    as_text,
+    clip,
+)
 from harness.publish.rescored import score_tags
 from harness.record import RunRecord, digest
 
@@ -59,10 +67,6 @@ DIGEST_CHARS = 12
 the leaderboard shows 12). The whole digest is the input's profile and a param."""
 PLAIN_PARAMS = ("entry", "variant", "seed", "profile")
 """Facts published as params under their own names (as before this layout)."""
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 def fields_of(record: RunRecord) -> dict[str, str]:
@@ -107,7 +111,7 @@ def fields_of(record: RunRecord) -> dict[str, str]:
         "ablation": dict(record.ablation) if record.ablation else "",
         "comparability": record.comparability.id,
     }
-    return {name: clip(_text(value), MAX_PARAM) for name, value in values.items()}
+    return {name: clip(as_text(value), MAX_PARAM) for name, value in values.items()}
 
 
 def tags_of(record: RunRecord, board: Board) -> dict[str, str]:
@@ -156,7 +160,7 @@ def board_of(record: RunRecord) -> Board:
     params = {
         **{f"{TAG}{k}": clip(v, MAX_PARAM) for k, v in facts.items()},
         f"{TAG}primary_metric": record.primary_metric,
-        f"{TAG}higher_is_better": _text(record.task.higher_is_better),
+        f"{TAG}higher_is_better": as_text(record.task.higher_is_better),
     }
     return Board(digest(facts), name, params)
 

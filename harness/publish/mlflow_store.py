@@ -42,7 +42,6 @@ under the store's publish lock, waiting for a locked SQLite file
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -59,10 +58,12 @@ from harness.publish.boards import (
     MAX_COPIES,
     PUBLISHING,
     BoardRuns,
+    delete_run,
     describe_experiment,
     hide_default_experiment,
     log_dataset,
     publish_order,
+    publishing_began,
 )
 from harness.publish.errors import RecordError, StoreBusyError, TrackingError
 from harness.publish.files import MAX_ARTIFACT_FILES, loss_curves, regular_files
@@ -168,13 +169,6 @@ def _millis(stamp: Any) -> int | None:
     except (ValueError, OverflowError, OSError):
         return None
     return millis if 0 <= millis <= MAX_MILLIS else None
-
-
-def _int(text: Any) -> int | None:
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        return None
 
 
 def _complete(run: Any) -> bool:
@@ -327,7 +321,7 @@ class Publisher:
         """Whether an incomplete run was cut off (not being published right now)."""
         if sqlite_path(self.uri) is not None:  # publishers take turns under the lock
             return True
-        began = _int(run.data.tags.get(PUBLISHING))
+        began = publishing_began(run)
         return began is None or now_ms - began > CUT_OFF_S * 1000
 
     def _keep_first(self, runs: list[Any]) -> Any:
@@ -336,16 +330,8 @@ class Publisher:
         first = min(runs, key=publish_order)
         for run in runs:
             if run.info.run_id != first.info.run_id:
-                self._delete(run.info.run_id)
+                delete_run(self.client, run.info.run_id)
         return first
-
-    def _delete(self, mlflow_id: str) -> None:
-        """Delete a run (soft, as MLflow does); one another publisher deleted already is
-        no error."""
-        from mlflow.exceptions import MlflowException
-
-        with contextlib.suppress(MlflowException):
-            self.client.delete_run(mlflow_id)
 
     def publish(self, run_dir: Path) -> PublishResult:
         """Publish one run folder (see the module docstring for what is logged).
@@ -369,14 +355,17 @@ class Publisher:
                 now = int(time.time() * 1000)
                 cut_off = [r for r in runs if not _complete(r) and self._cut_off(r, now)]
                 for run in cut_off:  # never shown; removed
-                    self._delete(run.info.run_id)
+                    delete_run(self.client, run.info.run_id)
                 if done:
                     first = self._keep_first(done)
                     if layout.BOARD in first.data.tags:  # runs of the earlier layout: as they are
                         self.boards.settle(exp_id, board, first.data.tags.get(layout.PARENT))
                     found: Literal["exists", "updated"] = "exists"
                     if behind(first, record):  # rescored since: its new score, same run
-                        update_score(self.client, first.info.run_id, folder, Path(tmp))
+                        scores = [path for path, where in extra if where == "scores"]
+                        update_score(
+                            self.client, first.info.run_id, record, prepared.metrics, scores
+                        )
                         found = "updated"
                     return PublishResult(folder.path, record.run_id, first.info.run_id, name, found)
                 parent = self.boards.parent(exp_id, board, data)

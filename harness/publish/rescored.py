@@ -13,55 +13,50 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.publish import content
-from harness.record import RecordError, RunFolder, RunRecord
+from harness.record import RunRecord
 
 SCORER_TAG = content.TAG + "scorer"
 RESCORED_TAG = content.TAG + "rescored"
 BATCH = 1000
 
 
-def rescored_tag(record: RunRecord) -> str | None:
-    """The ``sarbench.rescored`` tag of ``record`` (None: never rescored)."""
-    if record.rescored is None:
-        return None
-    return json.dumps(dict(record.rescored), sort_keys=True, allow_nan=False, default=str)
-
-
 def score_tags(record: RunRecord) -> dict[str, str]:
-    """The tags that say which scorer made the record's score, and any rescore."""
+    """The tags that say which scorer made the record's score, and any rescore (the
+    record's ``rescored`` as JSON)."""
     tags = {SCORER_TAG: record.scorer} if record.scorer else {}
-    rescored = rescored_tag(record)
-    if rescored is not None:
+    if record.rescored is not None:
+        rescored = json.dumps(dict(record.rescored), sort_keys=True, allow_nan=False, default=str)
         tags[RESCORED_TAG] = content.clip(rescored, content.MAX_TAG)
     return tags
 
 
 def behind(run: Any, record: RunRecord) -> bool:
     """Whether the published ``run`` shows an older score than ``record`` now has."""
-    rescored = rescored_tag(record)
-    if rescored is None:
-        return False
-    return run.data.tags.get(RESCORED_TAG) != content.clip(rescored, content.MAX_TAG)
+    rescored = score_tags(record).get(RESCORED_TAG)
+    return rescored is not None and run.data.tags.get(RESCORED_TAG) != rescored
 
 
-def update_score(client: Any, mlflow_id: str, folder: RunFolder, work: Path) -> None:
-    """Bring the published run ``mlflow_id`` to the rescored record of ``folder``."""
+def update_score(
+    client: Any,
+    mlflow_id: str,
+    record: RunRecord,
+    metrics: Mapping[str, float],
+    scores: Sequence[Path],
+) -> None:
+    """Bring the published run ``mlflow_id`` to the rescored ``record``: ``metrics`` are
+    its metrics (:func:`harness.publish.content.metrics_of`, checked), ``scores`` its
+    per-chip scores files (``scores/chips.csv``), uploaded again."""
     from mlflow.entities import Metric, RunTag
 
-    record = folder.load()
-    problems: list[str] = []
-    metrics = content.metrics_of(record, problems)
-    if problems:
-        raise RecordError(folder.path, problems)
     now = int(time.time() * 1000)
     batch = [Metric(k, v, now, 0) for k, v in metrics.items()]
     for start in range(0, len(batch), BATCH):
         client.log_batch(mlflow_id, metrics=batch[start : start + BATCH])
-    chips = work / "chips.csv"
-    chips.write_text(content.chips_csv(record), encoding="utf-8")
-    client.log_artifact(mlflow_id, str(chips), "scores")
+    for path in scores:
+        client.log_artifact(mlflow_id, str(path), "scores")
     client.log_batch(mlflow_id, tags=[RunTag(k, v) for k, v in score_tags(record).items()])
